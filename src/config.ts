@@ -1,6 +1,13 @@
-// Config loading: JSON5 → valibot schema → defaults → per-account resolution.
-// TYPES BELOW ARE THE CONTRACT other modules build on; the implementation is filled in separately.
-import { ConfigError } from "./errors.ts";
+// Config loading: JSON5 → valibot schema → cross-field rules → per-account resolution.
+// The schema keeps values as written (no defaults filled in), because account overlay needs to know
+// what an account set itself; defaults are applied only in resolveAccount and buildConfig.
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import JSON5 from "json5";
+import * as v from "valibot";
+import { isValidRootPattern, normalizeRemoteHost } from "./attachments.ts";
+import { ConfigError, errorMessage } from "./errors.ts";
 
 export type DmPolicy = "pairing" | "allowlist" | "open" | "disabled";
 export type GroupPolicy = "allowlist" | "open" | "disabled";
@@ -39,7 +46,7 @@ export interface ImessageAccount {
   historyLimit: number; // group pending history: account → messages.groupChat.historyLimit → 50
   dmHistoryLimit: number; // DM session history turns kept: 20
   probeTimeoutMs: number; // 10000
-  responsePrefix?: string; // account → messages.responsePrefix
+  responsePrefix?: string; // account → top level → messages.responsePrefix
   defaultTo?: string; // `send` target when --to is omitted
   /** Stale-row fences (CONTRACT §5). */
   maxAgeMinutes: number; // 15: live rows older than this are skipped
@@ -51,6 +58,7 @@ export interface ImessageAccount {
 
 export interface AgentConfig {
   id: string;
+  /** Exactly one agent of a non-empty list has it: the one marked `default: true`, else the first. */
   default: boolean;
   timeoutSeconds: number; // 120
   groupChat?: { mentionPatterns?: string[] };
@@ -77,22 +85,638 @@ export interface Config {
   messages: { groupChat: { mentionPatterns?: string[]; historyLimit?: number }; responsePrefix?: string };
   commands: { config: boolean; useAccessGroups: boolean };
   agents: AgentConfig[]; // when absent: one default agent "main" with no backend is NOT invented; list is []
+  /** Bindings that apply to iMessage (`match.channel` absent or "imessage"); other channels' are dropped. */
   bindings: Binding[];
   /** Days to keep the journal and session history (`channels.imessage.retentionDays`, default 30). */
   retentionDays: number;
+  /** `channels.imessage` as written (validated, no defaults); undefined when the section is absent. */
+  imessage?: ImessageSection;
+  /** `channels.defaults` (only `groupPolicy` matters here). */
+  channelDefaults?: { groupPolicy?: GroupPolicy };
+}
+
+/** The documented defaults (also the source for the generated config reference). */
+export const DEFAULTS = {
+  accountId: "default",
+  imessage: {
+    enabled: true,
+    cliPath: "imsg",
+    includeAttachments: false,
+    attachmentRoots: [DEFAULT_ATTACHMENT_ROOT],
+    remoteAttachmentRoots: [DEFAULT_ATTACHMENT_ROOT],
+    dmPolicy: "pairing",
+    groupPolicy: "allowlist",
+    mediaMaxMb: 16,
+    textChunkLimit: 4000,
+    chunkMode: "length",
+    configWrites: true,
+    service: "auto",
+    region: "US",
+    historyLimit: 50,
+    dmHistoryLimit: 20,
+    probeTimeoutMs: 10_000,
+    maxAgeMinutes: 15,
+    recoveryMaxAgeMinutes: 120,
+    recoveryMaxRows: 500,
+    retentionDays: 30,
+  },
+  session: { dmScope: "main", mainKey: "main" },
+  commands: { config: false, useAccessGroups: true },
+  agent: { timeoutSeconds: 120 },
+} as const;
+
+/** The smallest useful config, shown when the file is missing. */
+export const MINIMAL_CONFIG_EXAMPLE =
+  '{ channels: { imessage: { enabled: true, cliPath: "imsg" } }, agents: { list: [ { id: "main", default: true, command: ["/path/to/agent"] } ] } }';
+
+// ---------------------------------------------------------------------------------------------
+// Field rules (pure predicates, shared by the schema and by tests)
+
+// Characters a shell would interpret; cliPath is spawned directly, so they can only be a mistake or an attack.
+const SHELL_META = /[;|&$`<>(){}'"\\*?[\]!\u0000-\u001f\u007f]/;
+
+/** A cliPath that is a plain executable path (spaces allowed, shell metacharacters and leading "-" not). */
+export function isSafeCliPath(value: string): boolean {
+  const t = value.trim();
+  return t.length > 0 && !SHELL_META.test(value) && !t.startsWith("-");
+}
+
+/** Account ids and agent ids end up in session keys and SQLite rows, so keep them plain. */
+const ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const GROUP_KEY = /^(\d+|\*)$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function regexError(pattern: string): string | undefined {
+  try {
+    new RegExp(pattern, "i");
+    return undefined;
+  } catch (err) {
+    return errorMessage(err);
+  }
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const u = new URL(value);
+    return (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema
+
+/** Closest candidate by edit distance (case-insensitive), when close enough to be a plausible typo. */
+export function closestKey(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestD) [best, bestD] = [c, d];
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+// strictObject with messages that name the unknown key's closest known sibling. `elsewhere` maps keys
+// that are valid one level up to a message saying so (e.g. retentionDays inside an account).
+function strict<E extends v.ObjectEntries>(entries: E, elsewhere: Record<string, string> = {}) {
+  const keys = Object.keys(entries);
+  return v.strictObject(entries, (issue) => {
+    if (issue.expected === "never") {
+      const key = String(issue.input);
+      if (Object.hasOwn(elsewhere, key)) return elsewhere[key]!;
+      const s = closestKey(key, keys);
+      if (s) return `unknown key (did you mean "${s}"?)`;
+      // A long list would bury the message; the generated config reference has it.
+      return keys.length <= 8 ? `unknown key (known keys: ${keys.join(", ")})` : "unknown key";
+    }
+    if (issue.received === "undefined" && issue.path?.length) return "is required";
+    return `expected an object, got ${issue.received}`;
+  });
+}
+
+const int = (min: 0 | 1) =>
+  v.pipe(
+    v.number(),
+    v.check(
+      (n) => Number.isInteger(n) && n >= min,
+      (i) => `must be ${min === 1 ? "a positive integer" : "an integer ≥ 0"}, got ${i.received}`,
+    ),
+  );
+const nonEmpty = v.pipe(v.string(), v.check((s) => s.trim() !== "", "must not be empty"));
+const oneOf = <const T extends readonly string[]>(options: T) =>
+  v.picklist(options, (i) => `expected one of ${options.map((o) => `"${o}"`).join(", ")}, got ${i.received}`);
+const allowList = v.array(
+  v.pipe(
+    v.union([v.string(), v.number()], (i) => `expected a string or number, got ${i.received}`),
+    v.check(
+      (x) => (typeof x === "string" ? x.trim() !== "" : Number.isInteger(x) && x >= 0),
+      (i) => `must be a non-empty handle or chat target, got ${i.received}`,
+    ),
+  ),
+);
+const root = v.pipe(
+  v.string(),
+  v.check(isValidRootPattern, (i) => `must be an absolute path pattern where "*" is a whole segment, got ${i.received}`),
+);
+const mentionPatterns = v.array(
+  v.pipe(
+    v.string(),
+    v.check(
+      (p) => regexError(p) === undefined,
+      (i) => `invalid regular expression: ${regexError(String(i.input))}`,
+    ),
+  ),
+);
+
+const GroupEntrySchema = strict({
+  requireMention: v.optional(v.boolean()),
+  systemPrompt: v.optional(v.string()),
+});
+
+const accountEntries = {
+  enabled: v.optional(v.boolean()),
+  cliPath: v.optional(
+    v.pipe(
+      v.string(),
+      v.check(
+        isSafeCliPath,
+        (i) => `must be a path to imsg or a wrapper script, without shell metacharacters or options (it is run directly, not through a shell), got ${i.received}`,
+      ),
+    ),
+  ),
+  dbPath: v.optional(nonEmpty),
+  remoteHost: v.optional(
+    v.pipe(
+      v.string(),
+      v.check((s) => normalizeRemoteHost(s) !== undefined, (i) => `expected SSH host or user@host, no spaces or options, got ${i.received}`),
+    ),
+  ),
+  includeAttachments: v.optional(v.boolean()),
+  attachmentRoots: v.optional(v.array(root)),
+  remoteAttachmentRoots: v.optional(v.array(root)),
+  dmPolicy: v.optional(oneOf(["pairing", "allowlist", "open", "disabled"] as const)),
+  allowFrom: v.optional(allowList),
+  groupPolicy: v.optional(oneOf(["allowlist", "open", "disabled"] as const)),
+  groupAllowFrom: v.optional(allowList),
+  groups: v.optional(
+    v.record(
+      v.pipe(
+        v.string(),
+        v.regex(GROUP_KEY, (i) => `group keys are numeric chat ids (see \`openclaw-imsg chats\`) or "*", got ${i.received}`),
+      ),
+      GroupEntrySchema,
+    ),
+  ),
+  mediaMaxMb: v.optional(int(1)),
+  textChunkLimit: v.optional(int(1)),
+  chunkMode: v.optional(oneOf(["length", "newline"] as const)),
+  configWrites: v.optional(v.boolean()),
+  service: v.optional(oneOf(["imessage", "sms", "auto"] as const)),
+  region: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z]{2}$/, (i) => `expected a two-letter region code such as "US", got ${i.received}`))),
+  historyLimit: v.optional(int(0)),
+  dmHistoryLimit: v.optional(int(0)),
+  probeTimeoutMs: v.optional(int(1)),
+  responsePrefix: v.optional(v.string()),
+  defaultTo: v.optional(nonEmpty),
+  maxAgeMinutes: v.optional(int(1)),
+  recoveryMaxAgeMinutes: v.optional(int(1)),
+  recoveryMaxRows: v.optional(int(1)),
+};
+
+const TOP_ONLY = "only allowed at the top level of channels.imessage, not inside an account";
+const AccountSchema = strict(accountEntries, { accounts: TOP_ONLY, defaultAccount: TOP_ONLY, retentionDays: TOP_ONLY });
+
+const imessageEntries = {
+  ...accountEntries,
+  accounts: v.optional(
+    v.record(
+      v.pipe(v.string(), v.regex(ID_PATTERN, (i) => `account ids are lowercase letters, digits, "-" or "_", got ${i.received}`)),
+      AccountSchema,
+    ),
+  ),
+  defaultAccount: v.optional(nonEmpty),
+  retentionDays: v.optional(int(1)),
+};
+
+const ImessageSchema = strict(imessageEntries);
+
+const OpenAiSchema = strict({
+  baseUrl: v.pipe(v.string(), v.check(isHttpUrl, (i) => `expected an http(s) URL, got ${i.received}`)),
+  model: nonEmpty,
+  apiKeyEnv: v.optional(v.pipe(v.string(), v.regex(ENV_NAME, (i) => `expected an environment variable name, got ${i.received}`))),
+  systemPrompt: v.optional(v.string()),
+});
+
+const AgentSchema = strict({
+  id: v.pipe(v.string(), v.regex(ID_PATTERN, (i) => `agent ids are lowercase letters, digits, "-" or "_", got ${i.received}`)),
+  default: v.optional(v.boolean()),
+  command: v.optional(v.pipe(v.array(nonEmpty), v.minLength(1, "must name the program to run"))),
+  openai: v.optional(OpenAiSchema),
+  timeoutSeconds: v.optional(int(1)),
+  groupChat: v.optional(strict({ mentionPatterns: v.optional(mentionPatterns) })),
+});
+
+// Everything outside channels.imessage, agents and their entries is loose: a full OpenClaw config carries
+// many keys we do not use, and those must not stop us.
+const RootSchema = v.object({
+  channels: v.optional(
+    v.object({
+      defaults: v.optional(v.object({ groupPolicy: v.optional(oneOf(["allowlist", "open", "disabled"] as const)) })),
+      imessage: v.optional(ImessageSchema),
+    }),
+  ),
+  session: v.optional(
+    v.object({
+      dmScope: v.optional(oneOf(["main", "per-peer", "per-channel-peer", "per-account-channel-peer"] as const)),
+      mainKey: v.optional(nonEmpty),
+    }),
+  ),
+  messages: v.optional(
+    v.object({
+      groupChat: v.optional(v.object({ mentionPatterns: v.optional(mentionPatterns), historyLimit: v.optional(int(0)) })),
+      responsePrefix: v.optional(v.string()),
+    }),
+  ),
+  commands: v.optional(v.object({ config: v.optional(v.boolean()), useAccessGroups: v.optional(v.boolean()) })),
+  agents: v.optional(strict({ list: v.optional(v.array(AgentSchema)) })),
+  bindings: v.optional(
+    v.array(
+      v.object({
+        agentId: nonEmpty,
+        match: v.optional(
+          v.object({
+            channel: v.optional(v.string()),
+            accountId: v.optional(v.string()),
+            peer: v.optional(v.object({ kind: v.string(), id: v.union([nonEmpty, v.number()]) })),
+          }),
+        ),
+      }),
+    ),
+  ),
+});
+
+/** `channels.imessage` as written, after validation. */
+export type ImessageSection = v.InferOutput<typeof ImessageSchema>;
+/** One `channels.imessage.accounts.<id>` entry (also the shape of the overlayable top-level fields). */
+export type ImessageAccountInput = v.InferOutput<typeof AccountSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Config reference
+
+type KeyDoc = { type: string; default?: string; description: string };
+const q = (s: string) => JSON.stringify(s);
+const d = DEFAULTS.imessage;
+
+// Typed over the schema's keys, so adding a key without documenting it fails type-checking.
+const KEY_DOCS: { [K in keyof typeof imessageEntries]: KeyDoc } = {
+  enabled: { type: "boolean", default: String(d.enabled), description: "false at the top level disables every account" },
+  cliPath: { type: "string", default: q(d.cliPath), description: "imsg binary or a stdio-transparent SSH wrapper; `~` expanded; no shell metacharacters" },
+  dbPath: { type: "string", description: "Messages database passed to `imsg rpc --db`; `~` expanded" },
+  remoteHost: { type: "string", description: "host or user@host for SCP attachment fetches (no spaces or options)" },
+  includeAttachments: { type: "boolean", default: String(d.includeAttachments), description: "pass inbound attachments to the agent" },
+  attachmentRoots: { type: "string[]", default: q(DEFAULT_ATTACHMENT_ROOT), description: "allowed local attachment roots; extend the default" },
+  remoteAttachmentRoots: { type: "string[]", default: q(DEFAULT_ATTACHMENT_ROOT), description: "allowed remote roots; extend attachmentRoots and the default" },
+  dmPolicy: { type: '"pairing" | "allowlist" | "open" | "disabled"', default: q(d.dmPolicy), description: 'who may DM the agent; "open" needs "*" in allowFrom' },
+  allowFrom: { type: "(string | number)[]", description: 'DM allowlist: handles, chat_id:/chat_guid:/chat_identifier: targets, or "*"' },
+  groupPolicy: { type: '"allowlist" | "open" | "disabled"', default: q(d.groupPolicy), description: "group handling (falls back to channels.defaults.groupPolicy)" },
+  groupAllowFrom: { type: "(string | number)[]", description: "group sender allowlist; unset falls back to allowFrom, [] blocks all" },
+  groups: { type: 'record<chat_id | "*", {requireMention?, systemPrompt?}>', description: "group registry and per-chat settings" },
+  mediaMaxMb: { type: "integer > 0", default: String(d.mediaMaxMb), description: "attachment size cap in MB" },
+  textChunkLimit: { type: "integer > 0", default: String(d.textChunkLimit), description: "longest text sent in one message" },
+  chunkMode: { type: '"length" | "newline"', default: q(d.chunkMode), description: "how long replies are split" },
+  configWrites: { type: "boolean", default: String(d.configWrites), description: "allow /config set|unset from chats (needs commands.config)" },
+  service: { type: '"imessage" | "sms" | "auto"', default: q(d.service), description: "send service for handle targets" },
+  region: { type: "string", default: q(d.region), description: "region for SMS phone number parsing" },
+  historyLimit: { type: "integer ≥ 0", default: String(d.historyLimit), description: "pending group messages kept as context (fallback messages.groupChat.historyLimit; 0 disables)" },
+  dmHistoryLimit: { type: "integer ≥ 0", default: String(d.dmHistoryLimit), description: "DM session turns passed to the agent" },
+  probeTimeoutMs: { type: "integer > 0", default: String(d.probeTimeoutMs), description: "timeout for probe and RPC requests" },
+  responsePrefix: { type: "string", description: "prefix for every reply (fallback messages.responsePrefix)" },
+  defaultTo: { type: "string", description: "`send` target when --to is omitted" },
+  maxAgeMinutes: { type: "integer > 0", default: String(d.maxAgeMinutes), description: "live rows older than this are skipped" },
+  recoveryMaxAgeMinutes: { type: "integer > 0", default: String(d.recoveryMaxAgeMinutes), description: "oldest row answered when catching up after a restart" },
+  recoveryMaxRows: { type: "integer > 0", default: String(d.recoveryMaxRows), description: "most rows replayed when catching up" },
+  accounts: { type: "record<id, account>", description: "per-account overrides of any key above (shallow)" },
+  defaultAccount: { type: "string", default: '"default" or the first account', description: "account used when --account is omitted" },
+  retentionDays: { type: "integer > 0", default: String(d.retentionDays), description: "days the journal and session history are kept" },
+};
+
+/** One documented `channels.imessage` key. */
+export interface SchemaKeyDoc extends KeyDoc {
+  key: string;
+  /** Also accepted inside `accounts.<id>`. */
+  perAccount: boolean;
+}
+
+/** Every `channels.imessage` key with type, default and description, in schema order (for the config reference). */
+export function describeSchemaKeys(): SchemaKeyDoc[] {
+  return Object.keys(imessageEntries).map((key) => ({
+    key,
+    perAccount: key in accountEntries,
+    ...KEY_DOCS[key as keyof typeof imessageEntries],
+  }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cross-field rules: run on the raw document, with type guards, so they are reported together with
+// schema problems instead of after the user fixes those.
+
+type Problem = { path: string; message: string };
+
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
+const objAt = (x: unknown): Record<string, unknown> | undefined => (isObj(x) ? x : undefined);
+const listAt = (x: unknown): unknown[] | undefined => (Array.isArray(x) ? x : undefined);
+const entryStrings = (x: unknown): string[] | undefined =>
+  listAt(x)?.filter((e) => typeof e === "string" || typeof e === "number").map((e) => String(e).trim());
+
+function listAccountIds(im: Record<string, unknown> | undefined): string[] {
+  const accounts = objAt(im?.accounts);
+  const ids = accounts ? Object.keys(accounts).sort() : [];
+  return ids.length ? ids : [DEFAULTS.accountId];
+}
+
+function dmRules(top: Record<string, unknown>, acct: Record<string, unknown> | undefined, base: string): Problem[] {
+  const own = (k: string) => acct !== undefined && k in acct;
+  const policy = own("dmPolicy") ? acct!.dmPolicy : top.dmPolicy;
+  const allow = entryStrings(own("allowFrom") ? acct!.allowFrom : top.allowFrom) ?? [];
+  const at = `${own("allowFrom") || own("dmPolicy") ? base : "channels.imessage"}.allowFrom`;
+  const fallback = acct && !own("allowFrom") ? " (inherited from channels.imessage.allowFrom)" : "";
+  if (policy === "open" && !allow.includes("*")) return [{ path: at, message: `dmPolicy "open" requires allowFrom to include "*"${fallback}` }];
+  if (policy === "allowlist" && allow.length === 0)
+    return [{ path: at, message: `dmPolicy "allowlist" requires allowFrom to contain at least one sender${fallback}` }];
+  return [];
+}
+
+function crossFieldProblems(raw: Record<string, unknown>): Problem[] {
+  const out: Problem[] = [];
+  const im = objAt(objAt(raw.channels)?.imessage);
+  const accountIds = listAccountIds(im);
+  if (im) {
+    const accounts = objAt(im.accounts);
+    const ids = accounts ? Object.keys(accounts) : [];
+    // With accounts, the top level is only a base to inherit from: check what each account ends up with.
+    if (ids.length === 0) out.push(...dmRules(im, undefined, "channels.imessage"));
+    for (const id of ids) {
+      const acct = objAt(accounts![id]);
+      if (acct) out.push(...dmRules(im, acct, `channels.imessage.accounts.${id}`));
+    }
+    if (typeof im.defaultAccount === "string" && im.defaultAccount.trim() && !accountIds.includes(im.defaultAccount)) {
+      out.push({ path: "channels.imessage.defaultAccount", message: `unknown account "${im.defaultAccount}" (accounts: ${accountIds.join(", ")})` });
+    }
+  }
+
+  const agents = listAt(objAt(raw.agents)?.list) ?? [];
+  const firstIndexOf = new Map<string, number>();
+  const defaults: number[] = [];
+  agents.forEach((a, i) => {
+    const agent = objAt(a);
+    if (!agent) return;
+    const backends = ["command", "openai"].filter((k) => agent[k] !== undefined);
+    if (backends.length === 0) out.push({ path: `agents.list.${i}`, message: 'needs one backend: "command" (a program run per turn) or "openai" (an OpenAI-compatible endpoint)' });
+    if (backends.length === 2) out.push({ path: `agents.list.${i}`, message: 'has both "command" and "openai"; an agent has exactly one backend' });
+    if (typeof agent.id === "string") {
+      const prev = firstIndexOf.get(agent.id);
+      if (prev !== undefined) out.push({ path: `agents.list.${i}.id`, message: `duplicate agent id "${agent.id}" (also agents.list.${prev})` });
+      else firstIndexOf.set(agent.id, i);
+    }
+    if (agent.default === true) defaults.push(i);
+  });
+  if (defaults.length > 1) {
+    for (const i of defaults.slice(1)) {
+      out.push({ path: `agents.list.${i}.default`, message: `only one agent may be the default (agents.list.${defaults[0]} already is)` });
+    }
+  }
+
+  const known = [...firstIndexOf.keys()];
+  (listAt(raw.bindings) ?? []).forEach((b, i) => {
+    const binding = objAt(b);
+    if (!binding) return;
+    if (typeof binding.agentId === "string" && binding.agentId.trim() && !firstIndexOf.has(binding.agentId)) {
+      const list = known.length ? `agents: ${known.join(", ")}` : "agents.list is empty";
+      out.push({ path: `bindings.${i}.agentId`, message: `unknown agent "${binding.agentId}" (${list})` });
+    }
+    const match = objAt(binding.match);
+    if (!match || !appliesToImessage(match.channel)) return;
+    if (typeof match.accountId === "string" && !accountIds.includes(match.accountId)) {
+      out.push({ path: `bindings.${i}.match.accountId`, message: `unknown account "${match.accountId}" (accounts: ${accountIds.join(", ")})` });
+    }
+    const peer = objAt(match.peer);
+    if (peer && peer.kind !== "direct" && peer.kind !== "group") {
+      out.push({ path: `bindings.${i}.match.peer.kind`, message: `expected "direct" or "group", got ${JSON.stringify(peer.kind)}` });
+    }
+  });
+  return out;
+}
+
+function appliesToImessage(channel: unknown): boolean {
+  return channel === undefined || (typeof channel === "string" && channel.trim().toLowerCase() === "imessage");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+function issuePath(issue: v.BaseIssue<unknown>): string {
+  return (issue.path ?? []).map((p) => String(p.key)).join(".") || "(top level)";
+}
+
+// valibot's default wording ("Invalid type: Expected boolean but received "x"") reads as an internal error.
+function issueMessage(issue: v.BaseIssue<unknown>): string {
+  const m = /^Invalid type: Expected (.*) but received (.*)$/s.exec(issue.message);
+  return m ? `expected ${m[1]}, got ${m[2]}` : issue.message;
 }
 
 /** Reads and validates the file. Throws ConfigError (exit 2) with file:line:column or dotted paths. */
 export function loadConfig(path: string): Config {
-  throw new ConfigError(`config loading is not implemented yet (${path})`);
+  const file = resolve(expandHome(path));
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === "ENOENT") {
+      throw new ConfigError(
+        `config file not found: ${file}`,
+        `create it (JSON5), or pass --config / set OPENCLAW_CONFIG_PATH. A minimal config:\n    ${MINIMAL_CONFIG_EXAMPLE}`,
+      );
+    }
+    throw new ConfigError(`cannot read config file ${file}: ${errorMessage(err)}`);
+  }
+  return parseConfig(text, file);
 }
 
 /** Validates config text; `path` is used in messages only. */
 export function parseConfig(text: string, path: string): Config {
-  throw new ConfigError(`config parsing is not implemented yet (${path}, ${text.length} chars)`);
+  let raw: unknown;
+  try {
+    raw = JSON5.parse(text.replace(/^\uFEFF/, ""));
+  } catch (err) {
+    const e = err as { lineNumber?: number; columnNumber?: number };
+    const msg = errorMessage(err).replace(/^JSON5: /, "").replace(/ at \d+:\d+$/, "");
+    throw new ConfigError(`${path}:${e.lineNumber ?? 1}:${e.columnNumber ?? 1}: ${msg}`);
+  }
+  return buildConfig(raw, path);
 }
+
+/** Validates an already parsed document (e.g. after a `/config set`) and builds the Config. */
+export function buildConfig(raw: unknown, path: string): Config {
+  if (!isObj(raw)) {
+    const got = raw === null ? "null" : Array.isArray(raw) ? "an array" : typeof raw;
+    throw new ConfigError(`${path}: the top level must be an object ({ channels: …, agents: … }), got ${got}`);
+  }
+  const res = v.safeParse(RootSchema, raw);
+  const problems: Problem[] = res.success ? [] : res.issues.map((i) => ({ path: issuePath(i), message: issueMessage(i) }));
+  problems.push(...crossFieldProblems(raw));
+  if (problems.length > 0 || !res.success) {
+    const lines = [...new Set(problems.map((p) => `  - ${p.path}: ${p.message}`))];
+    const n = lines.length === 1 ? "1 problem" : `${lines.length} problems`;
+    throw new ConfigError(`${path}: invalid configuration (${n}):\n${lines.join("\n")}`);
+  }
+  const doc = res.output;
+  const im = doc.channels?.imessage;
+  const accountIds = listAccountIds(im);
+  const defaultAccount =
+    im?.defaultAccount ?? (accountIds.includes(DEFAULTS.accountId) ? DEFAULTS.accountId : accountIds[0]!);
+
+  const list = doc.agents?.list ?? [];
+  const defaultIndex = Math.max(0, list.findIndex((a) => a.default === true));
+  const agents: AgentConfig[] = list.map((a, i) => ({
+    id: a.id,
+    default: i === defaultIndex,
+    timeoutSeconds: a.timeoutSeconds ?? DEFAULTS.agent.timeoutSeconds,
+    ...(a.groupChat ? { groupChat: a.groupChat } : {}),
+    ...(a.command ? { command: a.command } : {}),
+    ...(a.openai ? { openai: a.openai } : {}),
+  }));
+
+  const bindings: Binding[] = (doc.bindings ?? [])
+    .filter((b) => appliesToImessage(b.match?.channel))
+    .map((b) => {
+      const m = b.match ?? {};
+      const match: Binding["match"] = {};
+      if (m.channel !== undefined) match.channel = m.channel;
+      if (m.accountId !== undefined) match.accountId = m.accountId;
+      if (m.peer) match.peer = { kind: m.peer.kind as "direct" | "group", id: String(m.peer.id).trim() };
+      return { agentId: b.agentId, match };
+    });
+
+  const gc = doc.messages?.groupChat;
+  return {
+    path: resolve(path),
+    raw,
+    accountIds,
+    defaultAccount,
+    session: {
+      dmScope: doc.session?.dmScope ?? DEFAULTS.session.dmScope,
+      mainKey: doc.session?.mainKey ?? DEFAULTS.session.mainKey,
+    },
+    messages: {
+      groupChat: {
+        ...(gc?.mentionPatterns ? { mentionPatterns: gc.mentionPatterns } : {}),
+        ...(gc?.historyLimit !== undefined ? { historyLimit: gc.historyLimit } : {}),
+      },
+      ...(doc.messages?.responsePrefix !== undefined ? { responsePrefix: doc.messages.responsePrefix } : {}),
+    },
+    commands: {
+      config: doc.commands?.config ?? DEFAULTS.commands.config,
+      useAccessGroups: doc.commands?.useAccessGroups ?? DEFAULTS.commands.useAccessGroups,
+    },
+    agents,
+    bindings,
+    retentionDays: im?.retentionDays ?? DEFAULTS.imessage.retentionDays,
+    ...(im ? { imessage: im } : {}),
+    channelDefaults: doc.channels?.defaults?.groupPolicy ? { groupPolicy: doc.channels.defaults.groupPolicy } : {},
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolution
+
+/** `~` and `~/…` → the home directory (other paths unchanged). */
+export function expandHome(p: string): string {
+  if (p === "~") return homedir();
+  if (p.startsWith("~/")) return join(homedir(), p.slice(2));
+  return p;
+}
+
+// Trailing and doubled slashes would defeat dedupe without changing meaning.
+function normalizeRoot(r: string): string {
+  return `/${r.split("/").filter(Boolean).join("/")}`;
+}
+
+/** Order-keeping union of root patterns (normalized, invalid ones dropped), always ending with the default root. */
+export function mergeRoots(...lists: (readonly string[] | undefined)[]): string[] {
+  const out: string[] = [];
+  for (const r of [...lists.flatMap((l) => l ?? []), DEFAULT_ATTACHMENT_ROOT]) {
+    if (!isValidRootPattern(r)) continue;
+    const n = normalizeRoot(r);
+    if (!out.includes(n)) out.push(n);
+  }
+  return out;
+}
+
+const cleanList = (list: readonly (string | number)[] | undefined) =>
+  list?.map((e) => String(e).trim()).filter((e) => e !== "");
 
 /** The resolved account (`id` omitted → defaultAccount). Unknown id → ConfigError. */
 export function resolveAccount(cfg: Config, id?: string): ImessageAccount {
-  throw new ConfigError(`account resolution is not implemented yet (${cfg.path}, ${id})`);
+  const accountId = (id ?? cfg.defaultAccount).trim().toLowerCase() || DEFAULTS.accountId;
+  if (!cfg.accountIds.includes(accountId)) {
+    throw new ConfigError(`unknown account "${accountId}" (accounts: ${cfg.accountIds.join(", ")})`);
+  }
+  const section = cfg.imessage;
+  const { accounts, defaultAccount: _d, retentionDays: _r, ...top } = section ?? {};
+  const acct: ImessageAccountInput = accounts?.[accountId] ?? {};
+  // Shallow on purpose (OpenClaw semantics): an account's arrays and maps replace the top level's.
+  const m: ImessageAccountInput = { ...top, ...acct };
+  const D = DEFAULTS.imessage;
+  const cliPath = m.cliPath?.trim() || D.cliPath;
+  const remoteHost = m.remoteHost !== undefined ? normalizeRemoteHost(m.remoteHost) : undefined;
+  const groupAllowFrom = cleanList(m.groupAllowFrom);
+  const responsePrefix = m.responsePrefix ?? cfg.messages.responsePrefix;
+  return {
+    accountId,
+    enabled: top.enabled !== false && acct.enabled !== false,
+    cliPath: expandHome(cliPath),
+    ...(m.dbPath !== undefined ? { dbPath: expandHome(m.dbPath.trim()) } : {}),
+    ...(remoteHost !== undefined ? { remoteHost } : {}),
+    includeAttachments: m.includeAttachments ?? D.includeAttachments,
+    attachmentRoots: mergeRoots(acct.attachmentRoots, top.attachmentRoots),
+    remoteAttachmentRoots: mergeRoots(acct.remoteAttachmentRoots, top.remoteAttachmentRoots, acct.attachmentRoots, top.attachmentRoots),
+    dmPolicy: m.dmPolicy ?? D.dmPolicy,
+    allowFrom: cleanList(m.allowFrom) ?? [],
+    // A missing section forces allowlist even over channels.defaults (OpenClaw runtime behaviour).
+    groupPolicy: section === undefined ? "allowlist" : (m.groupPolicy ?? cfg.channelDefaults?.groupPolicy ?? D.groupPolicy),
+    ...(groupAllowFrom !== undefined ? { groupAllowFrom } : {}),
+    groups: m.groups ?? {},
+    mediaMaxMb: m.mediaMaxMb ?? D.mediaMaxMb,
+    textChunkLimit: m.textChunkLimit ?? D.textChunkLimit,
+    chunkMode: m.chunkMode ?? D.chunkMode,
+    configWrites: m.configWrites ?? D.configWrites,
+    service: m.service ?? D.service,
+    region: m.region ?? D.region,
+    historyLimit: m.historyLimit ?? cfg.messages.groupChat.historyLimit ?? D.historyLimit,
+    dmHistoryLimit: m.dmHistoryLimit ?? D.dmHistoryLimit,
+    probeTimeoutMs: m.probeTimeoutMs ?? D.probeTimeoutMs,
+    ...(responsePrefix !== undefined ? { responsePrefix } : {}),
+    ...(m.defaultTo !== undefined ? { defaultTo: m.defaultTo.trim() } : {}),
+    maxAgeMinutes: m.maxAgeMinutes ?? D.maxAgeMinutes,
+    recoveryMaxAgeMinutes: m.recoveryMaxAgeMinutes ?? D.recoveryMaxAgeMinutes,
+    recoveryMaxRows: m.recoveryMaxRows ?? D.recoveryMaxRows,
+    sectionMissing: section === undefined,
+  };
 }
