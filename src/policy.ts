@@ -1,0 +1,218 @@
+// The inbound decision: drop, pairing challenge or dispatch. Pure: everything it needs is passed in
+// (pairing store contents, compiled mention patterns), so every rule is a table row in the tests.
+import type { GroupEntry, ImessageAccount } from "./config.ts";
+import type { ImsgMessage } from "./imsg.ts";
+import { matchesAllowList, normalizeHandle, type AllowSubject } from "./targets.ts";
+
+/** Every reason a message is dropped, in decision order (stable strings: logs and tests rely on them). */
+export const DROP_REASONS = [
+  "malformed",
+  "missing sender",
+  "from me",
+  "reaction",
+  "group without chat_id",
+  "groupPolicy disabled",
+  "groupPolicy allowlist (empty groupAllowFrom)",
+  "not in groupAllowFrom",
+  "group id not in allowlist",
+  "dmPolicy disabled",
+  "dmPolicy blocked",
+  "empty body",
+  "control command (unauthorized)",
+  "no mention",
+] as const;
+
+/** One of DROP_REASONS. */
+export type DropReason = (typeof DROP_REASONS)[number];
+
+/** The conversation a message belongs to, as routing and session keys see it. */
+export interface Peer {
+  kind: "direct" | "group";
+  id: string;
+}
+
+/** The slash commands the gateway understands. */
+export const CONTROL_COMMANDS = ["status", "reset", "new", "config", "help"] as const;
+
+/** A parsed slash command. */
+export interface ControlCommand {
+  name: (typeof CONTROL_COMMANDS)[number];
+  args: string;
+}
+
+/** Everything decide() needs; no I/O happens inside. */
+export interface PolicyInput {
+  message: ImsgMessage;
+  account: ImessageAccount;
+  /** Senders approved through pairing for this account, normalized. */
+  approvedSenders: string[];
+  /** The routed agent's patterns, else messages.groupChat's; [] = none configured. */
+  mentionPatterns: RegExp[];
+  useAccessGroups: boolean;
+  /** The message has at least one usable attachment. */
+  hasMedia: boolean;
+}
+
+/** The outcome for one inbound message. */
+export type Decision =
+  | { kind: "drop"; reason: DropReason; keepAsGroupHistory?: boolean }
+  | { kind: "pairing"; senderId: string }
+  | {
+      kind: "dispatch";
+      isGroup: boolean;
+      senderId: string;
+      peer: Peer;
+      wasMentioned: boolean;
+      commandAuthorized: boolean;
+      command?: ControlCommand;
+      /** groups["*"] overlaid with groups[chatId] (the specific entry wins key by key). */
+      groupConfig?: GroupEntry;
+    };
+
+/**
+ * Group or direct. A chat listed by id in `groups` is a group even when imsg says is_group false
+ * (two-person groups arrive that way).
+ */
+export function conversationOf(msg: ImsgMessage, account: ImessageAccount): { isGroup: boolean; peer: Peer } {
+  const listed = msg.chatId > 0 && Object.hasOwn(account.groups, String(msg.chatId));
+  const isGroup = msg.isGroup || listed;
+  return {
+    isGroup,
+    peer: isGroup ? { kind: "group", id: String(msg.chatId) } : { kind: "direct", id: normalizeHandle(msg.sender) },
+  };
+}
+
+const COMMAND_RE = new RegExp(`^/(${CONTROL_COMMANDS.join("|")})(?:\\s+([\\s\\S]*))?$`, "i");
+
+/** `/status`, `/reset`, `/new`, `/config …`, `/help` (any case) with the rest as args; else undefined. */
+export function parseControlCommand(text: string): ControlCommand | undefined {
+  const m = COMMAND_RE.exec(text.trim());
+  if (!m) return undefined;
+  return { name: m[1]!.toLowerCase() as ControlCommand["name"], args: (m[2] ?? "").trim() };
+}
+
+// Zero-width and bidi controls let "@cl\u200baw" dodge a pattern; remove them before matching.
+const INVISIBLE = /[\u200b-\u200f\u202a-\u202e\u2060-\u206f]/g;
+
+/** True when any pattern matches the text (invisible characters removed first). */
+export function matchesMention(text: string, patterns: readonly RegExp[]): boolean {
+  const cleaned = text.replace(INVISIBLE, "");
+  // search() ignores lastIndex, so a caller's /g regex cannot make results depend on earlier calls.
+  return patterns.some((re) => cleaned.search(re) !== -1);
+}
+
+/** Compiles mention patterns case-insensitively; invalid or empty ones are reported, not thrown. */
+export function compileMentionPatterns(patterns: readonly string[]): { regexes: RegExp[]; invalid: string[] } {
+  const regexes: RegExp[] = [];
+  const invalid: string[] = [];
+  for (const p of patterns) {
+    // JSON "\b" is a backspace character; the author meant a word boundary. An empty pattern would match all.
+    const source = p.replaceAll("\b", "\\b");
+    if (!source.trim()) {
+      invalid.push(p);
+      continue;
+    }
+    try {
+      regexes.push(new RegExp(source, "i"));
+    } catch {
+      invalid.push(p);
+    }
+  }
+  return { regexes, invalid };
+}
+
+function isMalformed(m: ImsgMessage): boolean {
+  if (typeof m !== "object" || m === null) return true;
+  const strings = [m.guid, m.sender, m.text, m.chatGuid, m.chatIdentifier];
+  if (strings.some((s) => typeof s !== "string")) return true;
+  if (typeof m.chatId !== "number" || !Number.isFinite(m.chatId)) return true;
+  return !m.guid && !(Number.isInteger(m.id) && m.id > 0);
+}
+
+// Commands are a privilege: only explicit entries authorize them, never a "*" that merely opens a chat.
+function explicitly(list: readonly string[], who: AllowSubject): boolean {
+  return matchesAllowList(
+    list.filter((e) => e.trim() !== "*"),
+    who,
+  );
+}
+
+function drop(reason: DropReason, keepAsGroupHistory?: boolean): Decision {
+  return keepAsGroupHistory ? { kind: "drop", reason, keepAsGroupHistory } : { kind: "drop", reason };
+}
+
+/** Applies dmPolicy/allowFrom, groupPolicy/groupAllowFrom/groups, command and mention gating to one message. */
+export function decide(input: PolicyInput): Decision {
+  const { message: m, account, approvedSenders, mentionPatterns, useAccessGroups, hasMedia } = input;
+  if (isMalformed(m)) return drop("malformed");
+  if (!m.sender.trim()) return drop("missing sender");
+  // Echo and self-chat handling happen in the gateway before this call; what reaches here is ours.
+  if (m.isFromMe) return drop("from me");
+  // Tapbacks are never a turn; deciding them before access control keeps them from earning pairing codes.
+  if (m.isReaction) return drop("reaction");
+
+  const { isGroup, peer } = conversationOf(m, account);
+  if (isGroup && !m.chatId) return drop("group without chat_id");
+
+  const senderId = normalizeHandle(m.sender);
+  const who: AllowSubject = { sender: senderId, chatId: m.chatId, chatGuid: m.chatGuid, chatIdentifier: m.chatIdentifier };
+  // An explicit groupAllowFrom (even []) replaces allowFrom for groups; the pairing store never admits groups.
+  const groupList = account.groupAllowFrom ?? account.allowFrom;
+  const dmList = [...account.allowFrom, ...approvedSenders];
+
+  if (isGroup) {
+    if (account.groupPolicy === "disabled") return drop("groupPolicy disabled");
+    // Anything but "open" gates senders, so an unexpected value fails closed.
+    if (account.groupPolicy !== "open") {
+      if (groupList.length === 0) return drop("groupPolicy allowlist (empty groupAllowFrom)");
+      if (!matchesAllowList(groupList, who)) return drop("not in groupAllowFrom");
+    }
+    const keys = Object.keys(account.groups);
+    if (keys.length > 0 && !keys.includes("*") && !keys.includes(String(m.chatId))) {
+      return drop("group id not in allowlist");
+    }
+  } else {
+    switch (account.dmPolicy) {
+      case "disabled":
+        return drop("dmPolicy disabled");
+      case "pairing":
+        if (!matchesAllowList(dmList, who)) return { kind: "pairing", senderId };
+        break;
+      default:
+        // open (needs "*" in allowFrom, else only listed senders) and allowlist: the config list only,
+        // approvals from pairing do not widen it. Unknown values fail closed the same way.
+        if (!matchesAllowList(account.allowFrom, who)) return drop("dmPolicy blocked");
+    }
+  }
+
+  if (!m.text.trim() && !hasMedia) return drop("empty body");
+
+  const command = parseControlCommand(m.text);
+  const commandAuthorized =
+    !useAccessGroups || explicitly(isGroup ? account.allowFrom : dmList, who) || explicitly(groupList, who);
+  if (isGroup && command && !commandAuthorized) return drop("control command (unauthorized)");
+
+  let wasMentioned = true;
+  let groupConfig: GroupEntry | undefined;
+  if (isGroup) {
+    const specific = account.groups[String(m.chatId)];
+    const wildcard = account.groups["*"];
+    if (specific || wildcard) groupConfig = { ...wildcard, ...specific };
+    const requireMention = specific?.requireMention ?? wildcard?.requireMention ?? true;
+    // An authorized command counts as addressing the bot, so owners can /reset without a mention.
+    wasMentioned = matchesMention(m.text, mentionPatterns) || (command !== undefined && commandAuthorized);
+    // With no patterns configured a mention cannot be detected, so gating is not enforced.
+    if (requireMention && mentionPatterns.length > 0 && !wasMentioned) return drop("no mention", true);
+  }
+
+  return {
+    kind: "dispatch",
+    isGroup,
+    senderId,
+    peer,
+    wasMentioned,
+    commandAuthorized,
+    ...(command ? { command } : {}),
+    ...(groupConfig ? { groupConfig } : {}),
+  };
+}
