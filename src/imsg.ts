@@ -1,4 +1,6 @@
-// Typed imsg objects (../shared/reference/imsg-rpc.md §4) and their validation. CONTRACT for other modules.
+// Typed imsg objects (../shared/reference/imsg-rpc.md §4), their validation, and typed RPC calls.
+import * as v from "valibot";
+import type { RpcClient } from "./rpc.ts";
 
 export interface ImsgAttachment {
   filename: string;
@@ -49,4 +51,205 @@ export interface ImsgChat {
   participants: string[];
   isGroup: boolean;
   contactName?: string;
+}
+
+
+const str = v.optional(v.string());
+const AttachmentSchema = v.object({
+  filename: v.optional(v.string(), ""),
+  transfer_name: v.optional(v.string(), ""),
+  uti: v.optional(v.string(), ""),
+  mime_type: v.optional(v.string(), ""),
+  total_bytes: v.optional(v.number(), 0),
+  is_sticker: v.optional(v.boolean(), false),
+  original_path: v.optional(v.string(), ""),
+  missing: v.optional(v.boolean(), false),
+});
+
+// Lenient on optional fields (imsg omits them, older versions lack some), strict on the ones we act on.
+const MessageSchema = v.object({
+  id: v.pipe(v.number(), v.integer()),
+  chat_id: v.optional(v.pipe(v.number(), v.integer()), 0),
+  guid: v.optional(v.string(), ""),
+  sender: v.optional(v.string(), ""),
+  sender_name: str,
+  is_from_me: v.boolean(),
+  text: v.optional(v.string(), ""),
+  created_at: v.optional(v.string(), ""),
+  attachments: v.optional(v.array(AttachmentSchema), []),
+  reply_to_guid: str,
+  reply_to_text: str,
+  reply_to_sender: str,
+  thread_originator_guid: str,
+  destination_caller_id: str,
+  chat_identifier: v.optional(v.string(), ""),
+  chat_guid: v.optional(v.string(), ""),
+  chat_name: v.optional(v.string(), ""),
+  participants: v.optional(v.array(v.string()), []),
+  is_group: v.optional(v.boolean(), false),
+  is_reaction: v.optional(v.boolean()),
+  reaction_type: str,
+  reaction_emoji: str,
+  is_reaction_add: v.optional(v.boolean()),
+  reacted_to_guid: str,
+});
+
+const ChatSchema = v.object({
+  id: v.pipe(v.number(), v.integer()),
+  identifier: v.optional(v.string(), ""),
+  guid: v.optional(v.string(), ""),
+  name: v.optional(v.string(), ""),
+  service: v.optional(v.string(), ""),
+  last_message_at: v.optional(v.string(), ""),
+  participants: v.optional(v.array(v.string()), []),
+  is_group: v.optional(v.boolean(), false),
+  contact_name: str,
+});
+
+function issuesText(issues: v.BaseIssue<unknown>[]): string {
+  return issues
+    .slice(0, 3)
+    .map((i) => `${v.getDotPath(i) ?? "(root)"}: ${i.message}`)
+    .join("; ");
+}
+
+/** Parses a watch/history message; `{error}` for a malformed payload (logged and dropped by the caller). */
+export function parseMessage(raw: unknown): { message: ImsgMessage } | { error: string } {
+  const r = v.safeParse(MessageSchema, raw);
+  if (!r.success) return { error: issuesText(r.issues) };
+  const m = r.output;
+  return {
+    message: {
+      id: m.id,
+      chatId: m.chat_id,
+      guid: m.guid,
+      sender: m.sender,
+      senderName: m.sender_name,
+      isFromMe: m.is_from_me,
+      text: m.text,
+      createdAt: m.created_at,
+      attachments: m.attachments.map((a) => ({
+        filename: a.filename,
+        transferName: a.transfer_name,
+        uti: a.uti,
+        mimeType: a.mime_type,
+        totalBytes: a.total_bytes,
+        isSticker: a.is_sticker,
+        originalPath: a.original_path,
+        missing: a.missing,
+      })),
+      replyToGuid: m.reply_to_guid,
+      replyToText: m.reply_to_text,
+      replyToSender: m.reply_to_sender,
+      threadOriginatorGuid: m.thread_originator_guid,
+      destinationCallerId: m.destination_caller_id,
+      chatIdentifier: m.chat_identifier,
+      chatGuid: m.chat_guid,
+      chatName: m.chat_name,
+      participants: m.participants,
+      isGroup: m.is_group,
+      isReaction: m.is_reaction,
+      reactionType: m.reaction_type,
+      reactionEmoji: m.reaction_emoji,
+      isReactionAdd: m.is_reaction_add,
+      reactedToGuid: m.reacted_to_guid,
+    },
+  };
+}
+
+/** Parses a chats.list entry. */
+export function parseChat(raw: unknown): { chat: ImsgChat } | { error: string } {
+  const r = v.safeParse(ChatSchema, raw);
+  if (!r.success) return { error: issuesText(r.issues) };
+  const c = r.output;
+  return {
+    chat: {
+      id: c.id,
+      identifier: c.identifier,
+      guid: c.guid,
+      name: c.name,
+      service: c.service,
+      lastMessageAt: c.last_message_at,
+      participants: c.participants,
+      isGroup: c.is_group,
+      contactName: c.contact_name,
+    },
+  };
+}
+
+function objectResult(method: string, r: unknown): Record<string, unknown> {
+  if (!r || typeof r !== "object" || Array.isArray(r)) throw new Error(`imsg ${method}: unexpected result ${JSON.stringify(r)?.slice(0, 200)}`);
+  return r as Record<string, unknown>;
+}
+
+/** `chats.list`: the raw chat objects as imsg returns them (CONTRACT: `chats --json` prints them unchanged). */
+export async function chatsList(client: RpcClient, limit: number, timeoutMs?: number): Promise<unknown[]> {
+  const r = objectResult("chats.list", await client.request("chats.list", { limit }, { timeoutMs }));
+  if (!Array.isArray(r.chats)) throw new Error("imsg chats.list: result has no chats array");
+  return r.chats;
+}
+
+export interface WatchParams {
+  sinceRowid?: number;
+  attachments?: boolean;
+  includeReactions?: boolean;
+  debounceMs?: number;
+}
+
+/** `watch.subscribe` → subscription id. */
+export async function watchSubscribe(client: RpcClient, p: WatchParams, timeoutMs?: number): Promise<number> {
+  const params: Record<string, unknown> = { attachments: p.attachments ?? false, include_reactions: p.includeReactions ?? false };
+  if (p.sinceRowid !== undefined) params.since_rowid = p.sinceRowid;
+  if (p.debounceMs !== undefined) params.debounce_ms = p.debounceMs;
+  const r = objectResult("watch.subscribe", await client.request("watch.subscribe", params, { timeoutMs }));
+  if (typeof r.subscription !== "number") throw new Error("imsg watch.subscribe: no subscription id in result");
+  return r.subscription;
+}
+
+/** `messages.history` (newest first, as imsg returns it), parsed; malformed entries skipped. */
+export async function messagesHistory(
+  client: RpcClient,
+  chatId: number,
+  opts: { limit?: number; start?: string } = {},
+  timeoutMs?: number,
+): Promise<ImsgMessage[]> {
+  const params: Record<string, unknown> = { chat_id: chatId, limit: opts.limit ?? 50 };
+  if (opts.start) params.start = opts.start;
+  const r = objectResult("messages.history", await client.request("messages.history", params, { timeoutMs }));
+  const list = Array.isArray(r.messages) ? r.messages : [];
+  const out: ImsgMessage[] = [];
+  for (const raw of list) {
+    const p = parseMessage(raw);
+    if ("message" in p) out.push(p.message);
+  }
+  return out;
+}
+
+export interface SendResult {
+  ok: boolean;
+  id?: number;
+  guid?: string;
+  transport?: string;
+}
+
+/** `send` with already-built params (see targets.ts targetToSendParams). */
+export async function sendMessage(client: RpcClient, params: Record<string, unknown>, timeoutMs?: number): Promise<SendResult> {
+  const r = objectResult("send", await client.request("send", params, { timeoutMs }));
+  return {
+    ok: r.ok === true,
+    id: typeof r.id === "number" ? r.id : undefined,
+    guid: typeof r.guid === "string" && r.guid ? r.guid : undefined,
+    transport: typeof r.transport === "string" ? r.transport : undefined,
+  };
+}
+
+/** Parses `MAJOR.MINOR.PATCH` out of `imsg --version` output. */
+export function parseVersion(text: string): [number, number, number] | undefined {
+  const m = /(\d+)\.(\d+)\.(\d+)/.exec(text);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
+}
+
+/** `rpc` exists from imsg 0.3.0 on. */
+export function versionSupportsRpc(v3: [number, number, number]): boolean {
+  return v3[0] > 0 || v3[1] >= 3;
 }

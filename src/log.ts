@@ -1,4 +1,5 @@
 // One consola instance, always writing to stderr (stdout is reserved for command output).
+import { appendFileSync, renameSync, statSync } from "node:fs";
 import { createConsola, LogLevels, type ConsolaInstance, type ConsolaReporter, type LogObject } from "consola";
 
 export type LogFormat = "pretty" | "json";
@@ -14,9 +15,29 @@ const jsonReporter: ConsolaReporter = {
       else parts.push(a instanceof Error ? a.message : String(a));
     }
     entry.msg = parts.join(" ");
-    process.stderr.write(JSON.stringify(entry) + "\n");
+    out.write(JSON.stringify(entry) + "\n");
   },
 };
+
+/** Log file sink for `gateway --detach` (env OPENCLAW_IMSG_LOG_FILE), rotated to `<file>.1` at 10 MB. */
+export const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
+let writes = 0;
+function fileSink(path: string) {
+  return {
+    write(s: string): boolean {
+      if (++writes % 100 === 1) {
+        try {
+          if (statSync(path).size > LOG_ROTATE_BYTES) renameSync(path, `${path}.1`);
+        } catch {
+          /* not there yet */
+        }
+      }
+      appendFileSync(path, s, { mode: 0o600 });
+      return true;
+    },
+  };
+}
+const out: { write(s: string): boolean } = process.env.OPENCLAW_IMSG_LOG_FILE ? fileSink(process.env.OPENCLAW_IMSG_LOG_FILE) : process.stderr;
 
 let level: number = LogLevels.info;
 let format: LogFormat = "pretty";
@@ -24,7 +45,8 @@ let root: ConsolaInstance | undefined;
 const tagged = new Map<string, ConsolaInstance>();
 
 function build(): ConsolaInstance {
-  const c = createConsola({ level, stdout: process.stderr, stderr: process.stderr });
+  const stream = out as NodeJS.WriteStream;
+  const c = createConsola({ level, stdout: stream, stderr: stream });
   if (format === "json") c.setReporters([jsonReporter]);
   return c;
 }

@@ -95,3 +95,17 @@ export function splitChannel(positionals: string[], rest: number): string[] {
   if (pos.length > rest) throw new UsageError(`unexpected argument "${pos[rest]}"`);
   return pos;
 }
+
+/** Loads the config and resolves one account (`--account`, else defaultAccount). Errors are ConfigErrors (exit 2). */
+export async function loadAccount(g: GlobalOptions, accountId?: string) {
+  const { loadConfig, resolveAccount } = await import("../config.ts");
+  const config = loadConfig(g.configPath);
+  return { config, account: resolveAccount(config, accountId) };
+}
+
+/** Renders rows as aligned columns (plain text: output may be piped or read over SSH). */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}

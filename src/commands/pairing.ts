@@ -1,18 +1,130 @@
 import { defineCommand } from "citty";
-import { CliError } from "../errors.ts";
-import { globalArgs, setupGlobals } from "./_shared.ts";
+import { CliError, UsageError } from "../errors.ts";
+import { accountArg, globalArgs, jsonArg, printJson, setupGlobals, splitChannel, str, table } from "./_shared.ts";
 
-const stub = (name: string) =>
-  defineCommand({
-    meta: { name, description: "(not implemented yet)" },
-    args: { ...globalArgs },
-    async run({ args }) {
-      await setupGlobals(args);
-      throw new CliError(`pairing ${name} is not implemented yet`);
-    },
-  });
+const channelArg = { channel: { type: "positional", description: "Channel (only imessage; may be omitted)", required: false } } as const;
+
+async function openStore(stateDir: string) {
+  const { Store } = await import("../store.ts");
+  return Store.open(stateDir);
+}
+
+/** Validates --account against the config when a config file exists (approvals for unknown accounts would never apply). */
+async function checkAccount(configPath: string, accountId: string | undefined): Promise<void> {
+  if (!accountId) return;
+  const { existsSync } = await import("node:fs");
+  if (!existsSync(configPath)) return;
+  const { loadConfig, resolveAccount } = await import("../config.ts");
+  resolveAccount(loadConfig(configPath), accountId);
+}
+
+const list = defineCommand({
+  meta: { name: "list", description: "Pending pairing requests" },
+  args: { ...globalArgs, ...channelArg, ...accountArg, ...jsonArg },
+  async run({ args }) {
+    const g = await setupGlobals(args);
+    splitChannel(args._, 0);
+    const accountId = str(args.account, "--account");
+    await checkAccount(g.configPath, accountId);
+    const { listRequests } = await import("../pairing.ts");
+    const store = await openStore(g.stateDir);
+    try {
+      const requests = listRequests(store, accountId);
+      if (args.json) return printJson({ channel: "imessage", requests });
+      if (!requests.length) return void process.stdout.write("No pending imessage pairing requests.\n");
+      process.stdout.write(`Pairing requests (${requests.length})\n`);
+      process.stdout.write(table(["CODE", "SENDER", "ACCOUNT", "REQUESTED"], requests.map((r) => [r.code, r.id, r.accountId, r.createdAt])) + "\n");
+    } finally {
+      store.close();
+    }
+  },
+});
+
+const approve = defineCommand({
+  meta: { name: "approve", description: "Approve a pending request by its code (any letter case)" },
+  args: {
+    ...globalArgs,
+    ...channelArg,
+    code: { type: "positional", description: "The pairing code", required: false },
+    ...accountArg,
+    notify: { type: "boolean", description: "Tell the sender through iMessage that they were approved" },
+  },
+  async run({ args }) {
+    const g = await setupGlobals(args);
+    const [code] = splitChannel(args._, 1);
+    if (!code) throw new UsageError("missing pairing code", "Usage: openclaw-imsg pairing approve [imessage] <CODE>");
+    const accountId = str(args.account, "--account");
+    await checkAccount(g.configPath, accountId);
+    const { approveCode, APPROVED_NOTICE } = await import("../pairing.ts");
+    const store = await openStore(g.stateDir);
+    let approved: { accountId: string; senderId: string } | undefined;
+    try {
+      approved = approveCode(store, code, accountId);
+      if (!approved) throw new CliError(`No pending pairing request found for code: ${code}`, 1, "Codes expire after 1 hour; list them with `openclaw-imsg pairing list`.");
+      process.stdout.write(`Approved imessage sender ${approved.senderId} (account ${approved.accountId}).\n`);
+      if (args.notify) {
+        const { sendOnce } = await import("../deliver.ts");
+        const { parseTarget } = await import("../targets.ts");
+        const { loadConfig, resolveAccount } = await import("../config.ts");
+        try {
+          const account = resolveAccount(loadConfig(g.configPath), approved.accountId);
+          const { result } = await sendOnce(store, account, parseTarget(approved.senderId), APPROVED_NOTICE);
+          if (result.error) throw new Error(result.error);
+          process.stdout.write("Notified the sender.\n");
+        } catch (e) {
+          throw new CliError(`Approved, but failed to notify the sender: ${(e as Error).message}`, 1);
+        }
+      }
+    } finally {
+      store.close();
+    }
+  },
+});
+
+const revoke = defineCommand({
+  meta: { name: "revoke", description: "Remove a sender approved through pairing" },
+  args: { ...globalArgs, ...channelArg, handle: { type: "positional", description: "The sender handle", required: false }, ...accountArg },
+  async run({ args }) {
+    const g = await setupGlobals(args);
+    const [handle] = splitChannel(args._, 1);
+    if (!handle) throw new UsageError("missing sender handle", "Usage: openclaw-imsg pairing revoke [imessage] <handle>");
+    const accountId = str(args.account, "--account") ?? "default";
+    await checkAccount(g.configPath, accountId === "default" ? undefined : accountId);
+    const { revokeSender } = await import("../pairing.ts");
+    const { normalizeHandle } = await import("../targets.ts");
+    const id = normalizeHandle(handle);
+    const store = await openStore(g.stateDir);
+    try {
+      if (!revokeSender(store, accountId, id)) throw new CliError(`${id} is not an approved sender of account ${accountId}`, 1);
+      process.stdout.write(`Revoked imessage sender ${id} (account ${accountId}).\n`);
+    } finally {
+      store.close();
+    }
+  },
+});
+
+const allowed = defineCommand({
+  meta: { name: "allowed", description: "Senders approved through pairing" },
+  args: { ...globalArgs, ...channelArg, ...accountArg, ...jsonArg },
+  async run({ args }) {
+    const g = await setupGlobals(args);
+    splitChannel(args._, 0);
+    const accountId = str(args.account, "--account");
+    await checkAccount(g.configPath, accountId);
+    const { listApproved } = await import("../pairing.ts");
+    const store = await openStore(g.stateDir);
+    try {
+      const rows = listApproved(store, accountId);
+      if (args.json) return printJson({ channel: "imessage", allowed: rows });
+      if (!rows.length) return void process.stdout.write("No senders approved through pairing.\n");
+      process.stdout.write(table(["SENDER", "ACCOUNT", "APPROVED"], rows.map((r) => [r.id, r.accountId, r.approvedAt])) + "\n");
+    } finally {
+      store.close();
+    }
+  },
+});
 
 export default defineCommand({
   meta: { name: "pairing", description: "List, approve and revoke DM pairing requests" },
-  subCommands: { list: stub("list"), approve: stub("approve"), revoke: stub("revoke"), allowed: stub("allowed") },
+  subCommands: { list, approve, revoke, allowed },
 });

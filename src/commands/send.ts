@@ -1,12 +1,54 @@
 import { defineCommand } from "citty";
-import { CliError } from "../errors.ts";
-import { globalArgs, setupGlobals } from "./_shared.ts";
+import { readFileSync } from "node:fs";
+import { CliError, UsageError } from "../errors.ts";
+import { accountArg, globalArgs, jsonArg, loadAccount, multi, printJson, setupGlobals, str } from "./_shared.ts";
 
 export default defineCommand({
-  meta: { name: "send", description: "(not implemented yet)" },
-  args: { ...globalArgs },
-  async run({ args }) {
-    await setupGlobals(args);
-    throw new CliError("send is not implemented yet");
+  meta: { name: "send", description: "Send a message or file to a chat or handle (chat_id:, chat_guid:, chat_identifier:, imessage:, sms:, phone, email)" },
+  args: {
+    ...globalArgs,
+    to: { type: "string", description: "Target (default channels.imessage.defaultTo)", valueHint: "target" },
+    text: { type: "string", description: "Message text", valueHint: "text" },
+    "text-file": { type: "string", description: "Read the text from a file, or - for stdin", valueHint: "path|-" },
+    file: { type: "string", description: "Attach a file (repeatable)", valueHint: "path" },
+    service: { type: "string", description: "imessage | sms | auto (default channels.imessage.service)", valueHint: "service" },
+    ...accountArg,
+    ...jsonArg,
+  },
+  async run({ args, rawArgs }) {
+    const g = await setupGlobals(args);
+    const textArg = str(args.text, "--text");
+    const textFile = str(args["text-file"], "--text-file");
+    if (textArg !== undefined && textFile !== undefined) throw new UsageError("use --text or --text-file, not both");
+    const service = str(args.service, "--service");
+    if (service !== undefined && !["imessage", "sms", "auto"].includes(service)) throw new UsageError(`--service must be imessage, sms or auto, got "${service}"`);
+    const files = multi(rawArgs, "file");
+    let text = textArg ?? "";
+    if (textFile !== undefined) {
+      try {
+        text = readFileSync(textFile === "-" ? 0 : textFile, "utf8");
+      } catch (e) {
+        throw new UsageError(`cannot read --text-file ${textFile}: ${(e as Error).message}`);
+      }
+    }
+    const { account } = await loadAccount(g, str(args.account, "--account"));
+    const to = str(args.to, "--to") ?? account.defaultTo;
+    if (!to) throw new UsageError("missing --to", "Give a target (e.g. --to chat_id:42) or set channels.imessage.defaultTo.");
+    if (!text.trim() && !files.length) throw new UsageError("refusing to send an empty message", "Give --text, --text-file or --file.");
+    const { parseTarget } = await import("../targets.ts");
+    const target = parseTarget(to, (service as "imessage" | "sms" | "auto" | undefined) ?? account.service);
+    const { Store } = await import("../store.ts");
+    const { sendOnce } = await import("../deliver.ts");
+    const store = Store.open(g.stateDir);
+    try {
+      const { result, rejected } = await sendOnce(store, { ...account, service: (service as typeof account.service) ?? account.service }, target, text, files);
+      if (rejected.length) throw new CliError(`cannot attach ${rejected.map((r) => `${r.path} (${r.reason})`).join(", ")}`, 2);
+      const sent = result.sent.map((r) => ({ id: r.messageId ?? null, guid: r.messageGuid ?? null, text: r.text, file: r.file ?? null }));
+      if (args.json) printJson({ ok: !result.error, to, sent, ...(result.error ? { error: result.error } : {}) });
+      else for (const s of sent) process.stdout.write(`sent ${s.file ? `file ${s.file}` : `${s.text.length} chars`}${s.id !== null ? ` (id ${s.id})` : ""}\n`);
+      if (result.error) throw new CliError(`send failed: ${result.error}`, 1);
+    } finally {
+      store.close();
+    }
   },
 });

@@ -1,0 +1,254 @@
+// Agent routing (bindings, default agent), session keys, and the two backends: a command run once per
+// turn (CONTRACT §4 "Command backend protocol") and an OpenAI-compatible /v1/chat/completions endpoint.
+import { spawn } from "node:child_process";
+import type { AgentConfig, Binding, Config } from "./config.ts";
+
+export interface Peer {
+  kind: "direct" | "group";
+  id: string;
+}
+
+/** The agent a binding selects (most specific match wins), else the default agent. Pure. */
+export function routeAgent(cfg: Pick<Config, "agents" | "bindings">, accountId: string, peer: Peer): AgentConfig | undefined {
+  let best: { agent: AgentConfig; score: number } | undefined;
+  for (const b of cfg.bindings) {
+    const score = bindingScore(b, accountId, peer);
+    if (score < 0) continue;
+    const agent = cfg.agents.find((a) => a.id === b.agentId);
+    if (agent && (!best || score > best.score)) best = { agent, score };
+  }
+  return best?.agent ?? defaultAgent(cfg.agents);
+}
+
+export function defaultAgent(agents: AgentConfig[]): AgentConfig | undefined {
+  return agents.find((a) => a.default) ?? agents[0];
+}
+
+function bindingScore(b: Binding, accountId: string, peer: Peer): number {
+  const m = b.match ?? {};
+  if (m.channel !== undefined && m.channel.toLowerCase() !== "imessage") return -1;
+  let score = 0;
+  if (m.accountId !== undefined) {
+    if (m.accountId !== accountId) return -1;
+    score += 1;
+  }
+  if (m.peer !== undefined) {
+    if (m.peer.kind !== peer.kind) return -1;
+    const id = m.peer.id.replace(/^chat_id:/i, "");
+    if (id !== peer.id) return -1;
+    score += 2;
+  }
+  return score;
+}
+
+export type DmScope = Config["session"]["dmScope"];
+
+/** CONTRACT §5: groups `agent:<id>:imessage:group:<chat_id>`; DMs follow `session.dmScope`. Pure. */
+export function sessionKey(agentId: string, accountId: string, peer: Peer, session: { dmScope: DmScope; mainKey: string }): string {
+  if (peer.kind === "group") return `agent:${agentId}:imessage:group:${peer.id}`;
+  switch (session.dmScope) {
+    case "per-peer":
+      return `agent:${agentId}:dm:${peer.id}`;
+    case "per-channel-peer":
+      return `agent:${agentId}:imessage:dm:${peer.id}`;
+    case "per-account-channel-peer":
+      return `agent:${agentId}:imessage:${accountId}:dm:${peer.id}`;
+    default:
+      return `agent:${agentId}:${session.mainKey}`;
+  }
+}
+
+/** What a backend receives for one turn (the command backend gets exactly this on stdin). */
+export interface AgentTurn {
+  sessionKey: string;
+  agentId: string;
+  accountId: string;
+  chatType: "direct" | "group";
+  sender: string;
+  chatId: number;
+  chatGuid: string;
+  chatName: string;
+  messageId: number;
+  messageGuid: string;
+  text: string;
+  body: string;
+  attachments: { path: string; mimeType: string; name: string; size: number }[];
+  wasMentioned: boolean;
+  commandAuthorized: boolean;
+  history: { role: "user" | "assistant"; text: string }[];
+  /** Not part of the stdin document: the group's systemPrompt, passed to the openai backend. */
+  systemPrompt?: string;
+}
+
+export interface AgentReply {
+  text: string;
+  /** Absolute paths from `MEDIA:` lines (command backend only). */
+  media: string[];
+}
+
+export class AgentError extends Error {
+  constructor(
+    message: string,
+    readonly kind: "timeout" | "exit" | "spawn" | "http" | "protocol",
+  ) {
+    super(message);
+    this.name = "AgentError";
+  }
+}
+
+/**
+ * Splits backend output into text and `MEDIA:<absolute path>` lines. Relative paths are not media: they
+ * stay in the text so nothing is attached by accident.
+ */
+export function parseReply(stdout: string): AgentReply {
+  const media: string[] = [];
+  const keep: string[] = [];
+  for (const line of stdout.replace(/\r\n/g, "\n").split("\n")) {
+    const m = /^MEDIA:(\/.*)$/.exec(line.trim());
+    if (m) media.push(m[1]!.trim());
+    else keep.push(line);
+  }
+  return { text: keep.join("\n").trim(), media };
+}
+
+const MAX_STDOUT = 1024 * 1024;
+
+/** Runs the command backend once: JSON on stdin, reply on stdout; non-zero exit or timeout → AgentError. */
+export function runCommandAgent(agent: AgentConfig, turn: AgentTurn, signal?: AbortSignal): Promise<AgentReply> {
+  const [cmd, ...args] = agent.command!;
+  const { systemPrompt: _omit, ...doc } = turn;
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd!, args, {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: {
+        ...process.env,
+        OPENCLAW_SESSION_KEY: turn.sessionKey,
+        OPENCLAW_AGENT_ID: turn.agentId,
+        OPENCLAW_ACCOUNT_ID: turn.accountId,
+        OPENCLAW_CHAT_TYPE: turn.chatType,
+      },
+    });
+    let out = "";
+    let err = "";
+    let done = false;
+    const finish = (e?: AgentError, r?: AgentReply) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      if (e) reject(e);
+      else resolve(r!);
+    };
+    const kill = () => {
+      child.kill("SIGTERM");
+      setTimeout(() => child.kill("SIGKILL"), 2000).unref?.();
+    };
+    const timer = setTimeout(() => {
+      kill();
+      finish(new AgentError(`agent "${agent.id}" timed out after ${agent.timeoutSeconds}s`, "timeout"));
+    }, agent.timeoutSeconds * 1000);
+    const onAbort = () => {
+      kill();
+      finish(new AgentError(`agent "${agent.id}" cancelled`, "timeout"));
+    };
+    signal?.addEventListener("abort", onAbort);
+    child.stdout.on("data", (c: Uint8Array) => {
+      if (out.length < MAX_STDOUT) out += Buffer.from(c).toString("utf8");
+    });
+    child.stderr.on("data", (c: Uint8Array) => {
+      if (err.length < 8192) err += Buffer.from(c).toString("utf8");
+    });
+    child.stdin.on("error", () => {
+      /* the agent may exit without reading stdin; its exit status decides */
+    });
+    child.on("error", (e: NodeJS.ErrnoException) => finish(new AgentError(`cannot start agent "${agent.id}" (${cmd}): ${e.code ?? e.message}`, "spawn")));
+    child.on("close", (code, sig) => {
+      if (code === 0) finish(undefined, parseReply(out));
+      else
+        finish(
+          new AgentError(
+            `agent "${agent.id}" exited with ${code !== null ? `code ${code}` : `signal ${sig}`}${err.trim() ? `: ${err.trim().split("\n").slice(-3).join(" | ")}` : ""}`,
+            "exit",
+          ),
+        );
+    });
+    child.stdin.end(JSON.stringify(doc) + "\n");
+  });
+}
+
+/** One turn against an OpenAI-compatible endpoint. MEDIA lines are NOT honoured: model output is untrusted. */
+export async function runOpenAiAgent(agent: AgentConfig, turn: AgentTurn, signal?: AbortSignal): Promise<AgentReply> {
+  const o = agent.openai!;
+  const messages: { role: string; content: string }[] = [];
+  const system = [o.systemPrompt, turn.systemPrompt].filter(Boolean).join("\n\n");
+  if (system) messages.push({ role: "system", content: system });
+  for (const h of turn.history) messages.push({ role: h.role, content: h.text });
+  messages.push({ role: "user", content: turn.body });
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (o.apiKeyEnv) {
+    const key = process.env[o.apiKeyEnv];
+    if (!key) throw new AgentError(`agent "${agent.id}": environment variable ${o.apiKeyEnv} is not set`, "http");
+    headers.authorization = `Bearer ${key}`;
+  }
+  const url = `${o.baseUrl.replace(/\/+$/, "")}/chat/completions`;
+  const timeout = AbortSignal.timeout(agent.timeoutSeconds * 1000);
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ model: o.model, messages, user: turn.sessionKey }),
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
+  } catch (e) {
+    const err = e as Error;
+    const kind = err.name === "TimeoutError" || err.name === "AbortError" ? "timeout" : "http";
+    throw new AgentError(`agent "${agent.id}": ${kind === "timeout" ? `timed out after ${agent.timeoutSeconds}s` : err.message}`, kind);
+  }
+  const body = await res.text();
+  if (!res.ok) throw new AgentError(`agent "${agent.id}": HTTP ${res.status} from ${url}: ${body.slice(0, 200)}`, "http");
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw new AgentError(`agent "${agent.id}": response is not JSON`, "protocol");
+  }
+  const content = (json as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message?.content;
+  if (typeof content !== "string") throw new AgentError(`agent "${agent.id}": no choices[0].message.content in response`, "protocol");
+  return { text: content.trim(), media: [] };
+}
+
+/** Runs whichever backend the agent has. */
+export function runAgent(agent: AgentConfig, turn: AgentTurn, signal?: AbortSignal): Promise<AgentReply> {
+  if (agent.command) return runCommandAgent(agent, turn, signal);
+  if (agent.openai) return runOpenAiAgent(agent, turn, signal);
+  return Promise.reject(new AgentError(`agent "${agent.id}" has no backend`, "protocol"));
+}
+
+export interface BodyInput {
+  isGroup: boolean;
+  sender: string;
+  text: string;
+  chatName: string;
+  chatId: number;
+  /** Group messages since the agent last answered, not addressed to it (oldest first). */
+  pending: { sender: string; text: string }[];
+  replyToText?: string;
+  replyToSender?: string;
+  /** Extra lines such as "[attachment unavailable]". */
+  notes: string[];
+}
+
+/** The message as a model should see it: group context, sender prefix in groups, reply context. Pure. */
+export function buildBody(b: BodyInput): string {
+  const lines: string[] = [];
+  if (b.isGroup && b.pending.length) {
+    lines.push("[Chat messages since your last reply - for context]");
+    for (const p of b.pending) lines.push(`${p.sender}: ${p.text}`);
+    lines.push("", "[Current message - respond to this]");
+  }
+  lines.push(b.isGroup ? `${b.sender}: ${b.text}` : b.text);
+  for (const n of b.notes) lines.push(n);
+  if (b.replyToText) lines.push("", `[Replying to ${b.replyToSender || "unknown sender"}]`, b.replyToText, "[/Replying]");
+  return lines.join("\n").trim();
+}

@@ -1,0 +1,225 @@
+// Outbound delivery: sanitize, prefix, chunk, then send each part in order on a dedicated imsg child, recording
+// every part `pending` before the send and `sent`/`failed`/`unknown` after (at most once per part).
+import { statSync } from "node:fs";
+import { isAbsolute } from "node:path";
+import { chunkText } from "./chunk.ts";
+import type { ImessageAccount } from "./config.ts";
+import { messagesHistory, sendMessage, type SendResult } from "./imsg.ts";
+import { getLog, redact } from "./log.ts";
+import { RpcClient, RpcError } from "./rpc.ts";
+import { normalizeForEcho, sanitizeOutbound } from "./sanitize.ts";
+import type { OutboundRow, Store } from "./store.ts";
+import { formatTarget, targetToSendParams, type Target } from "./targets.ts";
+
+/** imsg serialises requests and AppleScript sends can stall for minutes (openclaw-behaviour.md §2). */
+export const SEND_TIMEOUT_MS = 120_000;
+
+/**
+ * The send path's own imsg child, so a slow send never stalls the watch. Started on first use; a child that
+ * timed out or died is dropped and the next send starts a fresh one.
+ */
+export class SendClient {
+  #client?: RpcClient;
+  constructor(
+    private readonly account: Pick<ImessageAccount, "cliPath" | "dbPath" | "probeTimeoutMs" | "accountId">,
+    private readonly timeoutMs = SEND_TIMEOUT_MS,
+  ) {}
+
+  #get(): RpcClient {
+    if (!this.#client?.alive) {
+      this.#client = RpcClient.start({
+        cliPath: this.account.cliPath,
+        dbPath: this.account.dbPath,
+        timeoutMs: this.account.probeTimeoutMs,
+        tag: `send:${this.account.accountId}`,
+      });
+    }
+    return this.#client;
+  }
+
+  async send(params: Record<string, unknown>): Promise<SendResult> {
+    const c = this.#get();
+    try {
+      return await sendMessage(c, params, this.timeoutMs);
+    } catch (e) {
+      if (!(e instanceof RpcError)) {
+        // Timeout or dead child: this child may be wedged; never reuse it.
+        c.kill();
+        this.#client = undefined;
+      }
+      throw e;
+    }
+  }
+
+  /** The same child answers history lookups for reconciliation. */
+  client(): RpcClient {
+    return this.#get();
+  }
+
+  async stop(): Promise<void> {
+    const c = this.#client;
+    this.#client = undefined;
+    if (c) await c.stop();
+  }
+}
+
+export interface Part {
+  text: string;
+  file?: string;
+}
+
+/**
+ * Turns a reply into the parts to send: sanitized, prefixed text chunks first, then one part per valid media
+ * file. Pure apart from stat() on media paths; rejected media are returned with their reasons.
+ */
+export function planParts(
+  text: string,
+  media: string[],
+  account: Pick<ImessageAccount, "responsePrefix" | "textChunkLimit" | "chunkMode" | "mediaMaxMb">,
+): { parts: Part[]; rejected: { path: string; reason: string }[] } {
+  let body = sanitizeOutbound(text);
+  if (body && account.responsePrefix) body = `${account.responsePrefix} ${body}`;
+  const parts: Part[] = body ? chunkText(body, account.textChunkLimit, account.chunkMode).map((t) => ({ text: t })) : [];
+  const rejected: { path: string; reason: string }[] = [];
+  const max = account.mediaMaxMb * 1024 * 1024;
+  for (const path of media) {
+    if (!isAbsolute(path)) {
+      rejected.push({ path, reason: "not an absolute path" });
+      continue;
+    }
+    try {
+      const st = statSync(path);
+      if (!st.isFile()) rejected.push({ path, reason: "not a regular file" });
+      else if (st.size > max) rejected.push({ path, reason: `larger than mediaMaxMb (${account.mediaMaxMb} MB)` });
+      else parts.push({ text: "", file: path });
+    } catch {
+      rejected.push({ path, reason: "file not found" });
+    }
+  }
+  return { parts, rejected };
+}
+
+export interface DeliverJob {
+  account: ImessageAccount;
+  target: Target;
+  /** The conversation's chat id when known (replies): lets a crash be reconciled from history. */
+  chatId?: number;
+  /** Ties parts to the inbound message they answer, making re-delivery idempotent. */
+  inboundKey?: string;
+  parts: Part[];
+}
+
+export interface DeliverResult {
+  sent: OutboundRow[];
+  /** Set when a part failed or its outcome is unknown; later parts were not sent (order matters). */
+  error?: string;
+}
+
+/** Sends parts in order. A part already `sent` is skipped; an `unknown`/`failed` one stops the delivery. */
+export async function deliver(store: Store, sender: Pick<SendClient, "send">, job: DeliverJob): Promise<DeliverResult> {
+  const log = getLog(`deliver:${job.account.accountId}`);
+  const sent: OutboundRow[] = [];
+  const target = formatTarget(job.target);
+  for (let seq = 0; seq < job.parts.length; seq++) {
+    const part = job.parts[seq]!;
+    const row = store.recordOutbound({
+      accountId: job.account.accountId,
+      inboundKey: job.inboundKey,
+      seq,
+      target,
+      chatId: job.chatId,
+      text: part.text,
+      file: part.file,
+    });
+    if (row.state === "sent") {
+      sent.push(row);
+      continue;
+    }
+    if (row.state !== "pending") return { sent, error: `part ${seq} is ${row.state}; not re-sent` };
+    const params: Record<string, unknown> = { ...targetToSendParams(job.target, job.account.service), region: job.account.region };
+    if (part.file) params.file = part.file;
+    if (part.text) params.text = part.text;
+    try {
+      const r = await sender.send(params);
+      store.markOutbound(row.id, "sent", { messageId: r.id, messageGuid: r.guid });
+      sent.push({ ...row, state: "sent", messageId: r.id, messageGuid: r.guid });
+      log.debug(`sent part ${seq + 1}/${job.parts.length} to ${redact(target)}`);
+    } catch (e) {
+      // imsg refused → certainly not sent. Anything else (timeout, dead child) → outcome unknown: never retried blindly.
+      const state = e instanceof RpcError ? "failed" : "unknown";
+      store.markOutbound(row.id, state, { error: (e as Error).message });
+      log.error(`send to ${redact(target)} ${state === "failed" ? "failed" : "has an unknown outcome"}: ${(e as Error).message}`);
+      return { sent, error: (e as Error).message };
+    }
+  }
+  return { sent };
+}
+
+/**
+ * Settles outbound parts left `pending` (crash mid-send) or `unknown` (timeout) by looking for them in the chat's
+ * history. Found → sent. Not found: `pending` stays pending (it was never handed to Messages, re-sending is safe),
+ * `unknown` becomes failed (it may still land; re-sending could duplicate it).
+ */
+export async function reconcileOutbound(store: Store, client: RpcClient, accountId: string): Promise<{ confirmed: number; failed: number; resend: number }> {
+  const log = getLog(`deliver:${accountId}`);
+  const out = { confirmed: 0, failed: 0, resend: 0 };
+  const rows = store.unsettledOutbound(accountId);
+  const used = new Set<number>();
+  const byChat = new Map<number, Awaited<ReturnType<typeof messagesHistory>>>();
+  for (const row of rows) {
+    let found: { id: number; guid: string } | undefined;
+    if (row.chatId) {
+      let hist = byChat.get(row.chatId);
+      if (!hist) {
+        try {
+          hist = await messagesHistory(client, row.chatId, { limit: 100, start: new Date(row.createdAt - 5000).toISOString() });
+        } catch (e) {
+          log.warn(`cannot reconcile outbound ${row.id}: ${(e as Error).message}`);
+          continue;
+        }
+        byChat.set(row.chatId, hist);
+      }
+      const want = normalizeForEcho(row.text);
+      const m = hist.find(
+        (h) =>
+          h.isFromMe &&
+          !used.has(h.id) &&
+          (row.file ? h.attachments.length > 0 || (want !== "" && normalizeForEcho(h.text) === want) : normalizeForEcho(h.text) === want),
+      );
+      if (m) found = { id: m.id, guid: m.guid };
+    }
+    if (found) {
+      used.add(found.id);
+      store.markOutbound(row.id, "sent", { messageId: found.id, messageGuid: found.guid || undefined });
+      out.confirmed++;
+    } else if (row.state === "unknown" || !row.chatId) {
+      store.markOutbound(row.id, "failed", { error: "outcome unknown and not found in chat history; not re-sent" });
+      out.failed++;
+    } else out.resend++;
+  }
+  if (rows.length) log.info(`reconciled ${rows.length} unsettled outbound part(s): ${out.confirmed} confirmed sent, ${out.resend} to send, ${out.failed} given up`);
+  return out;
+}
+
+/**
+ * One-shot delivery for `send` and `pairing approve --notify`: same planning and journal as the gateway (so a
+ * running gateway on this state dir recognises the echo), on a short-lived imsg child.
+ */
+export async function sendOnce(
+  store: Store,
+  account: ImessageAccount,
+  target: Target,
+  text: string,
+  files: string[] = [],
+): Promise<{ result: DeliverResult; parts: Part[]; rejected: { path: string; reason: string }[] }> {
+  const { parts, rejected } = planParts(text, files, { ...account, responsePrefix: undefined });
+  // A file the user named that cannot be sent fails the whole command before anything goes out.
+  if (rejected.length) return { result: { sent: [], error: "unsendable file" }, parts, rejected };
+  const sender = new SendClient(account);
+  try {
+    const result = parts.length ? await deliver(store, sender, { account, target, parts }) : { sent: [] };
+    return { result, parts, rejected };
+  } finally {
+    await sender.stop();
+  }
+}

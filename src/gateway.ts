@@ -1,0 +1,647 @@
+// The gateway runtime: one pipeline per account. Watch child → journal (cursor) → echo defence → policy →
+// pairing | agent turn → deliver on a separate send child. Supervises both children; resumes from the journal.
+import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
+import { resolveAccount } from "./config.ts";
+import { AgentError, buildBody, routeAgent, runAgent, sessionKey as makeSessionKey, type AgentTurn, type Peer } from "./agents.ts";
+import { fetchAttachments, mediaKind, mediaPlaceholder, resolveRemoteHost } from "./attachments.ts";
+import { deliver, planParts, reconcileOutbound, SendClient } from "./deliver.ts";
+import { chatsList, messagesHistory, parseMessage, watchSubscribe, type ImsgMessage } from "./imsg.ts";
+import { acquireLock, type Lock } from "./lock.ts";
+import { getLog, preview, redact, type Logger } from "./log.ts";
+import { approvedSenders, pairingReply, requestPairing } from "./pairing.ts";
+import { compileMentionPatterns, conversationOf, decide, type Decision } from "./policy.ts";
+import { ImsgPermissionError, RpcClient, type Notification } from "./rpc.ts";
+import { looksReflected, normalizeForEcho } from "./sanitize.ts";
+import { inboundKey, Store, type InboundRow } from "./store.ts";
+import { replyTargetFor, type Target } from "./targets.ts";
+import { readFileSync } from "node:fs";
+
+/** Tunables; defaults are the product's, tests and benchmarks shorten some. */
+export interface GatewayTuning {
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  /** A child that stayed up this long resets the backoff. */
+  stableAfterMs: number;
+  /** Health-check the watch child when it has been silent this long. */
+  watchdogMs: number;
+  /** imsg's watch debounce (lets is_from_me settle before a row is emitted). */
+  debounceMs?: number;
+  /** Text echo window: an inbound row equal to something we sent in this conversation this recently is an echo. */
+  echoWindowMs: number;
+  maxConcurrentTurns: number;
+  /** How long shutdown waits for agent turns before cancelling them (they re-run after a restart). */
+  shutdownGraceMs: number;
+}
+
+export const DEFAULT_TUNING: GatewayTuning = {
+  backoffInitialMs: 100,
+  backoffMaxMs: 60_000,
+  stableAfterMs: 60_000,
+  watchdogMs: 15_000,
+  echoWindowMs: 30_000,
+  maxConcurrentTurns: 16,
+  shutdownGraceMs: 10_000,
+};
+
+const BREAKER = { windowMs: 60_000, threshold: 5 };
+
+/** A tiny counting semaphore: bounds concurrent agent runs across sessions. */
+class Semaphore {
+  #free: number;
+  #queue: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((r) => this.#queue.push(r));
+    try {
+      return await fn();
+    } finally {
+      const next = this.#queue.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
+}
+
+type Reply = { text: string; media: string[] };
+
+class AccountRuntime {
+  readonly log: Logger;
+  readonly sender: SendClient;
+  #watch?: RpcClient;
+  #subscription?: number;
+  #stopping = false;
+  #abort = new AbortController();
+  #inflight = new Set<Promise<void>>();
+  #sessions = new Map<string, Promise<void>>();
+  #breaker = new Map<string, number[]>();
+  #warnedChats = new Set<number>();
+  #catchupBoundary = 0;
+  #catchupCount = 0;
+  #wake?: () => void;
+  #mentionCache = new Map<string, RegExp[]>();
+  #remoteHost?: string;
+  subscribedAt?: number;
+  lastEventAt?: number;
+  readonly ready: Promise<void>;
+  #markReady!: () => void;
+  #loop?: Promise<void>;
+
+  constructor(
+    readonly account: ImessageAccount,
+    readonly cfg: Config,
+    readonly store: Store,
+    readonly stateDir: string,
+    readonly tuning: GatewayTuning,
+    readonly turns: Semaphore,
+  ) {
+    this.log = getLog(`gateway:${account.accountId}`);
+    this.sender = new SendClient(account);
+    this.ready = new Promise((r) => (this.#markReady = r));
+  }
+
+  get id(): string {
+    return this.account.accountId;
+  }
+
+  start(): void {
+    if (this.account.sectionMissing)
+      this.log.warn('channels.imessage is missing from the config; groupPolicy defaults to "allowlist" (group messages are dropped until configured)');
+    if (this.account.includeAttachments) {
+      const r = resolveRemoteHost(this.account, (p) => readFileSync(p, "utf8"));
+      this.#remoteHost = r.host;
+      if (r.host) this.log.info(`attachments are fetched over SCP from ${r.host} (${r.source})`);
+      else if (r.reason) this.log.debug(`no remote host for attachments: ${r.reason}`);
+    }
+    this.#loop = this.#run();
+  }
+
+  async #run(): Promise<void> {
+    let delay = this.tuning.backoffInitialMs;
+    let recovered = false;
+    while (!this.#stopping) {
+      const started = Date.now();
+      const client = RpcClient.start({
+        cliPath: this.account.cliPath,
+        dbPath: this.account.dbPath,
+        timeoutMs: this.account.probeTimeoutMs,
+        tag: `watch:${this.id}`,
+        onNotification: (n) => this.#onNotification(n),
+      });
+      this.#watch = client;
+      let failure: Error | undefined;
+      try {
+        if (!recovered) {
+          await this.#recover();
+          recovered = true;
+        }
+        await this.#subscribe(client);
+        const watchdog = this.#startWatchdog(client);
+        const info = await client.closed;
+        clearInterval(watchdog);
+        failure = info.error;
+      } catch (e) {
+        failure = e as Error;
+        client.kill();
+        await client.closed;
+      }
+      this.#subscription = undefined;
+      this.subscribedAt = undefined;
+      if (this.#stopping) break;
+      if (Date.now() - started > this.tuning.stableAfterMs) delay = this.tuning.backoffInitialMs;
+      const permission = failure instanceof ImsgPermissionError || client.permissionError;
+      const wait = permission ? this.tuning.backoffMaxMs : Math.min(delay, this.tuning.backoffMaxMs) * (0.8 + Math.random() * 0.4);
+      if (permission)
+        this.log.error(
+          `imsg cannot read the Messages database: grant Full Disk Access to the process that runs imsg (and its parent: launchd/sshd/terminal), or fix dbPath. Retrying in ${Math.round(wait / 1000)}s.`,
+        );
+      else this.log.warn(`watch child failed (${failure?.message ?? "exited"}); restarting in ${Math.round(wait)} ms`);
+      delay = Math.min(delay * 2, this.tuning.backoffMaxMs);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, wait);
+        this.#wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+    }
+  }
+
+  /** Seeds the cursor on first run and learns where the catch-up backlog ends, then subscribes. */
+  async #subscribe(client: RpcClient): Promise<void> {
+    const newest = await this.#newestRowid(client);
+    let cursor = this.store.getCursor(this.id);
+    if (cursor === undefined) {
+      // First run: start from "now". Recording it means messages that arrive while we are down are replayed later.
+      cursor = newest;
+      this.store.setCursor(this.id, cursor);
+    }
+    this.#catchupBoundary = newest;
+    this.#catchupCount = 0;
+    // since_rowid 0 means "current max" to imsg, so an empty database is replayed from the start with -1.
+    const since = cursor > 0 ? cursor : -1;
+    this.#subscription = await watchSubscribe(
+      client,
+      { sinceRowid: since, attachments: this.account.includeAttachments, includeReactions: false, debounceMs: this.tuning.debounceMs },
+      this.account.probeTimeoutMs,
+    );
+    this.subscribedAt = Date.now();
+    this.store.setMeta(`subscribedAt:${this.id}`, String(this.subscribedAt));
+    this.log.info(`subscribed (subscription ${this.#subscription}, since_rowid ${since}, backlog up to ${newest})`);
+    this.#markReady();
+  }
+
+  /** The newest message ROWID imsg can see: newest chat's newest message (chats are sorted by activity). */
+  async #newestRowid(client: RpcClient): Promise<number> {
+    const chats = await chatsList(client, 1, this.account.probeTimeoutMs);
+    const first = chats[0] as { id?: unknown } | undefined;
+    if (!first || typeof first.id !== "number") return 0;
+    const hist = await messagesHistory(client, first.id, { limit: 1 }, this.account.probeTimeoutMs);
+    return hist[0]?.id ?? 0;
+  }
+
+  #startWatchdog(client: RpcClient): ReturnType<typeof setInterval> {
+    let lastCheck = Date.now();
+    const t = setInterval(() => {
+      const quiet = Date.now() - Math.max(this.lastEventAt ?? 0, lastCheck);
+      if (quiet < this.tuning.watchdogMs || client.inFlight > 0) return;
+      lastCheck = Date.now();
+      chatsList(client, 1, this.account.probeTimeoutMs).catch((e) => {
+        if (!client.alive) return;
+        this.log.warn(`watch child is not answering (${(e as Error).message}); replacing it`);
+        client.kill();
+      });
+    }, Math.max(50, Math.min(this.tuning.watchdogMs, 5000)));
+    return t;
+  }
+
+  #onNotification(n: Notification): void {
+    if (n.method === "error") {
+      const err = (n.params.error as { message?: string } | undefined)?.message ?? "unknown";
+      this.log.warn(`watch subscription ${String(n.params.subscription)} failed: ${err}; resubscribing from the cursor`);
+      this.#watch?.kill();
+      return;
+    }
+    if (n.method !== "message") return;
+    this.lastEventAt = Date.now();
+    const raw = n.params.message;
+    const parsed = parseMessage(raw);
+    if ("error" in parsed) {
+      const r = raw as { id?: unknown; guid?: unknown } | undefined;
+      this.log.debug(`drop malformed message payload: ${parsed.error}`);
+      if (r && typeof r.id === "number") {
+        this.store.journalInbound(
+          this.id,
+          { guid: typeof r.guid === "string" ? r.guid : "", rowid: r.id, chatId: 0, sender: "", isFromMe: false, createdAt: Date.now(), message: null },
+          "dropped",
+          "malformed",
+        );
+      }
+      return;
+    }
+    this.#ingest(parsed.message);
+  }
+
+  #ingest(msg: ImsgMessage): void {
+    const key = inboundKey(msg.guid, msg.id);
+    const createdAt = Date.parse(msg.createdAt);
+    const fresh = this.store.journalInbound(this.id, {
+      guid: msg.guid,
+      rowid: msg.id,
+      chatId: msg.chatId,
+      sender: msg.sender,
+      isFromMe: msg.isFromMe,
+      createdAt: Number.isFinite(createdAt) ? createdAt : Date.now(),
+      message: msg,
+    });
+    if (!fresh) {
+      this.log.debug(`drop duplicate row ${msg.id} (${key} already journaled)`);
+      return;
+    }
+    this.#track(this.#process(key, msg, msg.id <= this.#catchupBoundary));
+  }
+
+  #track(p: Promise<void>): void {
+    const q = p.catch((e) => this.log.error(`pipeline error: ${(e as Error).stack ?? e}`)).finally(() => this.#inflight.delete(q));
+    this.#inflight.add(q);
+  }
+
+  #drop(key: string, msg: ImsgMessage, reason: string, state: "dropped" | "skipped" = "dropped"): void {
+    this.store.setInbound(this.id, key, { state, reason });
+    this.log.debug(`drop row ${msg.id} from ${redact(msg.sender)} in chat ${msg.chatId}: ${reason}`);
+  }
+
+  #convKey(msg: ImsgMessage): string {
+    return msg.isGroup || !msg.sender ? `chat:${msg.chatId}` : `dm:${normalizeForEcho(msg.sender)}`;
+  }
+
+  #breakerHit(conv: string): void {
+    const now = Date.now();
+    const hits = (this.#breaker.get(conv) ?? []).filter((t) => now - t < BREAKER.windowMs);
+    hits.push(now);
+    this.#breaker.set(conv, hits);
+    if (this.#breaker.size > 1000) this.#breaker.delete(this.#breaker.keys().next().value!);
+    if (hits.length === BREAKER.threshold) this.log.warn(`echo loop suspected in ${conv.startsWith("chat:") ? conv : "a DM"}; not replying there for a minute`);
+  }
+
+  #breakerOpen(conv: string): boolean {
+    const now = Date.now();
+    const hits = (this.#breaker.get(conv) ?? []).filter((t) => now - t < BREAKER.windowMs);
+    return hits.length >= BREAKER.threshold;
+  }
+
+  /** An inbound row that repeats what we just sent into the same conversation (imsg's duplicate echo rows). */
+  #isTextEcho(msg: ImsgMessage): boolean {
+    const text = normalizeForEcho(msg.text);
+    if (!text) return false;
+    const sender = normalizeForEcho(msg.sender);
+    for (const o of this.store.recentOutbound(this.id, Date.now() - this.tuning.echoWindowMs)) {
+      if (normalizeForEcho(o.text) !== text) continue;
+      if ((o.chatId && o.chatId === msg.chatId) || o.target.endsWith(`:${msg.sender}`) || o.target.endsWith(`:${sender}`)) return true;
+    }
+    return false;
+  }
+
+  async #process(key: string, msg: ImsgMessage, catchup: boolean): Promise<void> {
+    if (msg.isFromMe) return this.#drop(key, msg, "from me");
+    if (msg.guid && this.store.hasOutboundGuid(this.id, msg.guid)) return this.#drop(key, msg, "echo (our own message guid)");
+    const age = Date.now() - Date.parse(msg.createdAt);
+    if (catchup) {
+      if (age > this.account.recoveryMaxAgeMinutes * 60_000) return this.#drop(key, msg, `stale: older than ${this.account.recoveryMaxAgeMinutes} min at catch-up`, "skipped");
+      if (++this.#catchupCount > this.account.recoveryMaxRows) return this.#drop(key, msg, `catch-up limit of ${this.account.recoveryMaxRows} rows reached`, "skipped");
+    } else if (age > this.account.maxAgeMinutes * 60_000) {
+      return this.#drop(key, msg, `stale: older than ${this.account.maxAgeMinutes} min`, "skipped");
+    }
+    const conv = this.#convKey(msg);
+    if (this.#isTextEcho(msg)) {
+      this.#breakerHit(conv);
+      return this.#drop(key, msg, "echo (text we just sent)");
+    }
+    if (looksReflected(msg.text)) {
+      this.#breakerHit(conv);
+      return this.#drop(key, msg, "reflected assistant content");
+    }
+    if (this.#breakerOpen(conv)) return this.#drop(key, msg, "loop breaker open");
+
+    const { isGroup, peer } = conversationOf(msg, this.account);
+    const agent = routeAgent(this.cfg, this.id, peer);
+    if (!agent) return this.#drop(key, msg, "no agent configured");
+    const usable = this.account.includeAttachments ? msg.attachments.filter((a) => !a.missing && a.originalPath) : [];
+    const decision = decide({
+      message: msg,
+      account: this.account,
+      approvedSenders: approvedSenders(this.store, this.id),
+      mentionPatterns: this.#mentions(agent),
+      useAccessGroups: this.cfg.commands.useAccessGroups,
+      hasMedia: usable.length > 0 || (this.account.includeAttachments && msg.attachments.length > 0),
+    });
+    return this.#act(key, msg, decision, agent, isGroup, peer);
+  }
+
+  #mentions(agent: AgentConfig): RegExp[] {
+    let r = this.#mentionCache.get(agent.id);
+    if (!r) {
+      const pats = agent.groupChat?.mentionPatterns ?? this.cfg.messages.groupChat.mentionPatterns ?? [];
+      const c = compileMentionPatterns(pats);
+      for (const bad of c.invalid) this.log.warn(`ignoring invalid mention pattern ${JSON.stringify(bad)}`);
+      this.#mentionCache.set(agent.id, (r = c.regexes));
+    }
+    return r;
+  }
+
+  async #act(key: string, msg: ImsgMessage, d: Decision, agent: AgentConfig, isGroup: boolean, peer: Peer): Promise<void> {
+    if (d.kind === "drop") {
+      if (d.reason === "group id not in allowlist" && !this.#warnedChats.has(msg.chatId)) {
+        this.#warnedChats.add(msg.chatId);
+        this.log.info(`dropping messages from group chat_id=${msg.chatId}: not in channels.imessage.groups (add "${msg.chatId}" or "*" to allow it)`);
+      }
+      if (d.keepAsGroupHistory && this.account.historyLimit > 0) {
+        this.store.addGroupPending(this.id, msg.chatId, { sender: msg.sender, text: msg.text }, this.account.historyLimit);
+      }
+      return this.#drop(key, msg, d.reason);
+    }
+    if (d.kind === "pairing") {
+      const { code, created } = requestPairing(this.store, this.id, d.senderId, { sender: d.senderId, chatId: String(msg.chatId) });
+      if (!created) return this.#drop(key, msg, code ? "pairing already requested (no new reply)" : "pairing: too many pending requests (no reply)");
+      this.log.info(`pairing requested by ${redact(d.senderId)} (approve with: openclaw-imsg pairing approve imessage <code>)`);
+      const reply = { text: pairingReply(d.senderId, code, this.id), media: [], system: true };
+      this.store.setInbound(this.id, key, { state: "replied", reply });
+      return this.#deliver(key, msg, reply, isGroup);
+    }
+    const sk = makeSessionKey(agent.id, this.id, peer, this.cfg.session);
+    this.store.setInbound(this.id, key, { state: "dispatched", agentId: agent.id, sessionKey: sk });
+    // One turn at a time per session, sessions in parallel (bounded).
+    const prev = this.#sessions.get(sk) ?? Promise.resolve();
+    const next = prev.then(() => this.turns.run(() => this.#turn(key, msg, d, agent, isGroup, sk)));
+    this.#sessions.set(sk, next);
+    await next;
+    if (this.#sessions.get(sk) === next) this.#sessions.delete(sk);
+  }
+
+  async #turn(key: string, msg: ImsgMessage, d: Extract<Decision, { kind: "dispatch" }>, agent: AgentConfig, isGroup: boolean, sk: string): Promise<void> {
+    if (this.#stopping && this.#abort.signal.aborted) return; // left "dispatched": re-run after restart
+    if (d.command && d.commandAuthorized) {
+      const text = this.#command(d.command, agent, sk, msg);
+      if (text !== undefined) {
+        const reply = { text, media: [], system: true };
+        this.store.setInbound(this.id, key, { state: "replied", reply });
+        return this.#deliver(key, msg, reply, isGroup);
+      }
+    }
+    const attachments: AgentTurn["attachments"] = [];
+    const notes: string[] = [];
+    if (this.account.includeAttachments && msg.attachments.length) {
+      const res = await fetchAttachments(msg.attachments, {
+        stateDir: this.stateDir,
+        sessionKey: sk,
+        maxBytes: this.account.mediaMaxMb * 1024 * 1024,
+        roots: this.#remoteHost ? this.account.remoteAttachmentRoots : this.account.attachmentRoots,
+        remoteHost: this.#remoteHost,
+      });
+      for (const r of res) {
+        if (r.ok) attachments.push({ path: r.path, mimeType: r.mimeType, name: r.name, size: r.size });
+        else {
+          notes.push("[attachment unavailable]");
+          this.log.debug(`attachment of row ${msg.id} unavailable: ${r.reason}`);
+        }
+      }
+    }
+    const pending = isGroup ? this.store.takeGroupPending(this.id, msg.chatId) : [];
+    const placeholder = attachments.length ? mediaPlaceholder(attachments.map((a) => mediaKind(a.mimeType))) : "";
+    const body = buildBody({ isGroup, sender: msg.sender, text: msg.text || placeholder, chatName: msg.chatName, chatId: msg.chatId, pending, replyToText: msg.replyToText, replyToSender: msg.replyToSender, notes });
+    const history = this.store.getHistory(sk, isGroup ? this.account.historyLimit : this.account.dmHistoryLimit);
+    const groupEntry = isGroup ? (this.account.groups[String(msg.chatId)] ?? this.account.groups["*"]) : undefined;
+    const turn: AgentTurn = {
+      sessionKey: sk,
+      agentId: agent.id,
+      accountId: this.id,
+      chatType: isGroup ? "group" : "direct",
+      sender: d.senderId,
+      chatId: msg.chatId,
+      chatGuid: msg.chatGuid,
+      chatName: msg.chatName,
+      messageId: msg.id,
+      messageGuid: msg.guid,
+      text: msg.text,
+      body,
+      attachments,
+      wasMentioned: d.wasMentioned,
+      commandAuthorized: d.commandAuthorized,
+      history: history.map((h) => ({ role: h.role, text: h.text })),
+      systemPrompt: groupEntry?.systemPrompt,
+    };
+    let reply: Reply;
+    const started = Date.now();
+    try {
+      reply = await runAgent(agent, turn, this.#abort.signal);
+    } catch (e) {
+      if (this.#abort.signal.aborted) return; // shutdown: stays "dispatched", re-run after restart
+      const msgText = e instanceof AgentError ? e.message : String(e);
+      this.store.setInbound(this.id, key, { state: "failed", reason: msgText });
+      this.log.warn(`agent turn for row ${msg.id} failed (nothing sent): ${msgText}`);
+      return;
+    }
+    this.log.debug(`agent ${agent.id} answered row ${msg.id} in ${Date.now() - started} ms: ${preview(reply.text)}`);
+    this.store.appendHistory(sk, "user", body);
+    if (reply.text) this.store.appendHistory(sk, "assistant", reply.text);
+    this.store.setInbound(this.id, key, { state: "replied", reply });
+    return this.#deliver(key, msg, reply, isGroup);
+  }
+
+  /** Control commands answered by the gateway itself; undefined → pass to the agent. */
+  #command(cmd: { name: string; args: string }, agent: AgentConfig, sk: string, msg: ImsgMessage): string | undefined {
+    switch (cmd.name) {
+      case "status": {
+        const a = this.store.activity(this.id);
+        return [
+          `account: ${this.id}`,
+          `agent: ${agent.id}`,
+          `session: ${sk}`,
+          `backlog: ${a.backlog}`,
+          `last inbound: ${a.lastInboundAt ? new Date(a.lastInboundAt).toISOString() : "never"}`,
+          `last outbound: ${a.lastOutboundAt ? new Date(a.lastOutboundAt).toISOString() : "never"}`,
+        ].join("\n");
+      }
+      case "reset":
+      case "new":
+        this.store.clearHistory(sk);
+        if (msg.isGroup) this.store.takeGroupPending(this.id, msg.chatId);
+        return "Session cleared. The next message starts a new conversation.";
+      case "help":
+        return "Commands: /status, /reset (or /new) to start over, /config show|set|unset (when enabled), /help.";
+      case "config":
+        return configCommand(this.cfg, this.account, cmd.args);
+      default:
+        return undefined;
+    }
+  }
+
+  async #deliver(key: string, msg: ImsgMessage, reply: Reply & { system?: boolean }, isGroup: boolean): Promise<void> {
+    const target: Target = replyTargetFor(msg, isGroup);
+    const { parts, rejected } = planParts(reply.text, reply.media, reply.system ? { ...this.account, responsePrefix: undefined } : this.account);
+    for (const r of rejected) this.log.warn(`not attaching ${r.path}: ${r.reason}`);
+    if (!parts.length) {
+      this.store.setInbound(this.id, key, { state: "done", reason: "empty reply" });
+      return;
+    }
+    const res = await deliver(this.store, this.sender, { account: this.account, target, chatId: msg.chatId || undefined, inboundKey: key, parts });
+    this.store.setInbound(this.id, key, res.error ? { state: "failed", reason: res.error } : { state: "done" });
+    if (!res.error) this.log.info(`replied to ${isGroup ? `chat ${msg.chatId}` : redact(msg.sender)} (${parts.length} part${parts.length > 1 ? "s" : ""})`);
+  }
+
+  /** Finishes what a previous run left: settle unknown sends, then resume every unfinished inbound row. */
+  async #recover(): Promise<void> {
+    const pendingOut = this.store.unsettledOutbound(this.id);
+    const unfinished = this.store.unfinishedInbound(this.id);
+    if (!pendingOut.length && !unfinished.length) return;
+    if (pendingOut.length) await reconcileOutbound(this.store, this.sender.client(), this.id);
+    const blocked = new Set(this.store.unsettledOutbound(this.id).filter((o) => o.state !== "pending").map((o) => o.inboundKey));
+    this.log.info(`resuming ${unfinished.length} unfinished message(s) from the journal`);
+    for (const row of unfinished) this.#track(this.#resume(row, blocked));
+  }
+
+  async #resume(row: InboundRow, blocked: Set<string | undefined>): Promise<void> {
+    const parsed = parseMessage(toWire(row.message));
+    if ("error" in parsed) {
+      this.store.setInbound(this.id, row.key, { state: "failed", reason: "journal entry unreadable" });
+      return;
+    }
+    const msg = parsed.message;
+    if (row.state === "replied") {
+      if (blocked.has(row.key)) return;
+      const { isGroup } = conversationOf(msg, this.account);
+      return this.#deliver(row.key, msg, row.reply as Reply & { system?: boolean }, isGroup);
+    }
+    return this.#process(row.key, msg, true);
+  }
+
+  /** Stop taking messages, let turns finish (or cancel them after the grace period), stop children. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#wake?.();
+    const w = this.#watch;
+    if (w?.alive) {
+      if (this.#subscription !== undefined) await w.request("watch.unsubscribe", { subscription: this.#subscription }, { timeoutMs: 1000 }).catch(() => {});
+      await w.stop();
+    }
+    await this.#loop;
+    const all = () => Promise.allSettled([...this.#inflight]);
+    const grace = new Promise((r) => setTimeout(r, this.tuning.shutdownGraceMs));
+    await Promise.race([all(), grace]);
+    if (this.#inflight.size) {
+      this.log.info(`cancelling ${this.#inflight.size} agent turn(s); they will run again after a restart`);
+      this.#abort.abort();
+      await all();
+    }
+    await this.sender.stop();
+  }
+}
+
+/** The journal stores our camelCase ImsgMessage; parseMessage takes imsg's wire shape. */
+function toWire(m: unknown): unknown {
+  const x = m as ImsgMessage;
+  if (!x || typeof x !== "object") return m;
+  return {
+    id: x.id,
+    chat_id: x.chatId,
+    guid: x.guid,
+    sender: x.sender,
+    sender_name: x.senderName,
+    is_from_me: x.isFromMe,
+    text: x.text,
+    created_at: x.createdAt,
+    attachments: (x.attachments ?? []).map((a) => ({
+      filename: a.filename,
+      transfer_name: a.transferName,
+      uti: a.uti,
+      mime_type: a.mimeType,
+      total_bytes: a.totalBytes,
+      is_sticker: a.isSticker,
+      original_path: a.originalPath,
+      missing: a.missing,
+    })),
+    reply_to_guid: x.replyToGuid,
+    reply_to_text: x.replyToText,
+    reply_to_sender: x.replyToSender,
+    destination_caller_id: x.destinationCallerId,
+    chat_identifier: x.chatIdentifier,
+    chat_guid: x.chatGuid,
+    chat_name: x.chatName,
+    participants: x.participants,
+    is_group: x.isGroup,
+  };
+}
+
+/** `/config show` is read-only here; writes are refused with the reason (see README). */
+function configCommand(cfg: Config, account: ImessageAccount, args: string): string {
+  if (!cfg.commands.config) return "Config commands are disabled (set commands.config: true to enable /config).";
+  const [sub] = args.trim().split(/\s+/);
+  if (!sub || sub === "show") {
+    const section = (cfg.raw.channels as Record<string, unknown> | undefined)?.imessage ?? {};
+    return JSON.stringify(section, null, 2).slice(0, 3500);
+  }
+  if (sub === "set" || sub === "unset") {
+    if (!account.configWrites) return "Config writes are disabled for imessage (channels.imessage.configWrites is false).";
+    return "Config writes from chat are not supported yet: edit the config file and restart the gateway.";
+  }
+  return "Usage: /config show | /config set <path> <value> | /config unset <path>";
+}
+
+export interface GatewayOptions {
+  config: Config;
+  stateDir: string;
+  /** Account ids to run; empty → every enabled account. */
+  accounts?: string[];
+  tuning?: Partial<GatewayTuning>;
+}
+
+/** A running gateway: holds the lock and one runtime per account. */
+export class Gateway {
+  private constructor(
+    readonly lock: Lock,
+    readonly store: Store,
+    readonly runtimes: AccountRuntime[],
+  ) {}
+
+  /** Takes the lock (LockedError when held), opens the store, starts every account. */
+  static start(opts: GatewayOptions): Gateway {
+    const tuning = { ...DEFAULT_TUNING, ...opts.tuning };
+    const ids = opts.accounts?.length ? opts.accounts : opts.config.accountIds;
+    const accounts = ids.map((id) => resolveAccount(opts.config, id)).filter((a) => opts.accounts?.length || a.enabled);
+    if (!accounts.length) throw new Error("no enabled iMessage account to run (channels.imessage.enabled is false?)");
+    if (!opts.config.agents.length) throw new Error("no agent configured: add agents.list with a command or openai backend");
+    const lock = acquireLock(opts.stateDir);
+    let store: Store;
+    try {
+      store = Store.open(opts.stateDir);
+      const pruned = store.prune(opts.config.retentionDays);
+      if (Object.values(pruned).some((n) => n > 0)) getLog("gateway").debug(`pruned journal: ${JSON.stringify(pruned)}`);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+    const turns = new Semaphore(tuning.maxConcurrentTurns);
+    const runtimes = accounts.map((a) => new AccountRuntime(a, opts.config, store, opts.stateDir, tuning, turns));
+    const gw = new Gateway(lock, store, runtimes);
+    lock.update({ accounts: accounts.map((a) => a.accountId) });
+    for (const r of runtimes) {
+      getLog("gateway").info(`starting account ${r.id} (${r.account.cliPath}${r.account.dbPath ? ` db=${r.account.dbPath}` : ""})`);
+      r.start();
+    }
+    Promise.all(runtimes.map((r) => r.ready)).then(() => lock.update({ subscribedAt: Date.now() }));
+    return gw;
+  }
+
+  /** Resolves once every account is subscribed. */
+  get ready(): Promise<void> {
+    return Promise.all(this.runtimes.map((r) => r.ready)).then(() => {});
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.runtimes.map((r) => r.stop()));
+    this.store.close();
+    this.lock.release();
+  }
+}

@@ -1,0 +1,387 @@
+// The imsg JSON-RPC client: the one place that spawns imsg. Newline-only framing with a streaming UTF-8
+// decoder (readline would split on U+2028/U+2029 inside JSON strings), per-request timeouts, notifications,
+// stderr drained, non-JSON stdout treated as diagnostics, Full Disk Access failures raised as a typed error.
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { getLog } from "./log.ts";
+
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** A JSON-RPC error response from imsg. */
+export class RpcError extends Error {
+  constructor(
+    readonly method: string,
+    readonly code: number,
+    readonly rpcMessage: string,
+    readonly data?: string,
+  ) {
+    super(`imsg ${method} failed: ${rpcMessage} (code ${code})${data ? `: ${firstLine(data)}` : ""}`);
+    this.name = "RpcError";
+  }
+}
+
+/** No response within the request's timeout (the child may be hung or the wrapper buffering). */
+export class RpcTimeoutError extends Error {
+  constructor(
+    readonly method: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`imsg rpc timeout (${method}) after ${timeoutMs} ms`);
+    this.name = "RpcTimeoutError";
+  }
+}
+
+/** The child is gone (exited, killed, stdin broken) or was never running. */
+export class RpcClosedError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode?: number | null,
+    readonly signal?: string | null,
+  ) {
+    super(message);
+    this.name = "RpcClosedError";
+  }
+}
+
+/** imsg cannot read the Messages database: Full Disk Access is missing (or the --db path does not exist). */
+export class ImsgPermissionError extends Error {
+  constructor(readonly detail: string) {
+    super("imsg cannot read the Messages database (Full Disk Access missing, or dbPath does not exist)");
+    this.name = "ImsgPermissionError";
+  }
+}
+
+/** The imsg binary could not be started at all. */
+export class ImsgSpawnError extends Error {
+  constructor(
+    readonly cliPath: string,
+    readonly errno: string,
+  ) {
+    super(errno === "ENOENT" ? `imsg not found: ${cliPath}` : `cannot start ${cliPath}: ${errno}`);
+    this.name = "ImsgSpawnError";
+  }
+}
+
+const PERMISSION_RE = /(permission\s+error|authorization\s+denied|full\s+disk\s+access)/i;
+
+function firstLine(s: string): string {
+  return s.split("\n").find((l) => l.trim())?.trim() ?? s;
+}
+
+/** Recognises imsg's Full Disk Access text, whether it arrived as a JSON-RPC error or as a stdout banner. */
+export function isPermissionText(text: string): boolean {
+  return PERMISSION_RE.test(text);
+}
+
+/**
+ * Splits a byte stream into lines on "\n" only, decoding UTF-8 across chunk boundaries.
+ * Exported for tests: the framing is the part that broke in the field.
+ */
+export class LineSplitter {
+  #decoder = new TextDecoder("utf-8");
+  #buf = "";
+  push(chunk: Uint8Array): string[] {
+    this.#buf += this.#decoder.decode(chunk, { stream: true });
+    return this.#drain();
+  }
+  end(): string[] {
+    this.#buf += this.#decoder.decode();
+    const rest = this.#drain();
+    if (this.#buf.length) rest.push(this.#buf);
+    this.#buf = "";
+    return rest;
+  }
+  #drain(): string[] {
+    const out: string[] = [];
+    let i: number;
+    while ((i = this.#buf.indexOf("\n")) >= 0) {
+      out.push(this.#buf.slice(0, i));
+      this.#buf = this.#buf.slice(i + 1);
+    }
+    return out;
+  }
+}
+
+export interface Notification {
+  method: string;
+  params: Record<string, unknown>;
+}
+
+export interface RpcOptions {
+  cliPath: string;
+  dbPath?: string;
+  /** Default per-request timeout (probeTimeoutMs). */
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  onNotification?: (n: Notification) => void;
+  /** Log tag, e.g. "rpc:default:watch". */
+  tag?: string;
+}
+
+interface Pending {
+  method: string;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+  error?: Error;
+}
+
+/** One `imsg rpc` child. No restarts here: the gateway supervises and replaces clients. */
+export class RpcClient {
+  #child: ChildProcessWithoutNullStreams;
+  #nextId = 1;
+  #pending = new Map<number, Pending>();
+  #opts: RpcOptions;
+  #closedError?: Error;
+  #permission?: ImsgPermissionError;
+  #noise: string[] = [];
+  #exited = false;
+  readonly closed: Promise<ExitInfo>;
+  readonly startedAt = Date.now();
+
+  private constructor(opts: RpcOptions) {
+    this.#opts = opts;
+    const log = getLog(opts.tag ?? "rpc");
+    const args = ["rpc", ...(opts.dbPath ? ["--db", opts.dbPath] : [])];
+    this.#child = spawn(opts.cliPath, args, { stdio: ["pipe", "pipe", "pipe"], env: opts.env ?? process.env });
+    let resolveClosed!: (i: ExitInfo) => void;
+    this.closed = new Promise((r) => (resolveClosed = r));
+
+    const out = new LineSplitter();
+    this.#child.stdout.on("data", (c: Uint8Array) => {
+      for (const l of out.push(c)) this.#onLine(l);
+    });
+    this.#child.stdout.on("end", () => {
+      for (const l of out.end()) this.#onLine(l);
+    });
+    const err = new LineSplitter();
+    const onErrLine = (l: string) => {
+      const line = l.trim();
+      if (!line) return;
+      if (isPermissionText(line)) this.#raisePermission(line);
+      log.warn(`imsg stderr: ${line}`);
+    };
+    this.#child.stderr.on("data", (c: Uint8Array) => err.push(c).forEach(onErrLine));
+    this.#child.stderr.on("end", () => err.end().forEach(onErrLine));
+    // EPIPE on a dead child must reject requests, not crash the process.
+    this.#child.stdin.on("error", (e) => this.#failAll(new RpcClosedError(`imsg rpc stdin error: ${e.message}`)));
+
+    let spawnError: Error | undefined;
+    this.#child.on("error", (e: NodeJS.ErrnoException) => {
+      spawnError = e.code === "ENOENT" || e.code === "EACCES" ? new ImsgSpawnError(opts.cliPath, e.code) : e;
+      this.#failAll(spawnError);
+      // 'close' may not follow a spawn failure.
+      if (this.#child.pid === undefined) {
+        this.#exited = true;
+        resolveClosed({ code: null, signal: null, error: spawnError });
+      }
+    });
+    this.#child.on("close", (code, signal) => {
+      this.#exited = true;
+      this.#flushNoise();
+      const reason =
+        this.#permission ??
+        spawnError ??
+        new RpcClosedError(
+          code !== null && code !== 0 ? `imsg rpc exited (code ${code})` : signal ? `imsg rpc killed (${signal})` : "imsg rpc closed",
+          code,
+          signal,
+        );
+      this.#failAll(reason);
+      resolveClosed({ code, signal, error: reason });
+    });
+  }
+
+  /** Spawns `<cliPath> rpc [--db <dbPath>]` with an argument array (never a shell). */
+  static start(opts: RpcOptions): RpcClient {
+    return new RpcClient(opts);
+  }
+
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  get alive(): boolean {
+    return !this.#exited && !this.#closedError;
+  }
+
+  /** Set once imsg has reported it cannot read the database; later requests fail fast with it. */
+  get permissionError(): ImsgPermissionError | undefined {
+    return this.#permission;
+  }
+
+  /** Number of requests awaiting a response (a watchdog reads this). */
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  request<T = unknown>(method: string, params: Record<string, unknown> = {}, opts: { timeoutMs?: number } = {}): Promise<T> {
+    if (this.#permission) return Promise.reject(this.#permission);
+    if (this.#closedError) return Promise.reject(this.#closedError);
+    if (this.#exited || !this.#child.stdin.writable) return Promise.reject(new RpcClosedError("imsg rpc not running"));
+    const id = this.#nextId++;
+    const timeoutMs = opts.timeoutMs ?? this.#opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    return new Promise<T>((resolve, reject) => {
+      const p: Pending = { method, resolve: resolve as (v: unknown) => void, reject };
+      if (timeoutMs > 0) {
+        p.timer = setTimeout(() => {
+          this.#pending.delete(id);
+          reject(new RpcTimeoutError(method, timeoutMs));
+        }, timeoutMs);
+      }
+      this.#pending.set(id, p);
+      const frame = JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n";
+      this.#child.stdin.write(frame, (e) => {
+        if (e) this.#settle(id, new RpcClosedError(`imsg rpc write failed (${method}): ${e.message}`));
+      });
+    });
+  }
+
+  /** Close stdin (imsg exits 0 on EOF), then SIGTERM after `graceMs`, then SIGKILL. */
+  async stop(graceMs = 500): Promise<ExitInfo> {
+    if (!this.#exited) {
+      try {
+        this.#child.stdin.end();
+      } catch {
+        /* already closed */
+      }
+      const t1 = setTimeout(() => this.#child.kill("SIGTERM"), graceMs);
+      const t2 = setTimeout(() => this.#child.kill("SIGKILL"), graceMs + 2000);
+      const info = await this.closed;
+      clearTimeout(t1);
+      clearTimeout(t2);
+      return info;
+    }
+    return this.closed;
+  }
+
+  /** Immediate SIGKILL (a hung child that ignores EOF). */
+  kill(): void {
+    if (!this.#exited) this.#child.kill("SIGKILL");
+  }
+
+  #onLine(raw: string): void {
+    const line = raw.trim();
+    if (!line) return;
+    let msg: unknown;
+    if (line.startsWith("{")) {
+      try {
+        msg = JSON.parse(line);
+      } catch {
+        msg = undefined;
+      }
+    }
+    if (!msg || typeof msg !== "object" || Array.isArray(msg)) {
+      this.#noiseLine(line);
+      return;
+    }
+    this.#flushNoise();
+    const m = msg as { id?: unknown; method?: unknown; params?: unknown; result?: unknown; error?: unknown };
+    if (typeof m.method === "string" && m.id === undefined) {
+      const params = m.params && typeof m.params === "object" ? (m.params as Record<string, unknown>) : {};
+      try {
+        this.#opts.onNotification?.({ method: m.method, params });
+      } catch (e) {
+        getLog(this.#opts.tag ?? "rpc").error(`notification handler failed: ${(e as Error).message}`);
+      }
+      return;
+    }
+    const id = typeof m.id === "number" ? m.id : typeof m.id === "string" && /^\d+$/.test(m.id) ? Number(m.id) : undefined;
+    if (m.error && typeof m.error === "object") {
+      const e = m.error as { code?: unknown; message?: unknown; data?: unknown };
+      const data = typeof e.data === "string" ? e.data : e.data !== undefined ? JSON.stringify(e.data) : undefined;
+      if (data && isPermissionText(data)) {
+        // Startup-error mode (imsg ≥ 0.8.2): every request gets the banner. Fail everything fast.
+        this.#raisePermission(data);
+        return;
+      }
+      if (id === undefined) {
+        getLog(this.#opts.tag ?? "rpc").warn(`imsg error without id: ${String(e.message)}${data ? `: ${firstLine(data)}` : ""}`);
+        return;
+      }
+      const p = this.#pending.get(id);
+      this.#settle(id, new RpcError(p?.method ?? "?", typeof e.code === "number" ? e.code : -1, String(e.message ?? "error"), data));
+      return;
+    }
+    if (id !== undefined) this.#settle(id, undefined, m.result);
+  }
+
+  #settle(id: number, err: Error | undefined, result?: unknown): void {
+    const p = this.#pending.get(id);
+    if (!p) return; // late reply after a timeout: ignored
+    this.#pending.delete(id);
+    if (p.timer) clearTimeout(p.timer);
+    if (err) p.reject(err);
+    else p.resolve(result);
+  }
+
+  #noiseLine(line: string): void {
+    if (isPermissionText(line)) this.#raisePermission(line);
+    // Bounded: a runaway child must not grow our memory.
+    if (this.#noise.length < 64) this.#noise.push(line);
+  }
+
+  #flushNoise(): void {
+    if (!this.#noise.length) return;
+    getLog(this.#opts.tag ?? "rpc").warn(`imsg wrote non-JSON output on stdout:\n  ${this.#noise.join("\n  ")}`);
+    this.#noise = [];
+  }
+
+  #raisePermission(detail: string): void {
+    if (!this.#permission) {
+      this.#permission = new ImsgPermissionError(detail);
+    }
+    this.#failAll(this.#permission);
+  }
+
+  #failAll(err: Error): void {
+    if (!(err instanceof ImsgPermissionError)) this.#closedError ??= err;
+    for (const [id, p] of this.#pending) {
+      this.#pending.delete(id);
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(err);
+    }
+  }
+}
+
+export interface CommandResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  error?: ImsgSpawnError | Error;
+}
+
+/** Runs a one-shot imsg command (`rpc --help`, `--version`) with a timeout; never throws. */
+export function runImsg(cliPath: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    let settled = false;
+    const child = spawn(cliPath, args, { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env });
+    const cap = (s: string, c: Uint8Array) => (s.length > 65536 ? s : s + Buffer.from(c).toString("utf8"));
+    child.stdout.on("data", (c: Uint8Array) => (stdout = cap(stdout, c)));
+    child.stderr.on("data", (c: Uint8Array) => (stderr = cap(stderr, c)));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    const done = (r: CommandResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(r);
+    };
+    child.on("error", (e: NodeJS.ErrnoException) => {
+      const error = e.code === "ENOENT" || e.code === "EACCES" ? new ImsgSpawnError(cliPath, e.code) : e;
+      done({ code: null, signal: null, stdout, stderr, timedOut, error });
+    });
+    child.on("close", (code, signal) => done({ code, signal, stdout, stderr, timedOut }));
+  });
+}
