@@ -4,9 +4,9 @@ import { statSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { chunkText } from "./chunk.ts";
 import type { ImessageAccount } from "./config.ts";
-import { messagesHistory, sendMessage, type SendResult } from "./imsg.ts";
+import { messagesHistory, sendMessage, type ImsgMessage, type SendResult } from "./imsg.ts";
 import { getLog, redact } from "./log.ts";
-import { RpcClient, RpcError } from "./rpc.ts";
+import { RpcClient, RpcClosedError, RpcError } from "./rpc.ts";
 import { normalizeForEcho, sanitizeOutbound } from "./sanitize.ts";
 import type { OutboundRow, Store } from "./store.ts";
 import { formatTarget, targetToSendParams, type Target } from "./targets.ts";
@@ -48,6 +48,17 @@ export class SendClient {
         this.#client = undefined;
       }
       throw e;
+    }
+  }
+
+  /** Looks for a part in its chat's history: the landed row, undefined when absent, null when unknown. */
+  async confirm(row: OutboundRow): Promise<{ id: number; guid: string } | undefined | null> {
+    if (!row.chatId) return null;
+    try {
+      const m = matchSent(await historySince(this.#get(), row), row);
+      return m ? { id: m.id, guid: m.guid } : undefined;
+    } catch {
+      return null;
     }
   }
 
@@ -116,7 +127,7 @@ export interface DeliverResult {
 }
 
 /** Sends parts in order. A part already `sent` is skipped; an `unknown`/`failed` one stops the delivery. */
-export async function deliver(store: Store, sender: Pick<SendClient, "send">, job: DeliverJob): Promise<DeliverResult> {
+export async function deliver(store: Store, sender: Pick<SendClient, "send"> & Partial<Pick<SendClient, "confirm">>, job: DeliverJob): Promise<DeliverResult> {
   const log = getLog(`deliver:${job.account.accountId}`);
   const sent: OutboundRow[] = [];
   const target = formatTarget(job.target);
@@ -139,20 +150,51 @@ export async function deliver(store: Store, sender: Pick<SendClient, "send">, jo
     const params: Record<string, unknown> = { ...targetToSendParams(job.target, job.account.service), region: job.account.region };
     if (part.file) params.file = part.file;
     if (part.text) params.text = part.text;
-    try {
-      const r = await sender.send(params);
-      store.markOutbound(row.id, "sent", { messageId: r.id, messageGuid: r.guid });
-      sent.push({ ...row, state: "sent", messageId: r.id, messageGuid: r.guid });
-      log.debug(`sent part ${seq + 1}/${job.parts.length} to ${redact(target)}`);
-    } catch (e) {
-      // imsg refused → certainly not sent. Anything else (timeout, dead child) → outcome unknown: never retried blindly.
-      const state = e instanceof RpcError ? "failed" : "unknown";
-      store.markOutbound(row.id, state, { error: (e as Error).message });
-      log.error(`send to ${redact(target)} ${state === "failed" ? "failed" : "has an unknown outcome"}: ${(e as Error).message}`);
-      return { sent, error: (e as Error).message };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const r = await sender.send(params);
+        store.markOutbound(row.id, "sent", { messageId: r.id, messageGuid: r.guid });
+        sent.push({ ...row, state: "sent", messageId: r.id, messageGuid: r.guid });
+        log.debug(`sent part ${seq + 1}/${job.parts.length} to ${redact(target)}`);
+        break;
+      } catch (e) {
+        // The child died under the send: look in the chat's history before sending again (never blindly).
+        if (e instanceof RpcClosedError && attempt < 3 && row.chatId && sender.confirm) {
+          const landed = await sender.confirm(row).catch(() => null);
+          if (landed) {
+            store.markOutbound(row.id, "sent", { messageId: landed.id, messageGuid: landed.guid || undefined });
+            sent.push({ ...row, state: "sent", messageId: landed.id, messageGuid: landed.guid || undefined });
+            break;
+          }
+          if (landed === undefined) {
+            log.warn(`imsg exited during a send to ${redact(target)}; not in the chat's history, sending again`);
+            continue;
+          }
+        }
+        // imsg refused → certainly not sent. Otherwise (timeout, history unreadable) → unknown: never retried blindly.
+        const state = e instanceof RpcError ? "failed" : "unknown";
+        store.markOutbound(row.id, state, { error: (e as Error).message });
+        log.error(`send to ${redact(target)} ${state === "failed" ? "failed" : "has an unknown outcome"}: ${(e as Error).message}`);
+        return { sent, error: (e as Error).message };
+      }
     }
   }
   return { sent };
+}
+
+/** The is_from_me history row matching an outbound part, if it landed (skipping rows already matched). */
+export function matchSent(hist: ImsgMessage[], row: Pick<OutboundRow, "text" | "file">, used: Set<number> = new Set()): ImsgMessage | undefined {
+  const want = normalizeForEcho(row.text);
+  return hist.find(
+    (h) =>
+      h.isFromMe &&
+      !used.has(h.id) &&
+      (row.file ? h.attachments.length > 0 || (want !== "" && normalizeForEcho(h.text) === want) : normalizeForEcho(h.text) === want),
+  );
+}
+
+async function historySince(client: RpcClient, row: Pick<OutboundRow, "chatId" | "createdAt">): Promise<ImsgMessage[]> {
+  return messagesHistory(client, row.chatId!, { limit: 100, start: new Date(row.createdAt - 5000).toISOString() }, 10_000);
 }
 
 /**
@@ -160,32 +202,31 @@ export async function deliver(store: Store, sender: Pick<SendClient, "send">, jo
  * history. Found → sent. Not found: `pending` stays pending (it was never handed to Messages, re-sending is safe),
  * `unknown` becomes failed (it may still land; re-sending could duplicate it).
  */
-export async function reconcileOutbound(store: Store, client: RpcClient, accountId: string): Promise<{ confirmed: number; failed: number; resend: number }> {
+export async function reconcileOutbound(
+  store: Store,
+  client: RpcClient,
+  accountId: string,
+): Promise<{ confirmed: number; failed: number; resend: number; unchecked: Set<string> }> {
   const log = getLog(`deliver:${accountId}`);
-  const out = { confirmed: 0, failed: 0, resend: 0 };
+  const out = { confirmed: 0, failed: 0, resend: 0, unchecked: new Set<string>() };
   const rows = store.unsettledOutbound(accountId);
   const used = new Set<number>();
-  const byChat = new Map<number, Awaited<ReturnType<typeof messagesHistory>>>();
+  const byChat = new Map<number, ImsgMessage[]>();
   for (const row of rows) {
     let found: { id: number; guid: string } | undefined;
     if (row.chatId) {
       let hist = byChat.get(row.chatId);
       if (!hist) {
         try {
-          hist = await messagesHistory(client, row.chatId, { limit: 100, start: new Date(row.createdAt - 5000).toISOString() });
+          hist = await historySince(client, row);
         } catch (e) {
           log.warn(`cannot reconcile outbound ${row.id}: ${(e as Error).message}`);
+          if (row.inboundKey) out.unchecked.add(row.inboundKey);
           continue;
         }
         byChat.set(row.chatId, hist);
       }
-      const want = normalizeForEcho(row.text);
-      const m = hist.find(
-        (h) =>
-          h.isFromMe &&
-          !used.has(h.id) &&
-          (row.file ? h.attachments.length > 0 || (want !== "" && normalizeForEcho(h.text) === want) : normalizeForEcho(h.text) === want),
-      );
+      const m = matchSent(hist, row, used);
       if (m) found = { id: m.id, guid: m.guid };
     }
     if (found) {

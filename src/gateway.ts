@@ -178,7 +178,7 @@ class AccountRuntime {
       cursor = newest;
       this.store.setCursor(this.id, cursor);
     }
-    this.#catchupBoundary = newest;
+    this.#catchupBoundary = Math.max(newest, cursor);
     this.#catchupCount = 0;
     // since_rowid 0 means "current max" to imsg, so an empty database is replayed from the start with -1.
     const since = cursor > 0 ? cursor : -1;
@@ -193,13 +193,18 @@ class AccountRuntime {
     this.#markReady();
   }
 
-  /** The newest message ROWID imsg can see: newest chat's newest message (chats are sorted by activity). */
+  /**
+   * The newest message ROWID imsg can see. There is no RPC for it and history is ordered by date, not ROWID
+   * (backfilled rows are old-dated), so take the highest id among the recent rows of the most active chats.
+   */
   async #newestRowid(client: RpcClient): Promise<number> {
-    const chats = await chatsList(client, 1, this.account.probeTimeoutMs);
-    const first = chats[0] as { id?: unknown } | undefined;
-    if (!first || typeof first.id !== "number") return 0;
-    const hist = await messagesHistory(client, first.id, { limit: 1 }, this.account.probeTimeoutMs);
-    return hist[0]?.id ?? 0;
+    const chats = await chatsList(client, 10, this.account.probeTimeoutMs);
+    let max = 0;
+    for (const c of chats as { id?: unknown }[]) {
+      if (typeof c.id !== "number") continue;
+      for (const m of await messagesHistory(client, c.id, { limit: 20 }, this.account.probeTimeoutMs)) max = Math.max(max, m.id);
+    }
+    return max;
   }
 
   #startWatchdog(client: RpcClient): ReturnType<typeof setInterval> {
@@ -496,13 +501,13 @@ class AccountRuntime {
     const pendingOut = this.store.unsettledOutbound(this.id);
     const unfinished = this.store.unfinishedInbound(this.id);
     if (!pendingOut.length && !unfinished.length) return;
-    if (pendingOut.length) await reconcileOutbound(this.store, this.sender.client(), this.id);
-    const blocked = new Set(this.store.unsettledOutbound(this.id).filter((o) => o.state !== "pending").map((o) => o.inboundKey));
+    // Parts whose fate could not be checked keep their message waiting for the next start: never re-sent blindly.
+    const blocked = pendingOut.length ? (await reconcileOutbound(this.store, this.sender.client(), this.id)).unchecked : new Set<string>();
     this.log.info(`resuming ${unfinished.length} unfinished message(s) from the journal`);
     for (const row of unfinished) this.#track(this.#resume(row, blocked));
   }
 
-  async #resume(row: InboundRow, blocked: Set<string | undefined>): Promise<void> {
+  async #resume(row: InboundRow, blocked: Set<string>): Promise<void> {
     const parsed = parseMessage(toWire(row.message));
     if ("error" in parsed) {
       this.store.setInbound(this.id, row.key, { state: "failed", reason: "journal entry unreadable" });
@@ -528,8 +533,10 @@ class AccountRuntime {
     }
     await this.#loop;
     const all = () => Promise.allSettled([...this.#inflight]);
-    const grace = new Promise((r) => setTimeout(r, this.tuning.shutdownGraceMs));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise((r) => (timer = setTimeout(r, this.tuning.shutdownGraceMs)));
     await Promise.race([all(), grace]);
+    clearTimeout(timer);
     if (this.#inflight.size) {
       this.log.info(`cancelling ${this.#inflight.size} agent turn(s); they will run again after a restart`);
       this.#abort.abort();

@@ -41,6 +41,8 @@ export default defineCommand({
     }
     await ops.untilSignal();
     await gw.stop();
+    // Everything is stopped and recorded; a stray handle (a wedged child's pipe) must not keep launchd waiting.
+    setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
   },
 });
 

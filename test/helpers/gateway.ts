@@ -1,0 +1,134 @@
+// Runs the real CLI (gateway, pairing, send, …) as a child process against a simulator, with a fresh state dir.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { Log } from "./sim.ts";
+
+export const ROOT = resolve(import.meta.dir, "../..");
+export const MAIN = join(ROOT, "src/main.ts");
+export const AGENT = join(ROOT, "test/fixtures/agent.ts");
+const DENO = join(ROOT, "node_modules/.bin/deno");
+
+/** The test process's env minus NODE_ENV (bun test sets it to "test", which would silence consola in children). */
+export function childEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {
+  const { NODE_ENV: _drop, ...rest } = process.env;
+  const env: Record<string, string> = { ...(rest as Record<string, string>), NO_COLOR: "1" };
+  for (const [k, v] of Object.entries(extra)) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return env;
+}
+
+export type Runtime = "bun" | "deno";
+
+export function cliCommand(runtime: Runtime = "bun"): [string, string[]] {
+  return runtime === "deno" ? [DENO, ["run", "-A", MAIN]] : [process.execPath, [MAIN]];
+}
+
+/** A temp dir holding config.json and state/. */
+export interface Workspace {
+  dir: string;
+  configPath: string;
+  stateDir: string;
+  writeConfig(cfg: unknown): void;
+  cleanup(): void;
+}
+
+export function workspace(): Workspace {
+  const dir = mkdtempSync(join(tmpdir(), "oc-imsg-"));
+  const configPath = join(dir, "config.json5");
+  const stateDir = join(dir, "state");
+  return {
+    dir,
+    configPath,
+    stateDir,
+    writeConfig(cfg) {
+      writeFileSync(configPath, JSON.stringify(cfg, null, 2));
+    },
+    cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A config with the simulator as imsg and the fixture agent; `imessage` is merged over the defaults. */
+export function baseConfig(cliPath: string, imessage: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {
+  return {
+    channels: { imessage: { enabled: true, cliPath, dmPolicy: "allowlist", allowFrom: ["+15550001111"], ...imessage } },
+    agents: { list: [{ id: "main", default: true, command: [process.execPath, AGENT], timeoutSeconds: 30 }] },
+    ...extra,
+  };
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI to completion. */
+export function runCli(args: string[], opts: { env?: Record<string, string | undefined>; input?: string; runtime?: Runtime; timeoutMs?: number } = {}): RunResult {
+  const [cmd, pre] = cliCommand(opts.runtime);
+  const r = spawnSync(cmd, [...pre, ...args], { env: childEnv(opts.env), input: opts.input, encoding: "utf8", timeout: opts.timeoutMs ?? 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export interface LogLine {
+  level: string;
+  tag?: string;
+  msg: string;
+}
+
+/** A gateway child process with its JSON log lines. */
+export class GatewayProc {
+  readonly child: ChildProcess;
+  readonly logs = new Log<LogLine>();
+  readonly exited: Promise<number | null>;
+  stderrText = "";
+
+  constructor(ws: Workspace, opts: { args?: string[]; env?: Record<string, string | undefined>; runtime?: Runtime } = {}) {
+    const [cmd, pre] = cliCommand(opts.runtime);
+    this.child = spawn(cmd, [...pre, "gateway", "--config", ws.configPath, "--state-dir", ws.stateDir, "--log-format", "json", "--verbose", ...(opts.args ?? [])], {
+      env: childEnv({ OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 10, backoffInitialMs: 50, watchdogMs: 2000, shutdownGraceMs: 3000 }), ...opts.env }),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let partial = "";
+    this.child.stderr!.setEncoding("utf8");
+    this.child.stderr!.on("data", (c: string) => {
+      this.stderrText += c;
+      partial += c;
+      let nl: number;
+      while ((nl = partial.indexOf("\n")) >= 0) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        try {
+          this.logs.push(JSON.parse(line) as LogLine);
+        } catch {
+          this.logs.push({ level: "raw", msg: line });
+        }
+      }
+    });
+    this.child.stdout!.resume();
+    this.exited = new Promise((r) => this.child.on("exit", (code) => r(code)));
+  }
+
+  /** Resolves when the gateway logged its subscription (count-th time, for restarts of the watch child). */
+  subscribed(count = 1, timeoutMs = 15_000): Promise<LogLine[]> {
+    return this.logs.waitForCount(count, (l) => l.msg.startsWith("subscribed"), timeoutMs, `subscribed x${count}; logs:\n${this.stderrText}`);
+  }
+
+  async stop(timeoutMs = 15_000): Promise<number | null> {
+    this.child.kill("SIGTERM");
+    const t = setTimeout(() => this.child.kill("SIGKILL"), timeoutMs);
+    const code = await this.exited;
+    clearTimeout(t);
+    return code;
+  }
+
+  async kill(): Promise<void> {
+    this.child.kill("SIGKILL");
+    await this.exited;
+  }
+}
