@@ -1,0 +1,36 @@
+// The same source under Deno: `deno run -A src/main.ts` answers a DM end to end and prints the same help.
+import { afterEach, expect, test } from "bun:test";
+import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
+import { baseConfig, GatewayProc, runCli, workspace, type Workspace } from "../helpers/gateway.ts";
+
+let sim: Sim | undefined;
+let ws: Workspace | undefined;
+let gw: GatewayProc | undefined;
+
+afterEach(async () => {
+  if (gw) await gw.kill();
+  gw = undefined;
+  sim?.cleanup();
+  ws?.cleanup();
+});
+
+test("deno: --help and --version match bun's", () => {
+  const b = runCli(["--help"]);
+  const d = runCli(["--help"], { runtime: "deno" });
+  expect(d.code).toBe(0);
+  expect(d.stdout).toBe(b.stdout);
+  expect(runCli(["--version"], { runtime: "deno" }).stdout).toBe(runCli(["--version"]).stdout);
+  expect(runCli(["chats", "--nope"], { runtime: "deno" }).code).toBe(2);
+});
+
+test("deno: a DM reaches the agent and the reply is sent", async () => {
+  sim = createSim({ env: { IMSG_SIM_POLL_MS: "50" } });
+  ws = workspace();
+  ws.writeConfig(baseConfig(sim.cliPath));
+  gw = new GatewayProc(ws, { runtime: "deno" });
+  await gw.subscribed(1, 30_000);
+  sim.db.inject({ from: "+15550001111", text: "hello from deno" });
+  await waitFor(() => sim!.db.sent().some((s) => s.text === "echo: hello from deno"), 15_000, "reply");
+  expect(await gw.stop()).toBe(0);
+  expect(sim.db.sent()).toHaveLength(1);
+}, 60_000);
