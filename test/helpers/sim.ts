@@ -1,0 +1,212 @@
+// Test harness around the imsg simulator: a temp chat.db, an executable `imsg` wrapper usable as `cliPath`,
+// and a JSON-RPC pipe to a spawned `imsg rpc`.
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { SimDb } from "../../scripts/sim-db.ts";
+
+/** Absolute path of the simulator script. */
+export const SIM_SCRIPT = resolve(import.meta.dir, "../../scripts/imsg-sim.ts");
+
+/** A simulator instance on disk. */
+export interface Sim {
+  dir: string;
+  dbPath: string;
+  /** Executable `#!/bin/sh` wrapper: behaves like a real `imsg` bound to this database. */
+  cliPath: string;
+  /** Test-side connection to the same database (inject inbound rows, inspect sent rows). */
+  db: SimDb;
+  /** Variables baked into the wrapper as defaults (IMSG_SIM_DB plus opts.env); the caller's env overrides them. */
+  env: Record<string, string>;
+  cleanup(): void;
+}
+
+const shQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+
+/** Creates a temp dir with an empty chat.db and an `imsg` wrapper; `env` (e.g. IMSG_SIM_FDA) is baked in. */
+export function createSim(opts: { env?: Record<string, string>; selfHandle?: string } = {}): Sim {
+  const dir = mkdtempSync(join(tmpdir(), "imsg-sim-"));
+  const dbPath = join(dir, "chat.db");
+  const db = new SimDb(dbPath, opts.selfHandle ? { selfHandle: opts.selfHandle } : {});
+  const env: Record<string, string> = {
+    IMSG_SIM_DB: dbPath,
+    ...(opts.selfHandle ? { IMSG_SIM_SELF: opts.selfHandle } : {}),
+    ...opts.env,
+  };
+  const cliPath = join(dir, "imsg");
+  const exports = Object.entries(env).map(([k, v]) => `[ -n "\${${k}+x}" ] || ${k}=${shQuote(v)}; export ${k}`);
+  writeFileSync(cliPath, ["#!/bin/sh", ...exports, `exec ${shQuote(process.execPath)} ${shQuote(SIM_SCRIPT)} "$@"`, ""].join("\n"));
+  chmodSync(cliPath, 0o755);
+  return {
+    dir,
+    dbPath,
+    cliPath,
+    db,
+    env,
+    cleanup() {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls `fn` until it returns a truthy value (returned) or the deadline passes (throws). */
+export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 5000, what = "condition"): Promise<NonNullable<Awaited<T>>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<Awaited<T>>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** An append-only list whose waiters are woken on every push. */
+export class Log<T> {
+  readonly items: T[] = [];
+  #waiters = new Set<() => void>();
+
+  /** Appends an item and wakes waiters. */
+  push(item: T): void {
+    this.items.push(item);
+    for (const w of this.#waiters) w();
+  }
+
+  /** Resolves with the first item (already seen or future) matching `pred`; rejects at the deadline. */
+  waitFor(pred: (item: T, index: number) => boolean, timeoutMs = 5000, what = "a matching item"): Promise<T> {
+    return this.waitForCount(1, pred, timeoutMs, what).then((xs) => xs[0]!);
+  }
+
+  /** Resolves once `n` items match `pred`, with those items in order. */
+  waitForCount(n: number, pred: (item: T, index: number) => boolean = () => true, timeoutMs = 5000, what = `${n} items`): Promise<T[]> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const hits = this.items.filter(pred);
+        if (hits.length < n) return false;
+        this.#waiters.delete(check);
+        clearTimeout(timer);
+        resolve(hits.slice(0, n));
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(check);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} (have ${this.items.length} items)`));
+      }, timeoutMs);
+      if (!check()) this.#waiters.add(check);
+    });
+  }
+}
+
+/** A JSON-RPC error object as imsg sends it. */
+export interface RpcErrorObject {
+  code: number;
+  message: string;
+  data?: string;
+}
+/** A response envelope (has an `id` key, possibly null). */
+export interface RpcResponse {
+  jsonrpc: "2.0";
+  id: unknown;
+  result?: any;
+  error?: RpcErrorObject;
+}
+/** A notification envelope (no `id`). */
+export interface RpcNotification {
+  jsonrpc: "2.0";
+  method: string;
+  params: any;
+}
+
+/** Error thrown by `RpcPipe.call` for an error response. */
+export class RpcCallError extends Error {
+  constructor(readonly error: RpcErrorObject) {
+    super(`${error.code} ${error.message}: ${error.data ?? ""}`);
+  }
+}
+
+/** `<cliPath> rpc [args]` over real pipes, with every stdout line recorded. */
+export class RpcPipe {
+  readonly child: ChildProcessWithoutNullStreams;
+  /** Every stdout line, JSON or not, in arrival order. */
+  readonly lines = new Log<string>();
+  /** Envelopes with an `id` key (responses and errors). */
+  readonly responses = new Log<RpcResponse>();
+  readonly notifications = new Log<RpcNotification>();
+  /** Resolves with the exit code (null when killed by a signal). */
+  readonly exited: Promise<number | null>;
+  stderr = "";
+  #nextId = 1;
+  #partial = "";
+
+  constructor(cliPath: string, opts: { args?: string[]; env?: Record<string, string> } = {}) {
+    this.child = spawn(cliPath, ["rpc", ...(opts.args ?? [])], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
+    this.child.stdout.setEncoding("utf8");
+    this.child.stdout.on("data", (chunk: string) => {
+      this.#partial += chunk;
+      let nl: number;
+      while ((nl = this.#partial.indexOf("\n")) >= 0) {
+        this.#onLine(this.#partial.slice(0, nl));
+        this.#partial = this.#partial.slice(nl + 1);
+      }
+    });
+    this.child.stderr.setEncoding("utf8");
+    this.child.stderr.on("data", (c: string) => (this.stderr += c));
+    // An EPIPE after the child died is the crash tests' expected outcome, not a test-process error.
+    this.child.stdin.on("error", () => {});
+    this.exited = new Promise((res) => this.child.on("exit", (code) => res(code)));
+  }
+
+  #onLine(line: string): void {
+    this.lines.push(line);
+    let v: any;
+    try {
+      v = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (v && typeof v === "object" && "id" in v) this.responses.push(v as RpcResponse);
+    else if (v && typeof v === "object" && typeof v.method === "string") this.notifications.push(v as RpcNotification);
+  }
+
+  /** Writes one raw line (a string as is, anything else JSON-encoded). */
+  write(line: unknown): void {
+    this.child.stdin.write((typeof line === "string" ? line : JSON.stringify(line)) + "\n");
+  }
+
+  /** Sends a request with a fresh numeric id and resolves with its response envelope. */
+  request(method: string, params?: unknown, timeoutMs = 5000): Promise<RpcResponse> {
+    const id = this.#nextId++;
+    this.write({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) });
+    return this.responses.waitFor((r) => r.id === id, timeoutMs, `response to ${method} (id ${id}); stderr: ${this.stderr}`);
+  }
+
+  /** Like `request`, but resolves with `result` and throws RpcCallError on an error response. */
+  async call(method: string, params?: unknown, timeoutMs = 5000): Promise<any> {
+    const r = await this.request(method, params, timeoutMs);
+    if (r.error) throw new RpcCallError(r.error);
+    return r.result;
+  }
+
+  /** `message` notifications' messages for one subscription (or all), in arrival order. */
+  messages(subscription?: number): any[] {
+    return this.notifications.items
+      .filter((n) => n.method === "message" && (subscription === undefined || n.params.subscription === subscription))
+      .map((n) => n.params.message);
+  }
+
+  /** Closes stdin and waits for exit; kills the child (and returns null) if it outlives the deadline. */
+  async close(timeoutMs = 5000): Promise<number | null> {
+    this.child.stdin.end();
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), timeoutMs);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  /** Kills the child at once (for hung simulators) and waits for it. */
+  async kill(): Promise<void> {
+    this.child.kill("SIGKILL");
+    await this.exited;
+  }
+}
