@@ -3,13 +3,13 @@
 import { statSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { chunkText } from "./chunk.ts";
-import type { ImessageAccount } from "./config.ts";
-import { messagesHistory, sendMessage, type ImsgMessage, type SendResult } from "./imsg.ts";
+import type { ImessageAccount, Service } from "./config.ts";
+import { chatsList, messagesHistory, parseChat, sendMessage, type ImsgChat, type ImsgMessage, type SendResult } from "./imsg.ts";
 import { getLog, redact } from "./log.ts";
 import { RpcClient, RpcClosedError, RpcError } from "./rpc.ts";
 import { normalizeForEcho, sanitizeOutbound } from "./sanitize.ts";
 import type { OutboundRow, Store } from "./store.ts";
-import { formatTarget, targetToSendParams, type Target } from "./targets.ts";
+import { formatTarget, normalizeHandle, targetToSendParams, type Target } from "./targets.ts";
 
 /** imsg serialises requests and AppleScript sends can stall for minutes (openclaw-behaviour.md §2). */
 export const SEND_TIMEOUT_MS = 120_000;
@@ -87,10 +87,12 @@ export function planParts(
   text: string,
   media: string[],
   account: Pick<ImessageAccount, "responsePrefix" | "textChunkLimit" | "chunkMode" | "mediaMaxMb">,
+  /** sanitize: false for user-typed text (send); whole: one part, unchunked (pairing and command replies). */
+  opts: { sanitize?: boolean; whole?: boolean } = {},
 ): { parts: Part[]; rejected: { path: string; reason: string }[] } {
-  let body = sanitizeOutbound(text);
+  let body = opts.sanitize === false ? text.replace(/\r\n?/g, "\n").trim() : sanitizeOutbound(text);
   if (body && account.responsePrefix) body = `${account.responsePrefix} ${body}`;
-  const parts: Part[] = body ? chunkText(body, account.textChunkLimit, account.chunkMode).map((t) => ({ text: t })) : [];
+  const parts: Part[] = !body ? [] : opts.whole ? [{ text: body }] : chunkText(body, account.textChunkLimit, account.chunkMode).map((t) => ({ text: t }));
   const rejected: { path: string; reason: string }[] = [];
   const max = account.mediaMaxMb * 1024 * 1024;
   for (const path of media) {
@@ -242,9 +244,37 @@ export async function reconcileOutbound(
   return out;
 }
 
+/** How many chats `sendOnce` looks through to find the one a handle or chat id/guid send lands in. */
+const CHAT_LOOKUP_LIMIT = 500;
+
 /**
- * One-shot delivery for `send` and `pairing approve --notify`: same planning and journal as the gateway (so a
- * running gateway on this state dir recognises the echo), on a short-lived imsg child.
+ * The chat a send to `target` lands in, among chats imsg already knows (undefined for a first contact). A handle
+ * matches its direct chat on the service imsg sends it with, as Messages picks it (`SMS;-;` for sms, else
+ * `iMessage;-;`, then `any;-;`).
+ */
+function chatIdFor(chats: ImsgChat[], target: Target, service: Service): number | undefined {
+  const svc = target.kind === "handle" && target.service !== "auto" ? target.service : service;
+  const prefixes = svc === "sms" ? ["SMS;", "any;"] : ["iMessage;", "any;"];
+  const byPrefix = (cands: ImsgChat[]) => prefixes.map((p) => cands.find((c) => c.guid.startsWith(p))).find((c) => c)?.id;
+  switch (target.kind) {
+    case "chat_id":
+      return target.chatId;
+    case "chat_guid":
+      return chats.find((c) => c.guid === target.chatGuid)?.id;
+    case "chat_identifier": {
+      const cands = chats.filter((c) => c.identifier === target.chatIdentifier);
+      return cands.length === 1 ? cands[0]!.id : byPrefix(cands);
+    }
+    case "handle":
+      return byPrefix(chats.filter((c) => !c.isGroup && normalizeHandle(c.identifier) === target.to));
+  }
+}
+
+/**
+ * One-shot delivery for `send` and `pairing approve --notify`: same journal as the gateway, on a short-lived imsg
+ * child. The text is sent as written (no agent-output sanitizing, no responsePrefix). Parts are recorded with the
+ * chat they land in when imsg knows it, so a gateway running on this state dir recognises their echo rows (which
+ * carry our own handle, not the recipient's) and a crashed child's part can be looked up in history.
  */
 export async function sendOnce(
   store: Store,
@@ -253,12 +283,28 @@ export async function sendOnce(
   text: string,
   files: string[] = [],
 ): Promise<{ result: DeliverResult; parts: Part[]; rejected: { path: string; reason: string }[] }> {
-  const { parts, rejected } = planParts(text, files, { ...account, responsePrefix: undefined });
+  const { parts, rejected } = planParts(text, files, { ...account, responsePrefix: undefined }, { sanitize: false });
   // A file the user named that cannot be sent fails the whole command before anything goes out.
   if (rejected.length) return { result: { sent: [], error: "unsendable file" }, parts, rejected };
+  if (!parts.length) return { result: { sent: [], error: "nothing to send" }, parts, rejected };
   const sender = new SendClient(account);
   try {
-    const result = parts.length ? await deliver(store, sender, { account, target, parts }) : { sent: [] };
+    let chatId: number | undefined;
+    if (target.kind === "chat_id") chatId = target.chatId;
+    else {
+      try {
+        const raw = await chatsList(sender.client(), CHAT_LOOKUP_LIMIT, account.probeTimeoutMs);
+        const chats = raw.flatMap((c) => {
+          const p = parseChat(c);
+          return "chat" in p ? [p.chat] : [];
+        });
+        chatId = chatIdFor(chats, target, account.service);
+      } catch (e) {
+        // Only the echo match and crash lookups lose their chat; the send itself reports real imsg trouble.
+        getLog(`deliver:${account.accountId}`).debug(`cannot look up the chat of ${redact(formatTarget(target))}: ${(e as Error).message}`);
+      }
+    }
+    const result = await deliver(store, sender, { account, target, chatId, parts });
     return { result, parts, rejected };
   } finally {
     await sender.stop();

@@ -485,7 +485,8 @@ class AccountRuntime {
 
   async #deliver(key: string, msg: ImsgMessage, reply: Reply & { system?: boolean }, isGroup: boolean): Promise<void> {
     const target: Target = replyTargetFor(msg, isGroup);
-    const { parts, rejected } = planParts(reply.text, reply.media, reply.system ? { ...this.account, responsePrefix: undefined } : this.account);
+    // Gateway-authored replies (pairing code, /status) go out whole and unprefixed: one message, as promised.
+    const { parts, rejected } = planParts(reply.text, reply.media, reply.system ? { ...this.account, responsePrefix: undefined } : this.account, { whole: reply.system, sanitize: !reply.system });
     for (const r of rejected) this.log.warn(`not attaching ${r.path}: ${r.reason}`);
     if (!parts.length) {
       this.store.setInbound(this.id, key, { state: "done", reason: "empty reply" });
