@@ -1,4 +1,5 @@
 #!/usr/bin/env bun
+export {};
 // The demo's agent (command backend): a friendly echo that remembers the conversation length and tells a
 // long story on request, so the demo shows sessions and chunking without any model.
 const turn = JSON.parse(await new Response(Bun.stdin.stream()).text());

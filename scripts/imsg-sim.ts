@@ -21,9 +21,11 @@
 //   IMSG_SIM_NOISE=1          a non-JSON osascript line on stdout before every response
 //   IMSG_SIM_ECHO_DUP=1       after each text send also write the spurious is_from_me=0 copy (same text, own handle)
 //   IMSG_SIM_STDERR=1         human chatter on stderr (the real rpc path writes none)
+//   IMSG_SIM_TRACE=FILE       append a JSON line per emitted message notification and per send request, with
+//                             a sub-millisecond epoch timestamp (benchmarks measure notification → send with it)
 // Always on: a send to IMSG_SIM_SELF writes an is_from_me=1 and an is_from_me=0 row with the same date
 // (self-chat), and output escapes "/" as "\/" like Foundation's JSONSerialization.
-import { existsSync, statSync, watch, type FSWatcher } from "node:fs";
+import { appendFileSync, existsSync, statSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { DEFAULT_SELF, SimDb, expandTilde, isGroupChat, isoFromMs, type ChatRow, type InjectOptions } from "./sim-db.ts";
 
@@ -47,6 +49,12 @@ function versionAtLeast(v: string, min: string): boolean {
 const HAS_RPC = versionAtLeast(VERSION, "0.3.0");
 
 // ---------------------------------------------------------------------------------------------- output
+
+const TRACE = process.env.IMSG_SIM_TRACE;
+/** Benchmark timing: epoch ms with sub-ms precision, comparable across processes. */
+function trace(entry: Record<string, unknown>): void {
+  if (TRACE) appendFileSync(TRACE, JSON.stringify({ ...entry, t: performance.timeOrigin + performance.now() }) + "\n");
+}
 
 let lastWrite: Promise<void> = Promise.resolve();
 /** Writes one stdout line; the promise lets exit wait for the pipe (Bun truncates on exit otherwise). */
@@ -499,6 +507,7 @@ class WatchHub {
         if (s.startMs !== undefined && t < s.startMs) continue;
         if (s.endMs !== undefined && t >= s.endMs) continue;
         emit({ jsonrpc: "2.0", method: "message", params: { subscription: s.id, message: m } });
+        trace({ k: "n", id: m.id, text: m.text });
       }
     } catch (err) {
       // The subscription dies but stays in the table, so unsubscribe still answers ok (§3.2).
@@ -716,6 +725,7 @@ async function dispatch(req: Request, db: SimDb, hub: WatchHub, sender: Sender):
       return { result: { ok: true } };
     }
     case "send":
+      trace({ k: "s", text: typeof p.text === "string" ? p.text : "" });
       return sender.send(p);
     case "typing":
     case "read":
