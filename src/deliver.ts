@@ -143,6 +143,7 @@ export async function deliver(store: Store, sender: Pick<SendClient, "send"> & P
       chatId: job.chatId,
       text: part.text,
       file: part.file,
+      echoKey: normalizeForEcho(part.text),
     });
     if (row.state === "sent") {
       sent.push(row);

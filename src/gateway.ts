@@ -13,7 +13,7 @@ import { compileMentionPatterns, conversationOf, decide, type Decision } from ".
 import { ImsgPermissionError, RpcClient, type Notification } from "./rpc.ts";
 import { looksReflected, normalizeForEcho } from "./sanitize.ts";
 import { inboundKey, Store, type InboundRow } from "./store.ts";
-import { replyTargetFor, type Target } from "./targets.ts";
+import { formatTarget, normalizeHandle, replyTargetFor, type Target } from "./targets.ts";
 import { readFileSync } from "node:fs";
 
 /** Tunables; defaults are the product's, tests and benchmarks shorten some. */
@@ -76,6 +76,7 @@ class AccountRuntime {
   #abort = new AbortController();
   #inflight = new Set<Promise<void>>();
   #sessions = new Map<string, Promise<void>>();
+  #outbox = new Map<string, Promise<void>>();
   #breaker = new Map<string, number[]>();
   #warnedChats = new Set<number>();
   #catchupBoundary = 0;
@@ -297,14 +298,18 @@ class AccountRuntime {
     return hits.length >= BREAKER.threshold;
   }
 
-  /** An inbound row that repeats what we just sent into the same conversation (imsg's duplicate echo rows). */
+  /**
+   * An inbound row that repeats what we just sent into the same conversation (imsg's duplicate echo rows,
+   * self-chat twins). Same chat id, or for a DM the handle we sent to (a first-contact send had no chat yet).
+   */
   #isTextEcho(msg: ImsgMessage): boolean {
     const text = normalizeForEcho(msg.text);
     if (!text) return false;
-    const sender = normalizeForEcho(msg.sender);
-    for (const o of this.store.recentOutbound(this.id, Date.now() - this.tuning.echoWindowMs)) {
-      if (normalizeForEcho(o.text) !== text) continue;
-      if ((o.chatId && o.chatId === msg.chatId) || o.target.endsWith(`:${msg.sender}`) || o.target.endsWith(`:${sender}`)) return true;
+    const handles = msg.isGroup ? [] : [msg.sender, msg.chatIdentifier].filter(Boolean).map((h) => normalizeHandle(h));
+    for (const o of this.store.outboundByEcho(this.id, text, Date.now() - this.tuning.echoWindowMs)) {
+      if (o.chatId && o.chatId === msg.chatId) return true;
+      const to = o.target.replace(/^(imessage|sms|auto):/, "");
+      if (handles.includes(to)) return true;
     }
     return false;
   }
@@ -483,7 +488,18 @@ class AccountRuntime {
     }
   }
 
-  async #deliver(key: string, msg: ImsgMessage, reply: Reply & { system?: boolean }, isGroup: boolean): Promise<void> {
+  /**
+   * Queues a reply on its conversation's outbox: parts of consecutive replies to one chat never interleave,
+   * and the session's next agent turn does not wait for this one's sends.
+   */
+  #deliver(key: string, msg: ImsgMessage, reply: Reply & { system?: boolean }, isGroup: boolean): void {
+    const conv = formatTarget(replyTargetFor(msg, isGroup));
+    const next = (this.#outbox.get(conv) ?? Promise.resolve()).catch(() => {}).then(() => this.#send(key, msg, reply, isGroup));
+    this.#outbox.set(conv, next);
+    this.#track(next.finally(() => this.#outbox.get(conv) === next && this.#outbox.delete(conv)));
+  }
+
+  async #send(key: string, msg: ImsgMessage, reply: Reply & { system?: boolean }, isGroup: boolean): Promise<void> {
     const target: Target = replyTargetFor(msg, isGroup);
     // Gateway-authored replies (pairing code, /status) go out whole and unprefixed: one message, as promised.
     const { parts, rejected } = planParts(reply.text, reply.media, reply.system ? { ...this.account, responsePrefix: undefined } : this.account, { whole: reply.system, sanitize: !reply.system });

@@ -59,6 +59,8 @@ export interface OutboundInput {
   chatId?: number;
   text: string;
   file?: string;
+  /** Normalized text for echo matching (sanitize.ts normalizeForEcho); empty → not matchable. */
+  echoKey?: string;
 }
 
 /** A recorded outbound chunk or file. */
@@ -165,6 +167,11 @@ export const MIGRATIONS: readonly string[] = [
     account_id TEXT NOT NULL, sender_id TEXT NOT NULL, approved_at INTEGER NOT NULL,
     PRIMARY KEY (account_id, sender_id)
   );
+  `,
+  // 2: echo lookups by normalized text (indexed) instead of scanning every recent outbound row.
+  `
+  ALTER TABLE outbound ADD COLUMN echo_key TEXT;
+  CREATE INDEX outbound_by_echo ON outbound (account_id, echo_key, created_at) WHERE echo_key IS NOT NULL;
   `,
 ];
 
@@ -444,8 +451,9 @@ export class Store {
     return this.#tx(() => {
       this.#run(
         `INSERT OR IGNORE INTO outbound (account_id, inbound_key, seq, target, chat_id, text, file, state,
-           created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+           created_at, updated_at, echo_key) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
         o.accountId, o.inboundKey ?? null, o.seq, o.target, o.chatId ?? null, o.text, o.file ?? null, now, now,
+        o.echoKey || null,
       );
       const r = o.inboundKey === undefined
         ? this.#get("SELECT * FROM outbound WHERE id = last_insert_rowid()")
@@ -491,6 +499,14 @@ export class Store {
     return this.#all(
       "SELECT * FROM outbound WHERE account_id = ? AND created_at >= ? ORDER BY created_at, id",
       accountId, sinceMs,
+    ).map(toOutbound);
+  }
+
+  /** Parts sent (or being sent) since `sinceMs` whose normalized text is `echoKey` (the echo-defence lookup). */
+  outboundByEcho(accountId: string, echoKey: string, sinceMs: number): OutboundRow[] {
+    return this.#all(
+      "SELECT * FROM outbound WHERE account_id = ? AND echo_key = ? AND created_at >= ? ORDER BY created_at, id",
+      accountId, echoKey, sinceMs,
     ).map(toOutbound);
   }
 

@@ -9,13 +9,22 @@ async function openStore(stateDir: string) {
   return Store.open(stateDir);
 }
 
-/** Validates --account against the config when a config file exists (approvals for unknown accounts would never apply). */
-async function checkAccount(configPath: string, accountId: string | undefined): Promise<void> {
-  if (!accountId) return;
+/**
+ * The --account value as the store keys it (trimmed, lower-case, as the config resolves ids), validated against
+ * the config when a config file exists (approvals for unknown accounts would never apply).
+ */
+async function accountIdOf(configPath: string, raw: string | undefined): Promise<string | undefined> {
+  if (raw === undefined) return undefined;
   const { existsSync } = await import("node:fs");
-  if (!existsSync(configPath)) return;
+  if (!existsSync(configPath)) return raw.trim().toLowerCase();
   const { loadConfig, resolveAccount } = await import("../config.ts");
-  resolveAccount(loadConfig(configPath), accountId);
+  return resolveAccount(loadConfig(configPath), raw).accountId;
+}
+
+/** The one positional after the optional channel word; the channel word alone is not a value (`approve imessage`). */
+function onlyValue(positionals: string[]): string | undefined {
+  const [v] = splitChannel(positionals, 1);
+  return v === undefined || v.toLowerCase() === "imessage" ? undefined : v;
 }
 
 const list = defineCommand({
@@ -24,8 +33,7 @@ const list = defineCommand({
   async run({ args }) {
     const g = await setupGlobals(args);
     splitChannel(args._, 0);
-    const accountId = str(args.account, "--account");
-    await checkAccount(g.configPath, accountId);
+    const accountId = await accountIdOf(g.configPath, str(args.account, "--account"));
     const { listRequests } = await import("../pairing.ts");
     const store = await openStore(g.stateDir);
     try {
@@ -51,16 +59,19 @@ const approve = defineCommand({
   },
   async run({ args }) {
     const g = await setupGlobals(args);
-    const [code] = splitChannel(args._, 1);
+    const code = onlyValue(args._);
     if (!code) throw new UsageError("missing pairing code", "Usage: openclaw-imsg pairing approve [imessage] <CODE>");
-    const accountId = str(args.account, "--account");
-    await checkAccount(g.configPath, accountId);
-    const { approveCode, APPROVED_NOTICE } = await import("../pairing.ts");
+    const accountId = await accountIdOf(g.configPath, str(args.account, "--account"));
+    const { approveCode, listRequests, normalizeCode, APPROVED_NOTICE } = await import("../pairing.ts");
     const store = await openStore(g.stateDir);
     let approved: { accountId: string; senderId: string } | undefined;
     try {
       approved = approveCode(store, code, accountId);
-      if (!approved) throw new CliError(`No pending pairing request found for code: ${code}`, 1, "Codes expire after 1 hour; list them with `openclaw-imsg pairing list`.");
+      if (!approved) {
+        const other = listRequests(store).find((r) => r.code === normalizeCode(code));
+        if (other) throw new CliError(`Pairing code ${other.code} belongs to account ${other.accountId}, not ${accountId}`, 1, `Run: openclaw-imsg pairing approve imessage ${other.code} --account ${other.accountId}`);
+        throw new CliError(`No pending pairing request found for code: ${code}`, 1, "Codes expire after 1 hour; list them with `openclaw-imsg pairing list`.");
+      }
       process.stdout.write(`Approved imessage sender ${approved.senderId} (account ${approved.accountId}).\n`);
       if (args.notify) {
         const { sendOnce } = await import("../deliver.ts");
@@ -86,17 +97,21 @@ const revoke = defineCommand({
   args: { ...globalArgs, ...channelArg, handle: { type: "positional", description: "The sender handle", required: false }, ...accountArg },
   async run({ args }) {
     const g = await setupGlobals(args);
-    const [handle] = splitChannel(args._, 1);
+    const handle = onlyValue(args._);
     if (!handle) throw new UsageError("missing sender handle", "Usage: openclaw-imsg pairing revoke [imessage] <handle>");
-    const accountId = str(args.account, "--account") ?? "default";
-    await checkAccount(g.configPath, accountId === "default" ? undefined : accountId);
-    const { revokeSender } = await import("../pairing.ts");
+    const accountId = await accountIdOf(g.configPath, str(args.account, "--account"));
+    const { listApproved, listRequests, revokeSender } = await import("../pairing.ts");
     const { normalizeHandle } = await import("../targets.ts");
     const id = normalizeHandle(handle);
     const store = await openStore(g.stateDir);
     try {
-      if (!revokeSender(store, accountId, id)) throw new CliError(`${id} is not an approved sender of account ${accountId}`, 1);
-      process.stdout.write(`Revoked imessage sender ${id} (account ${accountId}).\n`);
+      // Without --account, like `list` and `allowed`: every account that approved (or is pairing with) the sender.
+      const accounts = accountId !== undefined
+        ? [accountId]
+        : [...new Set([...listApproved(store), ...listRequests(store)].filter((r) => r.id === id).map((r) => r.accountId))];
+      const revoked = accounts.filter((a) => revokeSender(store, a, id));
+      if (!revoked.length) throw new CliError(`${id} is not an approved sender${accountId !== undefined ? ` of account ${accountId}` : ""}`, 1, "List approved senders with `openclaw-imsg pairing allowed`.");
+      process.stdout.write(`Revoked imessage sender ${id} (account${revoked.length > 1 ? "s" : ""} ${revoked.join(", ")}).\n`);
     } finally {
       store.close();
     }
@@ -109,8 +124,7 @@ const allowed = defineCommand({
   async run({ args }) {
     const g = await setupGlobals(args);
     splitChannel(args._, 0);
-    const accountId = str(args.account, "--account");
-    await checkAccount(g.configPath, accountId);
+    const accountId = await accountIdOf(g.configPath, str(args.account, "--account"));
     const { listApproved } = await import("../pairing.ts");
     const store = await openStore(g.stateDir);
     try {

@@ -1,5 +1,6 @@
 import { defineCommand } from "citty";
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { CliError, UsageError } from "../errors.ts";
 import { accountArg, globalArgs, jsonArg, loadAccount, multi, printJson, setupGlobals, str } from "./_shared.ts";
 
@@ -22,7 +23,11 @@ export default defineCommand({
     if (textArg !== undefined && textFile !== undefined) throw new UsageError("use --text or --text-file, not both");
     const service = str(args.service, "--service");
     if (service !== undefined && !["imessage", "sms", "auto"].includes(service)) throw new UsageError(`--service must be imessage, sms or auto, got "${service}"`);
-    const files = multi(rawArgs, "file");
+    // Relative paths are the caller's (a cron line, a shell); imsg needs absolute ones.
+    const files = multi(rawArgs, "file").map((f) => {
+      if (!f) throw new UsageError("--file needs a value");
+      return resolve(f);
+    });
     let text = textArg ?? "";
     if (textFile !== undefined) {
       try {
@@ -35,18 +40,23 @@ export default defineCommand({
     const to = str(args.to, "--to") ?? account.defaultTo;
     if (!to) throw new UsageError("missing --to", "Give a target (e.g. --to chat_id:42) or set channels.imessage.defaultTo.");
     if (!text.trim() && !files.length) throw new UsageError("refusing to send an empty message", "Give --text, --text-file or --file.");
-    const { parseTarget } = await import("../targets.ts");
+    const { formatTarget, parseTarget } = await import("../targets.ts");
     const target = parseTarget(to, (service as "imessage" | "sms" | "auto" | undefined) ?? account.service);
     const { Store } = await import("../store.ts");
     const { sendOnce } = await import("../deliver.ts");
     const store = Store.open(g.stateDir);
     try {
-      const { result, rejected } = await sendOnce(store, { ...account, service: (service as typeof account.service) ?? account.service }, target, text, files);
-      if (rejected.length) throw new CliError(`cannot attach ${rejected.map((r) => `${r.path} (${r.reason})`).join(", ")}`, 2);
+      const { result, parts, rejected } = await sendOnce(store, { ...account, service: (service as typeof account.service) ?? account.service }, target, text, files);
+      if (rejected.length) {
+        throw new UsageError(`cannot attach ${rejected.map((r) => `${r.path} (${r.reason})`).join(", ")}; nothing was sent`, `Files must exist and be at most mediaMaxMb (${account.mediaMaxMb} MB).`);
+      }
+      // id/guid are what imsg returned (file sends carry none): a script can look the rows up later.
       const sent = result.sent.map((r) => ({ id: r.messageId ?? null, guid: r.messageGuid ?? null, text: r.text, file: r.file ?? null }));
-      if (args.json) printJson({ ok: !result.error, to, sent, ...(result.error ? { error: result.error } : {}) });
+      if (args.json) printJson({ ok: !result.error, accountId: account.accountId, to, target: formatTarget(target), sent, ...(result.error ? { error: result.error } : {}) });
       else for (const s of sent) process.stdout.write(`sent ${s.file ? `file ${s.file}` : `${s.text.length} chars`}${s.id !== null ? ` (id ${s.id})` : ""}\n`);
-      if (result.error) throw new CliError(`send failed: ${result.error}`, 1);
+      if (result.error) {
+        throw new CliError(`send failed: ${result.error}`, 1, sent.length ? `${sent.length} of ${parts.length} parts went out before the failure; later parts were not sent.` : undefined);
+      }
     } finally {
       store.close();
     }
