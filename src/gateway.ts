@@ -2,6 +2,7 @@
 // pairing | agent turn → deliver on a separate send child. Supervises both children; resumes from the journal.
 import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { resolveAccount } from "./config.ts";
+import { commitConfigEdit, parseConfigEdit } from "./config-edit.ts";
 import { AgentError, buildBody, routeAgent, runAgent, sessionKey as makeSessionKey, type AgentTurn, type Peer } from "./agents.ts";
 import { fetchAttachments, mediaKind, mediaPlaceholder, resolveRemoteHost } from "./attachments.ts";
 import { deliver, planParts, reconcileOutbound, SendClient } from "./deliver.ts";
@@ -91,8 +92,8 @@ class AccountRuntime {
   #loop?: Promise<void>;
 
   constructor(
-    readonly account: ImessageAccount,
-    readonly cfg: Config,
+    public account: ImessageAccount,
+    public cfg: Config,
     readonly store: Store,
     readonly stateDir: string,
     readonly tuning: GatewayTuning,
@@ -105,6 +106,23 @@ class AccountRuntime {
 
   get id(): string {
     return this.account.accountId;
+  }
+
+  /** Set by the Gateway: spreads a config saved through `/config set` to every account. */
+  onConfig: (cfg: Config) => void = (cfg) => this.applyConfig(cfg);
+
+  /** Takes a new config for policy, routing and delivery; imsg paths keep their old values until restart. */
+  applyConfig(cfg: Config): void {
+    let next: ImessageAccount;
+    try {
+      next = resolveAccount(cfg, this.id);
+    } catch (e) {
+      this.log.warn(`new config not applied to account ${this.id}: ${(e as Error).message}`);
+      return;
+    }
+    this.cfg = cfg;
+    this.account = { ...next, cliPath: this.account.cliPath, dbPath: this.account.dbPath };
+    this.#mentionCache.clear();
   }
 
   start(): void {
@@ -481,8 +499,11 @@ class AccountRuntime {
         return "Session cleared. The next message starts a new conversation.";
       case "help":
         return "Commands: /status, /reset (or /new) to start over, /config show|set|unset (when enabled), /help.";
-      case "config":
-        return configCommand(this.cfg, this.account, cmd.args);
+      case "config": {
+        const r = configCommand(this.cfg, this.account, cmd.args);
+        if (r.config) this.onConfig(r.config);
+        return r.reply;
+      }
       default:
         return undefined;
     }
@@ -598,19 +619,21 @@ function toWire(m: unknown): unknown {
   };
 }
 
-/** `/config show` is read-only here; writes are refused with the reason (see README). */
-function configCommand(cfg: Config, account: ImessageAccount, args: string): string {
-  if (!cfg.commands.config) return "Config commands are disabled (set commands.config: true to enable /config).";
+/** `/config show|set|unset`: only with commands.config, and writes only when configWrites is not false. */
+function configCommand(cfg: Config, account: ImessageAccount, args: string): { reply: string; config?: Config } {
+  if (!cfg.commands.config) return { reply: "Config commands are disabled (set commands.config: true to enable /config)." };
   const [sub] = args.trim().split(/\s+/);
   if (!sub || sub === "show") {
     const section = (cfg.raw.channels as Record<string, unknown> | undefined)?.imessage ?? {};
-    return JSON.stringify(section, null, 2).slice(0, 3500);
+    return { reply: JSON.stringify(section, null, 2).slice(0, 3500) };
   }
   if (sub === "set" || sub === "unset") {
-    if (!account.configWrites) return "Config writes are disabled for imessage (channels.imessage.configWrites is false).";
-    return "Config writes from chat are not supported yet: edit the config file and restart the gateway.";
+    if (!account.configWrites) return { reply: "Config writes are disabled for imessage (channels.imessage.configWrites is false)." };
+    const edit = parseConfigEdit(args);
+    if ("error" in edit) return { reply: edit.error };
+    return commitConfigEdit(cfg, edit);
   }
-  return "Usage: /config show | /config set <path> <value> | /config unset <path>";
+  return { reply: "Usage: /config show | /config set <path> <value> | /config unset <path>" };
 }
 
 export interface GatewayOptions {
@@ -649,6 +672,7 @@ export class Gateway {
     const turns = new Semaphore(tuning.maxConcurrentTurns);
     const runtimes = accounts.map((a) => new AccountRuntime(a, opts.config, store, opts.stateDir, tuning, turns));
     const gw = new Gateway(lock, store, runtimes);
+    for (const r of runtimes) r.onConfig = (cfg) => runtimes.forEach((x) => x.applyConfig(cfg));
     lock.update({ accounts: accounts.map((a) => a.accountId) });
     for (const r of runtimes) {
       getLog("gateway").info(`starting account ${r.id} (${r.account.cliPath}${r.account.dbPath ? ` db=${r.account.dbPath}` : ""})`);

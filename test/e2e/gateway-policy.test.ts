@@ -201,6 +201,29 @@ describe("control commands", () => {
   });
 });
 
+describe("/config from chat", () => {
+  test("an authorized sender changes a setting; it is validated, saved atomically and applied at once", async () => {
+    await start({ groupPolicy: "disabled", groups: { "*": { requireMention: false } } }, { commands: { config: true } });
+    const g = sim.db.inject({ from: "+15550001111", text: "before", group: GROUP });
+    expect(await dropped(g.rowid)).toBe("groupPolicy disabled");
+    sim.db.inject({ from: "+15550001111", text: "/config set dmPolicy open" });
+    await waitFor(() => sent().find((s) => s.text.startsWith("Not saved")), 10_000, "refusal");
+    sim.db.inject({ from: "+15550001111", text: "/config set groupPolicy open" });
+    const ok = await waitFor(() => sent().find((s) => s.text.startsWith("Saved")), 10_000, "saved reply");
+    expect(ok.text).toContain('channels.imessage.groupPolicy = "open"');
+    expect(JSON.parse(readFileSync(ws.configPath, "utf8")).channels.imessage.groupPolicy).toBe("open");
+    sim.db.inject({ from: "+15550001111", text: "after", group: GROUP });
+    await replyTo("echo: after");
+  });
+
+  test("configWrites false refuses writes; without commands.config every /config is refused", async () => {
+    await start({ configWrites: false }, { commands: { config: true } });
+    sim.db.inject({ from: "+15550001111", text: "/config set textChunkLimit 10" });
+    await waitFor(() => sent().find((s) => s.text.includes("configWrites is false")), 10_000, "refusal");
+    expect(JSON.parse(readFileSync(ws.configPath, "utf8")).channels.imessage.textChunkLimit).toBeUndefined();
+  });
+});
+
 describe("chunking", () => {
   test("a long reply is split by textChunkLimit and sent in order, each part within the limit", async () => {
     await start({ textChunkLimit: 200, chunkMode: "newline" }, {}, { AGENT_MODE: "long" });
