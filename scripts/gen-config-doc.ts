@@ -1,0 +1,38 @@
+#!/usr/bin/env bun
+// Writes docs/CONFIG.md from the config schema (src/config.ts describeSchemaKeys), so the reference cannot
+// drift: test/docs.test.ts fails when the committed file differs from what this prints.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describeSchemaKeys } from "../src/config.ts";
+
+/** The reference as Markdown. */
+export function renderConfigDoc(): string {
+  const rows = describeSchemaKeys().map((k) => {
+    const cell = (s: string) => s.replace(/\|/g, "\\|");
+    const def = k.default === undefined ? "" : `\`${cell(String(k.default))}\``;
+    return `| \`${k.key}\` | ${cell(k.type)} | ${def} | ${k.perAccount ? "yes" : "no"} | ${cell(k.description)} |`;
+  });
+  return [
+    "# Configuration reference: `channels.imessage`",
+    "",
+    "Generated from the schema by `bun scripts/gen-config-doc.ts`; a test fails when this file is out of date.",
+    "Keys marked *per account* may also be set under `channels.imessage.accounts.<id>`, overriding the top level",
+    "(arrays and objects replace, they do not merge). Unknown keys are errors with a did-you-mean.",
+    "",
+    "| key | type | default | per account | meaning |",
+    "|---|---|---|---|---|",
+    ...rows,
+    "",
+    "Related top-level keys: `channels.defaults.groupPolicy`, `session.dmScope` (`main` | `per-peer` |",
+    "`per-channel-peer` | `per-account-channel-peer`), `session.mainKey`, `messages.groupChat.mentionPatterns`,",
+    "`messages.groupChat.historyLimit`, `messages.responsePrefix`, `commands.config`, `commands.useAccessGroups`,",
+    "`bindings`, `agents.list[]` (`id`, `default`, `command` | `openai`, `timeoutSeconds`, `groupChat.mentionPatterns`).",
+    "",
+  ].join("\n");
+}
+
+if (import.meta.main) {
+  const path = join(import.meta.dir, "../docs/CONFIG.md");
+  writeFileSync(path, renderConfigDoc());
+  console.log(`wrote ${path}`);
+}
