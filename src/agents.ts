@@ -191,21 +191,35 @@ export async function runOpenAiAgent(agent: AgentConfig, turn: AgentTurn, signal
     headers.authorization = `Bearer ${key}`;
   }
   const url = `${o.baseUrl.replace(/\/+$/, "")}/chat/completions`;
-  const timeout = AbortSignal.timeout(agent.timeoutSeconds * 1000);
+  // One controller per turn, its timer cleared and its listener removed when the turn ends: AbortSignal.timeout
+  // and AbortSignal.any would keep every turn's signal alive for the whole timeout on a busy gateway.
+  const ctl = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ctl.abort();
+  }, agent.timeoutSeconds * 1000);
+  const onAbort = () => ctl.abort();
+  signal?.addEventListener("abort", onAbort);
   let res: Response;
+  let body: string;
   try {
     res = await fetch(url, {
       method: "POST",
       headers,
       body: JSON.stringify({ model: o.model, messages, user: turn.sessionKey }),
-      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      signal: ctl.signal,
     });
+    body = await res.text();
   } catch (e) {
     const err = e as Error;
-    const kind = err.name === "TimeoutError" || err.name === "AbortError" ? "timeout" : "http";
-    throw new AgentError(`agent "${agent.id}": ${kind === "timeout" ? `timed out after ${agent.timeoutSeconds}s` : err.message}`, kind);
+    if (timedOut) throw new AgentError(`agent "${agent.id}": timed out after ${agent.timeoutSeconds}s`, "timeout");
+    if (ctl.signal.aborted) throw new AgentError(`agent "${agent.id}" cancelled`, "timeout");
+    throw new AgentError(`agent "${agent.id}": ${err.message}`, "http");
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
   }
-  const body = await res.text();
   if (!res.ok) throw new AgentError(`agent "${agent.id}": HTTP ${res.status} from ${url}: ${body.slice(0, 200)}`, "http");
   let json: unknown;
   try {
