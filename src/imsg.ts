@@ -2,6 +2,7 @@
 import * as v from "valibot";
 import type { RpcClient } from "./rpc.ts";
 
+/** An attachment of a message, normalised to camelCase. */
 export interface ImsgAttachment {
   filename: string;
   transferName: string;
@@ -41,6 +42,7 @@ export interface ImsgMessage {
   reactedToGuid?: string;
 }
 
+/** A `chats.list` entry, normalised to camelCase. */
 export interface ImsgChat {
   id: number;
   identifier: string;
@@ -126,7 +128,8 @@ export function parseMessage(raw: unknown): { message: ImsgMessage } | { error: 
       sender: m.sender,
       senderName: m.sender_name,
       isFromMe: m.is_from_me,
-      text: m.text,
+      // Messages stores one U+FFFC per attachment in the text; it is not something the user typed.
+      text: m.text.replace(/\uFFFC/g, "").trim(),
       createdAt: m.created_at,
       attachments: m.attachments.map((a) => ({
         filename: a.filename,
@@ -189,6 +192,7 @@ export async function chatsList(client: RpcClient, limit: number, timeoutMs?: nu
   return r.chats;
 }
 
+/** `watch.subscribe` options (sent snake_case). */
 export interface WatchParams {
   sinceRowid?: number;
   attachments?: boolean;
@@ -225,6 +229,7 @@ export async function messagesHistory(
   return out;
 }
 
+/** `send` result; `id`/`guid` only from imsg 0.6.0 on, `transport` from 0.8.1. */
 export interface SendResult {
   ok: boolean;
   id?: number;
