@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import JSON5 from "json5";
 import * as v from "valibot";
 import { isValidRootPattern, normalizeRemoteHost } from "./attachments.ts";
+import { isNationalNumber } from "./targets.ts";
 import { ConfigError, errorMessage } from "./errors.ts";
 
 export type DmPolicy = "pairing" | "allowlist" | "open" | "disabled";
@@ -474,6 +475,14 @@ function crossFieldProblems(raw: Record<string, unknown>): Problem[] {
     for (const id of ids) {
       const acct = objAt(accounts![id]);
       if (acct) out.push(...dmRules(im, acct, `channels.imessage.accounts.${id}`));
+    }
+    for (const [section, base] of [[im, "channels.imessage"] as const, ...ids.map((id) => [objAt(accounts![id]), `channels.imessage.accounts.${id}`] as const)]) {
+      for (const key of ["allowFrom", "groupAllowFrom"]) {
+        (entryStrings(section?.[key]) ?? []).forEach((e, i) => {
+          // Senders arrive in E.164; "(555) 000-1111" would never match one, and guessing the country is unsafe.
+          if (isNationalNumber(e)) out.push({ path: `${base}.${key}.${i}`, message: `"${e}" has no country code; write it in E.164 form (e.g. "+1${e.replace(/\D/g, "")}" in the US)` });
+        });
+      }
     }
     if (typeof im.defaultAccount === "string" && im.defaultAccount.trim() && !accountIds.includes(im.defaultAccount)) {
       out.push({ path: "channels.imessage.defaultAccount", message: `unknown account "${im.defaultAccount}" (accounts: ${accountIds.join(", ")})` });

@@ -73,6 +73,13 @@ function splitChatPrefix(value: string): { kind: ChatKind; value: string } | und
   return m ? { kind: CHAT_ALIASES[m[1]!.toLowerCase()]!, value: m[2]!.trim() } : undefined;
 }
 
+const NATIONAL_DIGITS = 10;
+
+/** True for a phone number written without a country code (what `normalizeHandle` leaves as bare digits). */
+export function isNationalNumber(raw: string): boolean {
+  return /^\d{10}$/.test(normalizeHandle(raw));
+}
+
 function toE164(value: string): string | undefined {
   if (!PHONE_LOOKING.test(value)) return undefined;
   let digits = value.replace(/\D/g, "");
@@ -82,6 +89,9 @@ function toE164(value: string): string | undefined {
   if (!plus && international) digits = digits.slice(2);
   if (!digits || digits.length > E164_MAX_DIGITS) return undefined;
   if (!international && digits.length <= SHORT_CODE_MAX_DIGITS) return digits;
+  // Ten digits with no country code is a national number ("(555) 000-1111"): guessing "+555…" would address
+  // someone else. Keep the digits; imsg applies `region` when sending, and config validation asks for E.164.
+  if (!international && digits.length === NATIONAL_DIGITS) return digits;
   return `+${digits}`;
 }
 

@@ -159,6 +159,8 @@ describe("rules: each invalid value is reported at its dotted path", () => {
     ["remoteHost with an ssh option", { channels: { imessage: { remoteHost: "-oProxyCommand=x" } } }, "channels.imessage.remoteHost", /expected SSH host or user@host, no spaces or options/],
     ["remoteHost with a space", { channels: { imessage: { remoteHost: "a b" } } }, "channels.imessage.remoteHost", /expected SSH host/],
     ["remoteHost with a trailing option", { channels: { imessage: { remoteHost: "bot@gateway-host -oProxyCommand=whoami" } } }, "channels.imessage.remoteHost", /expected SSH host/],
+    ["a national phone number (no country code) in allowFrom", { channels: { imessage: { allowFrom: ["+15550002222", "(555) 000-1111"] } } }, "channels.imessage.allowFrom.1", /has no country code/],
+    ["a national phone number in an account's groupAllowFrom", { channels: { imessage: { accounts: { work: { groupAllowFrom: ["5550001111"] } } } } }, "channels.imessage.accounts.work.groupAllowFrom.0", /E.164/],
     ["remoteHost with a double @", { channels: { imessage: { remoteHost: "user@@host" } } }, "channels.imessage.remoteHost", /expected SSH host/],
     ["remoteHost with a ;", { channels: { imessage: { remoteHost: "host;rm" } } }, "channels.imessage.remoteHost", /expected SSH host/],
     ["relative attachment root", { channels: { imessage: { attachmentRoots: ["Library/Messages"] } } }, "channels.imessage.attachmentRoots.0", /absolute path pattern/],

@@ -25,7 +25,7 @@ async function start(agent: Record<string, unknown> = {}, env: Record<string, st
     port: 0,
     hostname: "127.0.0.1",
     async fetch(req) {
-      const body = await req.json();
+      const body = (await req.json()) as any;
       requests.push({ auth: req.headers.get("authorization"), body });
       if (behaviour === "500") return new Response("model exploded", { status: 500 });
       if (behaviour === "hang") await new Promise((r) => setTimeout(r, 5000));
