@@ -4,7 +4,7 @@ import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { resolveAccount } from "./config.ts";
 import { commitConfigEdit, parseConfigEdit } from "./config-edit.ts";
 import { AgentError, buildBody, routeAgent, runAgent, sessionKey as makeSessionKey, type AgentTurn, type Peer } from "./agents.ts";
-import { fetchAttachments, mediaKind, mediaPlaceholder, resolveRemoteHost } from "./attachments.ts";
+import { fetchAttachments, mediaKind, mediaPlaceholder, pruneMediaCache, resolveRemoteHost } from "./attachments.ts";
 import { deliver, planParts, reconcileOutbound, SendClient } from "./deliver.ts";
 import { chatsList, messagesHistory, parseMessage, watchSubscribe, type ImsgMessage } from "./imsg.ts";
 import { acquireLock, type Lock } from "./lock.ts";
@@ -45,6 +45,8 @@ export const DEFAULT_TUNING: GatewayTuning = {
 };
 
 const BREAKER = { windowMs: 60_000, threshold: 5 };
+/** The attachment cache is also capped in size; the oldest files go first. */
+const MEDIA_CACHE_MAX_BYTES = 1024 * 1024 * 1024;
 
 /** A tiny counting semaphore: bounds concurrent agent runs across sessions. */
 class Semaphore {
@@ -663,8 +665,6 @@ export class Gateway {
     let store: Store;
     try {
       store = Store.open(opts.stateDir);
-      const pruned = store.prune(opts.config.retentionDays);
-      if (Object.values(pruned).some((n) => n > 0)) getLog("gateway").debug(`pruned journal: ${JSON.stringify(pruned)}`);
     } catch (e) {
       lock.release();
       throw e;
@@ -672,6 +672,7 @@ export class Gateway {
     const turns = new Semaphore(tuning.maxConcurrentTurns);
     const runtimes = accounts.map((a) => new AccountRuntime(a, opts.config, store, opts.stateDir, tuning, turns));
     const gw = new Gateway(lock, store, runtimes);
+    gw.#startPruning(opts.config.retentionDays, opts.stateDir);
     for (const r of runtimes) r.onConfig = (cfg) => runtimes.forEach((x) => x.applyConfig(cfg));
     lock.update({ accounts: accounts.map((a) => a.accountId) });
     for (const r of runtimes) {
@@ -682,12 +683,31 @@ export class Gateway {
     return gw;
   }
 
+  #pruneTimer?: ReturnType<typeof setInterval>;
+
+  /** Journal, history and media cache are pruned at start and then hourly (privacy: nothing kept past the window). */
+  #startPruning(retentionDays: number, stateDir: string): void {
+    const run = () => {
+      try {
+        const n = this.store.prune(retentionDays);
+        if (Object.values(n).some((x) => x > 0)) getLog("gateway").debug(`pruned journal: ${JSON.stringify(n)}`);
+      } catch (e) {
+        getLog("gateway").warn(`pruning the journal failed: ${(e as Error).message}`);
+      }
+      pruneMediaCache(stateDir, retentionDays * 86_400_000, MEDIA_CACHE_MAX_BYTES).catch((e) => getLog("gateway").warn(`pruning the media cache failed: ${(e as Error).message}`));
+    };
+    run();
+    this.#pruneTimer = setInterval(run, 3_600_000);
+    this.#pruneTimer.unref?.();
+  }
+
   /** Resolves once every account is subscribed. */
   get ready(): Promise<void> {
     return Promise.all(this.runtimes.map((r) => r.ready)).then(() => {});
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.#pruneTimer);
     await Promise.all(this.runtimes.map((r) => r.stop()));
     this.store.close();
     this.lock.release();

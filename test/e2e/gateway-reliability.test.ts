@@ -130,6 +130,17 @@ describe("restarts", () => {
   }, 60_000);
 });
 
+describe("watchdog", () => {
+  test("a watch child that stops answering is noticed by its health check and replaced", async () => {
+    // An empty database: the watch child answers chats.list and watch.subscribe, then hangs on the next request.
+    setup({ probeTimeoutMs: 500 }, {}, { IMSG_SIM_HANG_AFTER: "2" });
+    const g = gateway({ OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 10, backoffInitialMs: 50, watchdogMs: 300 }) });
+    await g.subscribed();
+    await g.logs.waitFor((l) => l.msg.includes("watch child is not answering"), 10_000);
+    await g.subscribed(2);
+  });
+});
+
 describe("echo and loop defence", () => {
   test("the duplicate is_from_me=false echo row of every send is not answered", async () => {
     setup({}, {}, { IMSG_SIM_ECHO_DUP: "1" });
