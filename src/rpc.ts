@@ -4,6 +4,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { getLog } from "./log.ts";
 
+/** Per-request timeout when neither the request nor the client sets one (OpenClaw's probe default). */
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
 /** A JSON-RPC error response from imsg. */
@@ -92,20 +93,24 @@ export class LineSplitter {
   }
   #drain(): string[] {
     const out: string[] = [];
+    let start = 0;
     let i: number;
-    while ((i = this.#buf.indexOf("\n")) >= 0) {
-      out.push(this.#buf.slice(0, i));
-      this.#buf = this.#buf.slice(i + 1);
+    while ((i = this.#buf.indexOf("\n", start)) >= 0) {
+      out.push(this.#buf.slice(start, i));
+      start = i + 1;
     }
+    if (start) this.#buf = this.#buf.slice(start);
     return out;
   }
 }
 
+/** A JSON-RPC notification from imsg (`message`, `error`). */
 export interface Notification {
   method: string;
   params: Record<string, unknown>;
 }
 
+/** How to spawn and talk to one `imsg rpc` child. */
 export interface RpcOptions {
   cliPath: string;
   dbPath?: string;
@@ -124,10 +129,22 @@ interface Pending {
   timer?: ReturnType<typeof setTimeout>;
 }
 
+/** How the child ended; `error` is what pending requests were rejected with. */
 export interface ExitInfo {
   code: number | null;
   signal: string | null;
   error?: Error;
+}
+
+/**
+ * After the child exits, how long to wait for its pipes to close. A wrapper's grandchildren (an ssh left
+ * behind by a killed `sh`, a pipeline stage) can hold them open indefinitely; `closed` must still resolve.
+ */
+const EXIT_DRAIN_MS = 250;
+
+/** Spawn failures (no pid) become ImsgSpawnError; anything else passes through. */
+function spawnFailure(cliPath: string, e: NodeJS.ErrnoException): Error {
+  return new ImsgSpawnError(cliPath, e.code ?? e.message);
 }
 
 /** One `imsg rpc` child. No restarts here: the gateway supervises and replaces clients. */
@@ -139,6 +156,10 @@ export class RpcClient {
   #closedError?: Error;
   #permission?: ImsgPermissionError;
   #noise: string[] = [];
+  /** The last few non-JSON lines (stdout noise or stderr): the likely reason when the child dies. */
+  #diag: string[] = [];
+  #timedOut = new Set<number>();
+  #late = 0;
   #exited = false;
   readonly closed: Promise<ExitInfo>;
   readonly startedAt = Date.now();
@@ -162,38 +183,53 @@ export class RpcClient {
     const onErrLine = (l: string) => {
       const line = l.trim();
       if (!line) return;
+      this.#remember(line);
       if (isPermissionText(line)) this.#raisePermission(line);
       log.warn(`imsg stderr: ${line}`);
     };
     this.#child.stderr.on("data", (c: Uint8Array) => err.push(c).forEach(onErrLine));
     this.#child.stderr.on("end", () => err.end().forEach(onErrLine));
     // EPIPE on a dead child must reject requests, not crash the process.
-    this.#child.stdin.on("error", (e) => this.#failAll(new RpcClosedError(`imsg rpc stdin error: ${e.message}`)));
+    // Once the child has exited, finish() rejects with the exit reason instead.
+    this.#child.stdin.on("error", (e) => {
+      if (!this.#exited) this.#failAll(new RpcClosedError(`imsg rpc stdin error: ${e.message}`));
+    });
 
     let spawnError: Error | undefined;
-    this.#child.on("error", (e: NodeJS.ErrnoException) => {
-      spawnError = e.code === "ENOENT" || e.code === "EACCES" ? new ImsgSpawnError(opts.cliPath, e.code) : e;
-      this.#failAll(spawnError);
-      // 'close' may not follow a spawn failure.
-      if (this.#child.pid === undefined) {
-        this.#exited = true;
-        resolveClosed({ code: null, signal: null, error: spawnError });
-      }
-    });
-    this.#child.on("close", (code, signal) => {
+    let finished = false;
+    let drainTimer: ReturnType<typeof setTimeout> | undefined;
+    const finish = (code: number | null, signal: string | null) => {
+      if (finished) return;
+      finished = true;
       this.#exited = true;
+      clearTimeout(drainTimer);
       this.#flushNoise();
-      const reason =
-        this.#permission ??
-        spawnError ??
-        new RpcClosedError(
-          code !== null && code !== 0 ? `imsg rpc exited (code ${code})` : signal ? `imsg rpc killed (${signal})` : "imsg rpc closed",
-          code,
-          signal,
-        );
+      const reason = this.#permission ?? spawnError ?? this.#exitError(code, signal);
       this.#failAll(reason);
       resolveClosed({ code, signal, error: reason });
+    };
+    this.#child.on("error", (e: NodeJS.ErrnoException) => {
+      // With a pid the child is running and this is a failed kill(): nothing to reject.
+      if (this.#child.pid !== undefined) {
+        log.debug(`imsg child error: ${e.message}`);
+        return;
+      }
+      spawnError = spawnFailure(opts.cliPath, e);
+      // 'close' does not follow a spawn failure in every runtime.
+      finish(null, null);
     });
+    this.#child.on("exit", (code, signal) => {
+      this.#exited = true;
+      // Grandchildren still reading our stdin (ssh under a killed sh) get EOF and unwind.
+      this.#child.stdin.destroy();
+      drainTimer = setTimeout(() => {
+        this.#child.stdout.destroy();
+        this.#child.stderr.destroy();
+        for (const l of out.end()) this.#onLine(l);
+        finish(code, signal);
+      }, EXIT_DRAIN_MS);
+    });
+    this.#child.on("close", (code, signal) => finish(code, signal));
   }
 
   /** Spawns `<cliPath> rpc [--db <dbPath>]` with an argument array (never a shell). */
@@ -201,10 +237,12 @@ export class RpcClient {
     return new RpcClient(opts);
   }
 
+  /** The child's pid; undefined when it could not be spawned. */
   get pid(): number | undefined {
     return this.#child.pid;
   }
 
+  /** True until the child exits or its stdin breaks. */
   get alive(): boolean {
     return !this.#exited && !this.#closedError;
   }
@@ -219,9 +257,17 @@ export class RpcClient {
     return this.#pending.size;
   }
 
+  /** Responses that arrived after their request had timed out: the signature of a wrapper that buffers output. */
+  get lateReplies(): number {
+    return this.#late;
+  }
+
+  /** Sends one request; rejects with RpcError, RpcTimeoutError, RpcClosedError, ImsgPermissionError or ImsgSpawnError. */
   request<T = unknown>(method: string, params: Record<string, unknown> = {}, opts: { timeoutMs?: number } = {}): Promise<T> {
     if (this.#permission) return Promise.reject(this.#permission);
     if (this.#closedError) return Promise.reject(this.#closedError);
+    // A failed spawn reports its cause asynchronously; wait for it rather than guess.
+    if (this.#child.pid === undefined) return this.closed.then((i) => Promise.reject(i.error ?? new RpcClosedError("imsg rpc not running")));
     if (this.#exited || !this.#child.stdin.writable) return Promise.reject(new RpcClosedError("imsg rpc not running"));
     const id = this.#nextId++;
     const timeoutMs = opts.timeoutMs ?? this.#opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -230,13 +276,21 @@ export class RpcClient {
       if (timeoutMs > 0) {
         p.timer = setTimeout(() => {
           this.#pending.delete(id);
+          this.#timedOut.add(id);
+          // Bounded: a client that keeps timing out must not grow our memory.
+          if (this.#timedOut.size > 256) this.#timedOut.delete(this.#timedOut.values().next().value!);
           reject(new RpcTimeoutError(method, timeoutMs));
         }, timeoutMs);
       }
       this.#pending.set(id, p);
       const frame = JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n";
       this.#child.stdin.write(frame, (e) => {
-        if (e) this.#settle(id, new RpcClosedError(`imsg rpc write failed (${method}): ${e.message}`));
+        // Once the child has exited, its exit reason (permission, spawn, exit code) is the better rejection.
+        if (!e || this.#exited) return;
+        // stdin is broken for good: no new requests; ones already written may still be answered.
+        const err = new RpcClosedError(`imsg rpc write failed (${method}): ${e.message}`);
+        this.#closedError ??= err;
+        this.#settle(id, err);
       });
     });
   }
@@ -259,9 +313,23 @@ export class RpcClient {
     return this.closed;
   }
 
-  /** Immediate SIGKILL (a hung child that ignores EOF). */
+  /** Immediate SIGKILL (a hung child that ignores EOF); await `closed` for the outcome. */
   kill(): void {
-    if (!this.#exited) this.#child.kill("SIGKILL");
+    if (this.#exited) return;
+    this.#child.stdin.destroy();
+    this.#child.kill("SIGKILL");
+  }
+
+  #exitError(code: number | null, signal: string | null): RpcClosedError {
+    const why =
+      code !== null && code !== 0 ? `imsg rpc exited (code ${code})` : signal ? `imsg rpc killed (${signal})` : "imsg rpc closed";
+    const last = this.#diag.at(-1);
+    return new RpcClosedError(last ? `${why}: ${last}` : why, code, signal);
+  }
+
+  #remember(line: string): void {
+    this.#diag.push(line.length > 300 ? `${line.slice(0, 300)}…` : line);
+    if (this.#diag.length > 5) this.#diag.shift();
   }
 
   #onLine(raw: string): void {
@@ -312,7 +380,11 @@ export class RpcClient {
 
   #settle(id: number, err: Error | undefined, result?: unknown): void {
     const p = this.#pending.get(id);
-    if (!p) return; // late reply after a timeout: ignored
+    if (!p) {
+      // A reply after its timeout is dropped, but counted: it tells a hung child from a buffering wrapper.
+      if (this.#timedOut.delete(id)) this.#late++;
+      return;
+    }
     this.#pending.delete(id);
     if (p.timer) clearTimeout(p.timer);
     if (err) p.reject(err);
@@ -320,6 +392,7 @@ export class RpcClient {
   }
 
   #noiseLine(line: string): void {
+    this.#remember(line);
     if (isPermissionText(line)) this.#raisePermission(line);
     // Bounded: a runaway child must not grow our memory.
     if (this.#noise.length < 64) this.#noise.push(line);
@@ -327,7 +400,10 @@ export class RpcClient {
 
   #flushNoise(): void {
     if (!this.#noise.length) return;
-    getLog(this.#opts.tag ?? "rpc").warn(`imsg wrote non-JSON output on stdout:\n  ${this.#noise.join("\n  ")}`);
+    const text = `imsg wrote non-JSON output on stdout:\n  ${this.#noise.join("\n  ")}`;
+    // The legacy Full Disk Access banner is reported through ImsgPermissionError; repeating it is noise.
+    if (this.#permission) getLog(this.#opts.tag ?? "rpc").debug(text);
+    else getLog(this.#opts.tag ?? "rpc").warn(text);
     this.#noise = [];
   }
 
@@ -348,6 +424,7 @@ export class RpcClient {
   }
 }
 
+/** Outcome of a one-shot imsg command. */
 export interface CommandResult {
   code: number | null;
   signal: string | null;
@@ -364,6 +441,7 @@ export function runImsg(cliPath: string, args: string[], timeoutMs: number, env?
     let stderr = "";
     let timedOut = false;
     let settled = false;
+    let drainTimer: ReturnType<typeof setTimeout> | undefined;
     const child = spawn(cliPath, args, { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env });
     const cap = (s: string, c: Uint8Array) => (s.length > 65536 ? s : s + Buffer.from(c).toString("utf8"));
     child.stdout.on("data", (c: Uint8Array) => (stdout = cap(stdout, c)));
@@ -372,16 +450,24 @@ export function runImsg(cliPath: string, args: string[], timeoutMs: number, env?
       timedOut = true;
       child.kill("SIGKILL");
     }, timeoutMs);
-    const done = (r: CommandResult) => {
+    const done = (r: Omit<CommandResult, "stdout" | "stderr" | "timedOut">) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      resolve(r);
+      clearTimeout(drainTimer);
+      resolve({ ...r, stdout, stderr, timedOut });
     };
     child.on("error", (e: NodeJS.ErrnoException) => {
-      const error = e.code === "ENOENT" || e.code === "EACCES" ? new ImsgSpawnError(cliPath, e.code) : e;
-      done({ code: null, signal: null, stdout, stderr, timedOut, error });
+      if (child.pid === undefined) done({ code: null, signal: null, error: spawnFailure(cliPath, e) });
     });
-    child.on("close", (code, signal) => done({ code, signal, stdout, stderr, timedOut }));
+    // A killed wrapper's grandchildren may keep the pipes open: settle shortly after the exit regardless.
+    child.on("exit", (code, signal) => {
+      drainTimer = setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        done({ code, signal });
+      }, EXIT_DRAIN_MS);
+    });
+    child.on("close", (code, signal) => done({ code, signal }));
   });
 }

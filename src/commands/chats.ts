@@ -16,6 +16,7 @@ export default defineCommand({
     const { account } = await loadAccount(g, str(args.account, "--account"));
     const { RpcClient, ImsgPermissionError } = await import("../rpc.ts");
     const { chatsList, parseChat } = await import("../imsg.ts");
+    const { getLog } = await import("../log.ts");
     const client = RpcClient.start({ cliPath: account.cliPath, dbPath: account.dbPath, timeoutMs: account.probeTimeoutMs, tag: "chats" });
     let chats: unknown[];
     try {
@@ -36,14 +37,18 @@ export default defineCommand({
     const rows: string[][] = [];
     for (const raw of chats) {
       const p = parseChat(raw);
-      if ("error" in p) continue;
+      if ("error" in p) {
+        // Shown in --json as is; the table cannot show it, so say so instead of dropping it silently.
+        getLog("chats").warn(`skipping a chat imsg returned in an unexpected shape (${p.error}): ${JSON.stringify(raw)?.slice(0, 200)}`);
+        continue;
+      }
       const c = p.chat;
-      rows.push([String(c.id), c.name || c.contactName || "", c.identifier, c.isGroup ? "yes" : "no", c.participants.join(", "), c.lastMessageAt]);
+      rows.push([String(c.id), c.name || c.contactName || "", c.identifier, c.guid, c.service, c.isGroup ? "yes" : "no", c.participants.join(", "), c.lastMessageAt]);
     }
     if (!rows.length) {
-      process.stdout.write("No chats with messages yet.\n");
+      process.stdout.write(chats.length ? "No chats imsg returned could be shown (see the warnings above).\n" : "No chats with messages yet.\n");
       return;
     }
-    process.stdout.write(table(["CHAT_ID", "NAME", "IDENTIFIER", "GROUP", "PARTICIPANTS", "LAST ACTIVITY"], rows) + "\n");
+    process.stdout.write(table(["CHAT_ID", "NAME", "IDENTIFIER", "GUID", "SERVICE", "GROUP", "PARTICIPANTS", "LAST ACTIVITY"], rows) + "\n");
   },
 });
