@@ -3,10 +3,10 @@
 // scripted conversation (pairing, an approved DM, a group with and without a mention, a long reply that is
 // chunked) and prints the transcript. Everything lives in a temp dir that is removed at the end.
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { SimDb } from "./sim-db.ts";
+import { SimDb, writeSimWrapper } from "./sim-db.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const MAIN = join(ROOT, "src/main.ts");
@@ -16,8 +16,7 @@ const stateDir = join(dir, "state");
 const configPath = join(dir, "openclaw.json");
 const cliPath = join(dir, "imsg");
 const db = new SimDb(dbPath);
-writeFileSync(cliPath, `#!/bin/sh\nIMSG_SIM_DB='${dbPath}' IMSG_SIM_POLL_MS=100 exec '${process.execPath}' '${join(ROOT, "scripts/imsg-sim.ts")}' "$@"\n`);
-chmodSync(cliPath, 0o755);
+writeSimWrapper(cliPath, { IMSG_SIM_DB: dbPath, IMSG_SIM_POLL_MS: "100" });
 
 const STRANGER = "+15550001111";
 const FRIEND = "+15550002222";

@@ -51,7 +51,7 @@ const HAS_RPC = versionAtLeast(VERSION, "0.3.0");
 // ---------------------------------------------------------------------------------------------- output
 
 const TRACE = process.env.IMSG_SIM_TRACE;
-/** Benchmark timing: epoch ms with sub-ms precision, comparable across processes. */
+/** Benchmark timing: epoch ms with sub-ms precision (timeOrigin + now), comparable across processes. */
 function trace(entry: Record<string, unknown>): void {
   if (TRACE) appendFileSync(TRACE, JSON.stringify({ ...entry, t: performance.timeOrigin + performance.now() }) + "\n");
 }

@@ -3,9 +3,24 @@
 // inbound rows and inspect what was "sent". Bun-only (scripts/ and test/).
 import { Database } from "bun:sqlite";
 import { randomUUID } from "node:crypto";
-import { existsSync, statSync, utimesSync } from "node:fs";
+import { chmodSync, existsSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { basename, extname } from "node:path";
+import { basename, extname, resolve } from "node:path";
+
+/** Absolute path of the simulator script. */
+export const SIM_SCRIPT = resolve(import.meta.dir, "imsg-sim.ts");
+
+const shQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * Writes an executable `imsg` stand-in at `path`: a sh wrapper that runs the simulator with `env` as defaults
+ * (the caller's environment overrides them), usable as `cliPath` exactly like the real binary.
+ */
+export function writeSimWrapper(path: string, env: Record<string, string>): void {
+  const exports = Object.entries(env).map(([k, v]) => `[ -n "\${${k}+x}" ] || ${k}=${shQuote(v)}; export ${k}`);
+  writeFileSync(path, ["#!/bin/sh", ...exports, `exec ${shQuote(process.execPath)} ${shQuote(SIM_SCRIPT)} "$@"`, ""].join("\n"));
+  chmodSync(path, 0o755);
+}
 
 /** Milliseconds between the Unix epoch and Apple's (2001-01-01T00:00:00Z). */
 export const APPLE_EPOCH_MS = 978_307_200_000;

@@ -8,6 +8,7 @@ import JSON5 from "json5";
 import * as v from "valibot";
 import { isValidRootPattern, normalizeRemoteHost } from "./attachments.ts";
 import { isNationalNumber } from "./targets.ts";
+import { closest } from "./suggest.ts";
 import { ConfigError, errorMessage } from "./errors.ts";
 
 export type DmPolicy = "pairing" | "allowlist" | "open" | "disabled";
@@ -168,30 +169,8 @@ function isHttpUrl(value: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // Schema
 
-/** Closest candidate by edit distance (case-insensitive), when close enough to be a plausible typo. */
-export function closestKey(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestD) [best, bestD] = [c, d];
-  }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
-}
+/** Closest known key to a misspelt one (see suggest.ts). */
+export const closestKey = closest;
 
 // strictObject with messages that name the unknown key's closest known sibling. `elsewhere` maps keys
 // that are valid one level up to a message saying so (e.g. retentionDays inside an account).

@@ -1,13 +1,11 @@
 // Test harness around the imsg simulator: a temp chat.db, an executable `imsg` wrapper usable as `cliPath`,
 // and a JSON-RPC pipe to a spawned `imsg rpc`.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { SimDb } from "../../scripts/sim-db.ts";
+import { join } from "node:path";
+import { SimDb, writeSimWrapper } from "../../scripts/sim-db.ts";
 
-/** Absolute path of the simulator script. */
-export const SIM_SCRIPT = resolve(import.meta.dir, "../../scripts/imsg-sim.ts");
 
 /** A simulator instance on disk. */
 export interface Sim {
@@ -22,8 +20,6 @@ export interface Sim {
   cleanup(): void;
 }
 
-const shQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
-
 /** Creates a temp dir with an empty chat.db and an `imsg` wrapper; `env` (e.g. IMSG_SIM_FDA) is baked in. */
 export function createSim(opts: { env?: Record<string, string>; selfHandle?: string } = {}): Sim {
   const dir = mkdtempSync(join(tmpdir(), "imsg-sim-"));
@@ -35,9 +31,7 @@ export function createSim(opts: { env?: Record<string, string>; selfHandle?: str
     ...opts.env,
   };
   const cliPath = join(dir, "imsg");
-  const exports = Object.entries(env).map(([k, v]) => `[ -n "\${${k}+x}" ] || ${k}=${shQuote(v)}; export ${k}`);
-  writeFileSync(cliPath, ["#!/bin/sh", ...exports, `exec ${shQuote(process.execPath)} ${shQuote(SIM_SCRIPT)} "$@"`, ""].join("\n"));
-  chmodSync(cliPath, 0o755);
+  writeSimWrapper(cliPath, env);
   return {
     dir,
     dbPath,
