@@ -358,14 +358,14 @@ class AccountRuntime {
     const { isGroup, peer } = conversationOf(msg, this.account);
     const agent = routeAgent(this.cfg, this.id, peer);
     if (!agent) return this.#drop(key, msg, "no agent configured");
-    const usable = this.account.includeAttachments ? msg.attachments.filter((a) => !a.missing && a.originalPath) : [];
     const decision = decide({
       message: msg,
       account: this.account,
       approvedSenders: approvedSenders(this.store, this.id),
       mentionPatterns: this.#mentions(agent),
       useAccessGroups: this.cfg.commands.useAccessGroups,
-      hasMedia: usable.length > 0 || (this.account.includeAttachments && msg.attachments.length > 0),
+      // Any attachment counts, even one imsg marks missing: the agent is then told it was unavailable.
+      hasMedia: this.account.includeAttachments && msg.attachments.length > 0,
     });
     return this.#act(key, msg, decision, agent, isGroup, peer);
   }
@@ -404,7 +404,8 @@ class AccountRuntime {
     this.store.setInbound(this.id, key, { state: "dispatched", agentId: agent.id, sessionKey: sk });
     // One turn at a time per session, sessions in parallel (bounded).
     const prev = this.#sessions.get(sk) ?? Promise.resolve();
-    const next = prev.then(() => this.turns.run(() => this.#turn(key, msg, d, agent, isGroup, sk)));
+    // A turn that threw must not poison the turns queued behind it.
+    const next = prev.catch(() => {}).then(() => this.turns.run(() => this.#turn(key, msg, d, agent, isGroup, sk)));
     this.#sessions.set(sk, next);
     await next;
     if (this.#sessions.get(sk) === next) this.#sessions.delete(sk);
@@ -442,7 +443,6 @@ class AccountRuntime {
     const placeholder = attachments.length ? mediaPlaceholder(attachments.map((a) => mediaKind(a.mimeType))) : "";
     const body = buildBody({ isGroup, sender: msg.sender, text: msg.text || placeholder, chatName: msg.chatName, chatId: msg.chatId, pending, replyToText: msg.replyToText, replyToSender: msg.replyToSender, notes });
     const history = this.store.getHistory(sk, isGroup ? this.account.historyLimit : this.account.dmHistoryLimit);
-    const groupEntry = isGroup ? (this.account.groups[String(msg.chatId)] ?? this.account.groups["*"]) : undefined;
     const turn: AgentTurn = {
       sessionKey: sk,
       agentId: agent.id,
@@ -460,7 +460,7 @@ class AccountRuntime {
       wasMentioned: d.wasMentioned,
       commandAuthorized: d.commandAuthorized,
       history: history.map((h) => ({ role: h.role, text: h.text })),
-      systemPrompt: groupEntry?.systemPrompt,
+      systemPrompt: d.groupConfig?.systemPrompt || undefined,
     };
     let reply: Reply;
     const started = Date.now();
