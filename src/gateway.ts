@@ -44,7 +44,33 @@ export const DEFAULT_TUNING: GatewayTuning = {
   shutdownGraceMs: 10_000,
 };
 
-const BREAKER = { windowMs: 60_000, threshold: 5 };
+/**
+ * Loop breakers, per conversation and per minute: 5 echo-like rows (our own text or assistant markup coming back),
+ * or 20 replies sent (two bots answering each other), stop dispatching there until the window has passed.
+ */
+const ECHO_BREAKER = { windowMs: 60_000, threshold: 5 };
+const REPLY_BREAKER = { windowMs: 60_000, threshold: 20 };
+
+/** Event timestamps per key within a sliding window; at most 1,000 keys (oldest dropped). */
+class WindowCounter {
+  #hits = new Map<string, number[]>();
+  constructor(readonly windowMs: number) {}
+  /** Records an event and returns how many fall in the window. */
+  hit(key: string, now = Date.now()): number {
+    const hits = this.#recent(key, now);
+    hits.push(now);
+    this.#hits.delete(key);
+    this.#hits.set(key, hits);
+    if (this.#hits.size > 1000) this.#hits.delete(this.#hits.keys().next().value!);
+    return hits.length;
+  }
+  count(key: string, now = Date.now()): number {
+    return this.#recent(key, now).length;
+  }
+  #recent(key: string, now: number): number[] {
+    return (this.#hits.get(key) ?? []).filter((t) => now - t < this.windowMs);
+  }
+}
 /** The attachment cache is also capped in size; the oldest files go first. */
 const MEDIA_CACHE_MAX_BYTES = 1024 * 1024 * 1024;
 
@@ -80,7 +106,8 @@ class AccountRuntime {
   #inflight = new Set<Promise<void>>();
   #sessions = new Map<string, Promise<void>>();
   #outbox = new Map<string, Promise<void>>();
-  #breaker = new Map<string, number[]>();
+  #echoes = new WindowCounter(ECHO_BREAKER.windowMs);
+  #replies = new WindowCounter(REPLY_BREAKER.windowMs);
   #warnedChats = new Set<number>();
   #catchupBoundary = 0;
   #catchupCount = 0;
@@ -303,19 +330,12 @@ class AccountRuntime {
     return msg.isGroup || !msg.sender ? `chat:${msg.chatId}` : `dm:${normalizeForEcho(msg.sender)}`;
   }
 
-  #breakerHit(conv: string): void {
-    const now = Date.now();
-    const hits = (this.#breaker.get(conv) ?? []).filter((t) => now - t < BREAKER.windowMs);
-    hits.push(now);
-    this.#breaker.set(conv, hits);
-    if (this.#breaker.size > 1000) this.#breaker.delete(this.#breaker.keys().next().value!);
-    if (hits.length === BREAKER.threshold) this.log.warn(`echo loop suspected in ${conv.startsWith("chat:") ? conv : "a DM"}; not replying there for a minute`);
+  #echoHit(conv: string): void {
+    if (this.#echoes.hit(conv) === ECHO_BREAKER.threshold) this.log.warn(`echo loop suspected in ${conv.startsWith("chat:") ? conv : "a DM"}; not replying there for a minute`);
   }
 
   #breakerOpen(conv: string): boolean {
-    const now = Date.now();
-    const hits = (this.#breaker.get(conv) ?? []).filter((t) => now - t < BREAKER.windowMs);
-    return hits.length >= BREAKER.threshold;
+    return this.#echoes.count(conv) >= ECHO_BREAKER.threshold || this.#replies.count(conv) >= REPLY_BREAKER.threshold;
   }
 
   /**
@@ -346,11 +366,11 @@ class AccountRuntime {
     }
     const conv = this.#convKey(msg);
     if (this.#isTextEcho(msg)) {
-      this.#breakerHit(conv);
+      this.#echoHit(conv);
       return this.#drop(key, msg, "echo (text we just sent)");
     }
     if (looksReflected(msg.text)) {
-      this.#breakerHit(conv);
+      this.#echoHit(conv);
       return this.#drop(key, msg, "reflected assistant content");
     }
     if (this.#breakerOpen(conv)) return this.#drop(key, msg, "loop breaker open");
@@ -533,6 +553,9 @@ class AccountRuntime {
     }
     const res = await deliver(this.store, this.sender, { account: this.account, target, chatId: msg.chatId || undefined, inboundKey: key, parts });
     this.store.setInbound(this.id, key, res.error ? { state: "failed", reason: res.error } : { state: "done" });
+    if (!res.error && this.#replies.hit(this.#convKey(msg)) === REPLY_BREAKER.threshold) {
+      this.log.warn(`${REPLY_BREAKER.threshold} replies in a minute to ${isGroup ? `chat ${msg.chatId}` : redact(msg.sender)}: possible bot loop, pausing replies there for a minute`);
+    }
     if (!res.error) this.log.info(`replied to ${isGroup ? `chat ${msg.chatId}` : redact(msg.sender)} (${parts.length} part${parts.length > 1 ? "s" : ""})`);
   }
 
