@@ -16,17 +16,38 @@ export default defineCommand({
     const timeoutArg = int(args["timeout-ms"], "--timeout-ms");
     const accountId = str(args.account, "--account");
     const { loadConfig, resolveAccount } = await import("../config.ts");
-    const { probeAccount } = await import("../probe.ts");
+    const { isInfo, probeAccount } = await import("../probe.ts");
     type Report = Awaited<ReturnType<typeof probeAccount>>;
     let reports: Report[];
     let code: number = EXIT.ok;
     try {
       const config = loadConfig(g.configPath);
       const ids = accountId ? [accountId] : config.accountIds.filter((id) => resolveAccount(config, id).enabled);
-      reports = [];
-      for (const id of ids) {
-        const account = resolveAccount(config, id);
-        reports.push(await probeAccount(config, account, { stateDir: g.stateDir, timeoutMs: timeoutArg ?? account.probeTimeoutMs, requireGateway: args["require-gateway"] === true }));
+      if (ids.length === 0) {
+        // Nothing to check is not a pass: a green probe must mean a gateway would serve something.
+        reports = [
+          {
+            accountId: "default",
+            ok: false,
+            checks: [
+              {
+                name: "config valid",
+                ok: false,
+                detail: `no enabled account in ${config.path} (accounts: ${config.accountIds.join(", ")})`,
+                hint: "Set channels.imessage.enabled (or channels.imessage.accounts.<id>.enabled) to true, or probe one with --account <id>.",
+              },
+            ],
+          },
+        ];
+      } else {
+        const requireGateway = args["require-gateway"] === true;
+        // Side by side: the probe's time limit holds for the whole run, not per account.
+        reports = await Promise.all(
+          ids.map((id) => {
+            const account = resolveAccount(config, id);
+            return probeAccount(config, account, { stateDir: g.stateDir, timeoutMs: timeoutArg ?? account.probeTimeoutMs, requireGateway });
+          }),
+        );
       }
       if (reports.some((r) => !r.ok)) code = EXIT.failed;
     } catch (e) {
@@ -41,8 +62,9 @@ export default defineCommand({
       for (const r of reports) {
         lines.push(`account ${r.accountId}: ${r.ok ? "ok" : "FAILED"}`);
         for (const c of r.checks) {
-          lines.push(`  ${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}`);
-          if (!c.ok && c.hint) lines.push(`       fix: ${c.hint}`);
+          const info = isInfo(c);
+          lines.push(`  ${info ? "info" : c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}`);
+          if (c.hint && (info || !c.ok)) lines.push(`       ${info ? "note" : "fix"}: ${c.hint}`);
         }
       }
       process.stdout.write(lines.join("\n") + "\n");
