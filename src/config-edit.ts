@@ -1,5 +1,6 @@
 // `/config set|unset` from chat: edit a copy of the parsed document, validate it with the real loader, then
 // replace the file atomically. Nothing is written unless the whole new config is valid.
+import { randomBytes } from "node:crypto";
 import { renameSync, statSync, writeFileSync } from "node:fs";
 import JSON5 from "json5";
 import { buildConfig, type Config } from "./config.ts";
@@ -8,8 +9,13 @@ import { ConfigError } from "./errors.ts";
 export type ConfigEdit = { op: "set"; path: string[]; value: unknown } | { op: "unset"; path: string[] };
 
 const ROOTS = new Set(["channels", "agents", "bindings", "messages", "session", "commands"]);
-/** Keys whose change needs a gateway restart (they shape the imsg children or the lock). */
-const RESTART_KEYS = new Set(["cliPath", "dbPath", "accounts", "enabled", "includeAttachments", "remoteHost", "agents"]);
+/** Keys whose change needs a gateway restart. */
+const RESTART_KEYS = new Set(["enabled", "includeAttachments"]);
+/**
+ * Never editable from chat: what runs programs or where data goes (agents, paths, hosts, roots), and the switches
+ * that guard /config itself. A stolen or confused owner session must not turn into code execution.
+ */
+const PROTECTED = new Set(["agents", "bindings", "commands", "cliPath", "dbPath", "remoteHost", "attachmentRoots", "remoteAttachmentRoots", "accounts", "configWrites", "defaultAccount", "retentionDays"]);
 
 /**
  * Parses `set <path> <value>` / `unset <path>`. A path not starting with a known top-level key is taken as
@@ -22,6 +28,8 @@ export function parseConfigEdit(args: string): ConfigEdit | { error: string } {
   const parts = rawPath.split(".").filter(Boolean);
   if (!parts.length || parts.some((p) => p === "__proto__" || p === "constructor" || p === "prototype")) return { error: `invalid path "${rawPath}"` };
   const path = ROOTS.has(parts[0]!) ? parts : ["channels", "imessage", ...parts];
+  const editable = (path[0] === "channels" && path[1] === "imessage") || path[0] === "messages" || path[0] === "session";
+  if (!editable || path.some((p) => PROTECTED.has(p))) return { error: `${path.join(".")} cannot be changed from chat; edit the config file` };
   if (op === "unset") return rest.trim() ? { error: "unset takes no value" } : { op, path };
   if (!rest.trim()) return { error: `set ${rawPath} needs a value` };
   let value: unknown;
@@ -68,14 +76,15 @@ export function commitConfigEdit(cfg: Config, edit: ConfigEdit): EditResult {
     const msg = e instanceof ConfigError ? e.message.split("\n").slice(1).join("\n").trim() || e.message : (e as Error).message;
     return { reply: `Not saved: the config would be invalid.\n${msg}` };
   }
-  const tmp = `${cfg.path}.${process.pid}.tmp`;
+  const tmp = `${cfg.path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   let mode = 0o600;
   try {
-    mode = statSync(cfg.path).mode & 0o777;
+    mode = statSync(cfg.path).mode & 0o600; // never wider than owner read/write: it names who may talk to the agent
   } catch {
     /* new file */
   }
-  writeFileSync(tmp, JSON.stringify(next, null, 2) + "\n", { mode });
+  // "wx": never follow a planted symlink or reuse an existing file at the temp name.
+  writeFileSync(tmp, JSON.stringify(next, null, 2) + "\n", { mode, flag: "wx" });
   renameSync(tmp, cfg.path);
   const what = edit.op === "set" ? `${dotted} = ${JSON.stringify(edit.value)}` : `removed ${dotted}`;
   const restart = edit.path.some((p) => RESTART_KEYS.has(p)) ? " Restart the gateway for it to take effect." : " Applied now.";

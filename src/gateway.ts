@@ -10,7 +10,7 @@ import { chatsList, messagesHistory, parseMessage, watchSubscribe, type ImsgMess
 import { acquireLock, type Lock } from "./lock.ts";
 import { getLog, preview, redact, type Logger } from "./log.ts";
 import { approvedSenders, pairingReply, requestPairing } from "./pairing.ts";
-import { compileMentionPatterns, conversationOf, decide, type Decision } from "./policy.ts";
+import { compileMentionPatterns, conversationOf, decide, isOwner, type Decision } from "./policy.ts";
 import { ImsgPermissionError, RpcClient, type Notification } from "./rpc.ts";
 import { looksReflected, normalizeForEcho } from "./sanitize.ts";
 import { inboundKey, Store, type InboundRow } from "./store.ts";
@@ -522,6 +522,7 @@ class AccountRuntime {
       case "help":
         return "Commands: /status, /reset (or /new) to start over, /config show|set|unset (when enabled), /help.";
       case "config": {
+        if (!isOwner(this.account, msg.sender)) return "Only the owner (a handle listed in channels.imessage.allowFrom) may use /config.";
         const r = configCommand(this.cfg, this.account, cmd.args);
         if (r.config) this.onConfig(r.config);
         return r.reply;

@@ -2,7 +2,7 @@
 // (pairing store contents, compiled mention patterns), so every rule is a table row in the tests.
 import type { GroupEntry, ImessageAccount } from "./config.ts";
 import type { ImsgMessage } from "./imsg.ts";
-import { matchesAllowList, normalizeHandle, type AllowSubject } from "./targets.ts";
+import { matchesAllowList, normalizeHandle, parseAllowEntry, type AllowSubject } from "./targets.ts";
 
 /** Every reason a message is dropped, in decision order (stable strings: logs and tests rely on them). */
 export const DROP_REASONS = [
@@ -70,12 +70,13 @@ export type Decision =
     };
 
 /**
- * Group or direct. A chat listed by id in `groups` is a group even when imsg says is_group false
- * (two-person groups arrive that way).
+ * Group or direct. A chat listed by id in `groups` is a group even when imsg says is_group false (two-person
+ * groups arrive that way), and so is any chat with more than one other participant: treating a multi-person
+ * thread as a DM would admit every member through a DM allowlist and into the owner's DM session.
  */
 export function conversationOf(msg: ImsgMessage, account: ImessageAccount): { isGroup: boolean; peer: Peer } {
   const listed = msg.chatId > 0 && Object.hasOwn(account.groups, String(msg.chatId));
-  const isGroup = msg.isGroup || listed;
+  const isGroup = msg.isGroup || listed || (msg.chatId > 0 && msg.participants.length > 1);
   return {
     isGroup,
     peer: isGroup ? { kind: "group", id: String(msg.chatId) } : { kind: "direct", id: normalizeHandle(msg.sender) },
@@ -215,4 +216,16 @@ export function decide(input: PolicyInput): Decision {
     ...(command ? { command } : {}),
     ...(groupConfig ? { groupConfig } : {}),
   };
+}
+
+/**
+ * The owner: a sender named by handle in the configured `allowFrom` (not `"*"`, not a chat target, not a
+ * pairing approval). Only owners may use `/config`, which can change who reaches the agent.
+ */
+export function isOwner(account: Pick<ImessageAccount, "allowFrom">, sender: string): boolean {
+  const who = normalizeHandle(sender);
+  return account.allowFrom.some((e) => {
+    const entry = parseAllowEntry(e);
+    return entry?.kind === "handle" && entry.handle === who;
+  });
 }

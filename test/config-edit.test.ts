@@ -16,6 +16,23 @@ describe("parseConfigEdit", () => {
   ];
   test.each(rows)("%s", (input, want) => expect(parseConfigEdit(input)).toEqual(want as never));
 
+  // What runs programs or where data goes is never editable from chat.
+  test.each([
+    "set agents {list:[{id:'x',command:['/bin/sh']}]}",
+    "set agents.list.0.command ['/bin/sh']",
+    "set cliPath /tmp/evil",
+    "set dbPath /tmp/x.db",
+    "set remoteHost evil",
+    "set attachmentRoots ['/']",
+    "unset bindings",
+    "set commands.useAccessGroups false",
+    "set configWrites true",
+    "set accounts.work.cliPath /tmp/evil",
+    "set channels.telegram.token x",
+  ])("refuses protected %p", (input) => {
+    expect((parseConfigEdit(input) as { error: string }).error).toContain("cannot be changed from chat");
+  });
+
   test.each(["", "set", "set dmPolicy", "unset a b", "frobnicate x", "set __proto__.x 1", "set a.constructor.b 1"])("rejects %p", (input) => {
     expect(parseConfigEdit(input)).toHaveProperty("error");
   });
@@ -65,9 +82,9 @@ describe("commitConfigEdit", () => {
       expect(readFileSync(path, "utf8")).toBe(before);
     }));
 
-  test("keys that shape the imsg children ask for a restart", () =>
+  test("switching attachments on asks for a restart", () =>
     withFile((path) => {
-      const r = commitConfigEdit(loadConfig(path), parseConfigEdit("set cliPath /opt/bin/imsg") as never);
+      const r = commitConfigEdit(loadConfig(path), parseConfigEdit("set includeAttachments true") as never);
       expect(r.reply).toContain("Restart the gateway");
     }));
 });

@@ -182,6 +182,13 @@ describe("conversationOf", () => {
   test("the * entry alone does not turn DMs into groups", () => {
     expect(conversationOf(dm({ chatId: 2 }), account({ groups: { "*": {} } })).isGroup).toBe(false);
   });
+  test("a multi-person thread that imsg reports as is_group false is a group, never a DM", () => {
+    const thread = dm({ chatId: 9, participants: [OWNER, "+15550002222"] });
+    expect(conversationOf(thread, account()).isGroup).toBe(true);
+    // So a chat_id entry in allowFrom cannot admit its other members as DM senders into the owner's session.
+    const d = decide(input({ message: { ...thread, sender: "+15550002222" }, account: account({ dmPolicy: "allowlist", allowFrom: [OWNER, "chat_id:9"] }) }));
+    expect(d.kind === "dispatch" && !d.isGroup).toBe(false);
+  });
 });
 
 describe("parseControlCommand", () => {

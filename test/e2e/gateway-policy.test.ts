@@ -216,6 +216,22 @@ describe("/config from chat", () => {
     await replyTo("echo: after");
   });
 
+  test("only the owner (a handle in allowFrom) may use /config; a pairing-approved or chat-admitted sender may not", async () => {
+    sim = createSim({ env: { IMSG_SIM_POLL_MS: "50" } });
+    const chat = sim.db.ensureGroupChat({ identifier: "chat777", participants: ["+15550001111", "+15550002222"] });
+    ws = workspace();
+    ws.writeConfig(
+      baseConfig(sim.cliPath, { dmPolicy: "allowlist", allowFrom: ["+15550001111", `chat_id:${chat.id}`], groupPolicy: "open", groups: { "*": { requireMention: false } } }, { commands: { config: true } }),
+    );
+    agentLog = join(ws.dir, "agent.jsonl");
+    gw = new GatewayProc(ws, { env: { AGENT_LOG: agentLog } });
+    await gw.subscribed();
+    // The chat_id entry admits (and command-authorizes) every member of the chat, but /config is for the owner only.
+    sim.db.inject({ from: "+15550002222", text: "/config set groupPolicy disabled", chatId: chat.id });
+    await waitFor(() => sent().find((s) => s.text.startsWith("Only the owner")), 10_000, "refusal");
+    expect(JSON.parse(readFileSync(ws.configPath, "utf8")).channels.imessage.groupPolicy).toBe("open");
+  });
+
   test("configWrites false refuses writes; without commands.config every /config is refused", async () => {
     await start({ configWrites: false }, { commands: { config: true } });
     sim.db.inject({ from: "+15550001111", text: "/config set textChunkLimit 10" });
