@@ -167,13 +167,28 @@ export function runCommandAgent(agent: AgentConfig, turn: AgentTurn, signal?: Ab
       else
         finish(
           new AgentError(
-            `agent "${agent.id}" exited with ${code !== null ? `code ${code}` : `signal ${sig}`}${err.trim() ? `: ${err.trim().split("\n").slice(-3).join(" | ")}` : ""}`,
+            `agent "${agent.id}" exited with ${code !== null ? `code ${code}` : `signal ${sig}`}${err.trim() ? `: ${err.trim().split("\n").slice(-3).join(" | ").slice(0, 300)}` : ""}`,
             "exit",
           ),
         );
     });
     child.stdin.end(JSON.stringify(doc) + "\n");
   });
+}
+
+/** The model endpoint is untrusted: a reply body larger than this is refused rather than buffered. */
+const MAX_HTTP_BODY = 4 * 1024 * 1024;
+
+async function readCapped(res: Response, max: number): Promise<string> {
+  if (!res.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
+    size += c.byteLength;
+    if (size > max) throw new Error(`response larger than ${max} bytes`);
+    chunks.push(c);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
 /** One turn against an OpenAI-compatible endpoint. MEDIA lines are NOT honoured: model output is untrusted. */
@@ -210,7 +225,7 @@ export async function runOpenAiAgent(agent: AgentConfig, turn: AgentTurn, signal
       body: JSON.stringify({ model: o.model, messages, user: turn.sessionKey }),
       signal: ctl.signal,
     });
-    body = await res.text();
+    body = await readCapped(res, MAX_HTTP_BODY);
   } catch (e) {
     const err = e as Error;
     if (timedOut) throw new AgentError(`agent "${agent.id}": timed out after ${agent.timeoutSeconds}s`, "timeout");
@@ -220,7 +235,7 @@ export async function runOpenAiAgent(agent: AgentConfig, turn: AgentTurn, signal
     clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);
   }
-  if (!res.ok) throw new AgentError(`agent "${agent.id}": HTTP ${res.status} from ${url}: ${body.slice(0, 200)}`, "http");
+  if (!res.ok) throw new AgentError(`agent "${agent.id}": HTTP ${res.status} from ${url}`, "http");
   let json: unknown;
   try {
     json = JSON.parse(body);

@@ -373,6 +373,8 @@ export async function scpFetch(opts: ScpFetchOptions): Promise<ScpFetchResult> {
   const dir = posix.dirname(opts.localPath);
   const tmp = posix.join(dir, `.${posix.basename(opts.localPath)}.${randomBytes(4).toString("hex")}.part`);
   const args = [
+    // SFTP mode: the remote path is never handed to a remote shell (the legacy scp protocol splits it on spaces).
+    "-s",
     "-o", "BatchMode=yes",
     "-o", "StrictHostKeyChecking=yes",
     "-o", `ConnectTimeout=${Math.max(1, Math.ceil(opts.timeoutMs / 1000))}`,
@@ -514,7 +516,7 @@ export async function fetchAttachments(attachments: readonly ImsgAttachment[], o
   let dir: string | undefined;
   for (const att of attachments) {
     const r = await fetchOne(att, { ...opts, maxBytes }, async () => (dir ??= await ensureSessionDir(opts.stateDir, opts.sessionKey)));
-    if (!r.ok) log.info(`dropping attachment ${att.originalPath || "(no path)"}: ${r.reason}`);
+    if (!r.ok) log.debug(`dropping attachment ${att.originalPath || "(no path)"}: ${r.reason}`);
     out.push(r);
   }
   return out;

@@ -1,6 +1,7 @@
 // Outbound delivery: sanitize, prefix, chunk, then send each part in order on a dedicated imsg child, recording
 // every part `pending` before the send and `sent`/`failed`/`unknown` after (at most once per part).
-import { statSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
+import { homedir } from "node:os";
 import { isAbsolute } from "node:path";
 import { chunkText } from "./chunk.ts";
 import type { ImessageAccount, Service } from "./config.ts";
@@ -87,8 +88,11 @@ export function planParts(
   text: string,
   media: string[],
   account: Pick<ImessageAccount, "responsePrefix" | "textChunkLimit" | "chunkMode" | "mediaMaxMb">,
-  /** sanitize: false for user-typed text (send); whole: one part, unchunked (pairing and command replies). */
-  opts: { sanitize?: boolean; whole?: boolean } = {},
+  /**
+   * sanitize: false for user-typed text (send); whole: one part, unchunked (pairing and command replies);
+   * stateDir: agent media may not come from it (nor from other places holding secrets, see `sensitivePath`).
+   */
+  opts: { sanitize?: boolean; whole?: boolean; stateDir?: string } = {},
 ): { parts: Part[]; rejected: { path: string; reason: string }[] } {
   let body = opts.sanitize === false ? text.replace(/\r\n?/g, "\n").trim() : sanitizeOutbound(text);
   if (body && account.responsePrefix) body = `${account.responsePrefix} ${body}`;
@@ -102,7 +106,9 @@ export function planParts(
     }
     try {
       const st = statSync(path);
-      if (!st.isFile()) rejected.push({ path, reason: "not a regular file" });
+      const why = opts.stateDir !== undefined ? sensitivePath(realpathSync(path), opts.stateDir) : undefined;
+      if (why) rejected.push({ path, reason: why });
+      else if (!st.isFile()) rejected.push({ path, reason: "not a regular file" });
       else if (st.size > max) rejected.push({ path, reason: `larger than mediaMaxMb (${account.mediaMaxMb} MB)` });
       else parts.push({ text: "", file: path });
     } catch {
@@ -110,6 +116,21 @@ export function planParts(
     }
   }
   return { parts, rejected };
+}
+
+/**
+ * Why an agent's MEDIA path must not be sent, if it must not: agents relay model text, so a prompt-injected
+ * `MEDIA:~/.ssh/id_ed25519` or `MEDIA:<state dir>/state.db` must not leak a secret into the chat. Pure.
+ */
+export function sensitivePath(real: string, stateDir: string, home = homedir()): string | undefined {
+  const under = (dir: string) => real === dir || real.startsWith(dir.endsWith("/") ? dir : `${dir}/`);
+  if (under(stateDir)) return "inside the gateway's state dir";
+  if (real.startsWith(`${home}/.`)) return "inside a hidden directory of the home folder";
+  for (const d of [`${home}/Library/Keychains`, "/etc", "/private/etc", "/proc", "/sys", "/dev", "/var/db", "/Library/Keychains"]) {
+    if (under(d)) return `inside ${d}`;
+  }
+  if (under(`${home}/Library/Messages`) && !under(`${home}/Library/Messages/Attachments`)) return "the Messages database folder";
+  return undefined;
 }
 
 export interface DeliverJob {

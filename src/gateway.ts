@@ -155,6 +155,10 @@ class AccountRuntime {
   }
 
   start(): void {
+    const d = this.account;
+    if (this.cfg.session.dmScope === "main" && (d.dmPolicy === "pairing" || d.dmPolicy === "open" || d.allowFrom.filter((e) => e !== "*").length > 1)) {
+      this.log.warn('DMs from different people share one agent session (session.dmScope "main"): each can see the others\' history. Set session.dmScope to "per-peer" to keep them apart.');
+    }
     if (this.account.sectionMissing)
       this.log.warn('channels.imessage is missing from the config; groupPolicy defaults to "allowlist" (group messages are dropped until configured)');
     if (this.account.includeAttachments) {
@@ -358,6 +362,8 @@ class AccountRuntime {
     if (msg.isFromMe) return this.#drop(key, msg, "from me");
     if (msg.guid && this.store.hasOutboundGuid(this.id, msg.guid)) return this.#drop(key, msg, "echo (our own message guid)");
     const age = Date.now() - Date.parse(msg.createdAt);
+    // No usable date: the stale fence cannot be applied, so the row is not trusted to be fresh.
+    if (!Number.isFinite(age)) return this.#drop(key, msg, `unreadable created_at ${JSON.stringify(msg.createdAt)}`, "skipped");
     if (catchup) {
       if (age > this.account.recoveryMaxAgeMinutes * 60_000) return this.#drop(key, msg, `stale: older than ${this.account.recoveryMaxAgeMinutes} min at catch-up`, "skipped");
       if (++this.#catchupCount > this.account.recoveryMaxRows) return this.#drop(key, msg, `catch-up limit of ${this.account.recoveryMaxRows} rows reached`, "skipped");
@@ -546,7 +552,7 @@ class AccountRuntime {
   async #send(key: string, msg: ImsgMessage, reply: Reply & { system?: boolean }, isGroup: boolean): Promise<void> {
     const target: Target = replyTargetFor(msg, isGroup);
     // Gateway-authored replies (pairing code, /status) go out whole and unprefixed: one message, as promised.
-    const { parts, rejected } = planParts(reply.text, reply.media, reply.system ? { ...this.account, responsePrefix: undefined } : this.account, { whole: reply.system, sanitize: !reply.system });
+    const { parts, rejected } = planParts(reply.text, reply.media, reply.system ? { ...this.account, responsePrefix: undefined } : this.account, { whole: reply.system, sanitize: !reply.system, stateDir: this.stateDir });
     for (const r of rejected) this.log.warn(`not attaching ${r.path}: ${r.reason}`);
     if (!parts.length) {
       this.store.setInbound(this.id, key, { state: "done", reason: "empty reply" });

@@ -66,11 +66,24 @@ export function acquireLock(stateDir: string): Lock {
     }
     const holder = readLock(stateDir);
     if (holder) throw new LockedError(holder);
-    // Stale (dead pid or unreadable): move it aside atomically so two reclaimers cannot both win.
+    // Stale (dead pid or unreadable): move it aside atomically. If what we moved turns out to be a live lock that
+    // another reclaimer wrote in between, put it back and yield to it.
+    const aside = `${path}.stale.${process.pid}`;
     try {
-      renameSync(path, `${path}.stale.${process.pid}`);
-      unlinkSync(`${path}.stale.${process.pid}`);
-    } catch {
+      renameSync(path, aside);
+      let moved: LockInfo | undefined;
+      try {
+        moved = JSON.parse(readFileSync(aside, "utf8")) as LockInfo;
+      } catch {
+        moved = undefined;
+      }
+      if (moved && typeof moved.pid === "number" && moved.pid !== process.pid && isAlive(moved.pid)) {
+        renameSync(aside, path);
+        throw new LockedError(moved);
+      }
+      unlinkSync(aside);
+    } catch (e) {
+      if (e instanceof LockedError) throw e;
       /* someone else reclaimed it first; retry */
     }
   }

@@ -1,6 +1,6 @@
 // Operating the gateway under cron and launchd: --if-not-running, --replace, --detach, signals.
 import { spawn } from "node:child_process";
-import { closeSync, openSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, closeSync, openSync, readFileSync, statSync } from "node:fs";
 import { CliError, EXIT } from "./errors.ts";
 import { readLock, type LockInfo } from "./lock.ts";
 import { getLog } from "./log.ts";
@@ -76,6 +76,7 @@ export async function detach(rawArgs: string[], logFile: string, stateDir: strin
   // Fail early on an unwritable log file, in this process where the user sees it.
   try {
     closeSync(openSync(logFile, "a", 0o600));
+    chmodSync(logFile, 0o600); // an existing log may have been created wider; it holds handles and errors
   } catch (e) {
     throw new CliError(`cannot write --log-file ${logFile}: ${(e as Error).message}`, EXIT.usage);
   }

@@ -80,15 +80,27 @@ export function isPermissionText(text: string): boolean {
 export class LineSplitter {
   #decoder = new TextDecoder("utf-8");
   #buf = "";
+  #discarding = false;
+  /** Lines dropped for exceeding maxLine (a child writing without newlines must not grow our memory). */
+  overflows = 0;
+  constructor(readonly maxLine = 64 * 1024 * 1024) {}
   push(chunk: Uint8Array): string[] {
     this.#buf += this.#decoder.decode(chunk, { stream: true });
-    return this.#drain();
+    const lines = this.#drain();
+    if (this.#buf.length > this.maxLine) {
+      // Drop the oversized line and everything up to its newline; framing resumes at the next line.
+      this.#buf = "";
+      if (!this.#discarding) this.overflows++;
+      this.#discarding = true;
+    }
+    return lines;
   }
   end(): string[] {
     this.#buf += this.#decoder.decode();
     const rest = this.#drain();
-    if (this.#buf.length) rest.push(this.#buf);
+    if (this.#buf.length && !this.#discarding) rest.push(this.#buf);
     this.#buf = "";
+    this.#discarding = false;
     return rest;
   }
   #drain(): string[] {
@@ -96,7 +108,8 @@ export class LineSplitter {
     let start = 0;
     let i: number;
     while ((i = this.#buf.indexOf("\n", start)) >= 0) {
-      out.push(this.#buf.slice(start, i));
+      if (this.#discarding) this.#discarding = false;
+      else out.push(this.#buf.slice(start, i));
       start = i + 1;
     }
     if (start) this.#buf = this.#buf.slice(start);
@@ -179,13 +192,13 @@ export class RpcClient {
     this.#child.stdout.on("end", () => {
       for (const l of out.end()) this.#onLine(l);
     });
-    const err = new LineSplitter();
+    const err = new LineSplitter(64 * 1024);
     const onErrLine = (l: string) => {
       const line = l.trim();
       if (!line) return;
       this.#remember(line);
       if (isPermissionText(line)) this.#raisePermission(line);
-      log.warn(`imsg stderr: ${line}`);
+      log.warn(`imsg stderr: ${line.length > 300 ? `${line.slice(0, 300)}…` : line}`);
     };
     this.#child.stderr.on("data", (c: Uint8Array) => err.push(c).forEach(onErrLine));
     this.#child.stderr.on("end", () => err.end().forEach(onErrLine));
@@ -395,7 +408,7 @@ export class RpcClient {
     this.#remember(line);
     if (isPermissionText(line)) this.#raisePermission(line);
     // Bounded: a runaway child must not grow our memory.
-    if (this.#noise.length < 64) this.#noise.push(line);
+    if (this.#noise.length < 64) this.#noise.push(line.length > 300 ? `${line.slice(0, 300)}…` : line);
   }
 
   #flushNoise(): void {

@@ -319,6 +319,8 @@ export class Store {
       db.exec("PRAGMA journal_mode = WAL");
       db.exec("PRAGMA foreign_keys = ON");
       db.exec("PRAGMA synchronous = NORMAL");
+      // Deleted (pruned) message text is overwritten, not left readable in free pages.
+      db.exec("PRAGMA secure_delete = ON");
       migrate(db);
     } catch (err) {
       db.close();
@@ -689,12 +691,11 @@ export class Store {
    */
   prune(retentionDays: number): PruneResult {
     const cutoff = this.now() - retentionDays * DAY_MS;
+    // Unfinished rows go too once past the window: far beyond any catch-up fence they would only be skipped as
+    // stale, and keeping them would keep message text forever (e.g. rows of an account since removed).
     return this.#tx(() => ({
-      inbound: this.#run(
-        `DELETE FROM inbound WHERE updated_at < ? AND state NOT IN (${UNFINISHED_SQL})`,
-        cutoff,
-      ),
-      outbound: this.#run("DELETE FROM outbound WHERE updated_at < ? AND state IN ('sent', 'failed')", cutoff),
+      inbound: this.#run("DELETE FROM inbound WHERE updated_at < ?", cutoff),
+      outbound: this.#run("DELETE FROM outbound WHERE updated_at < ?", cutoff),
       history: this.#run("DELETE FROM history WHERE at < ?", cutoff),
       groupPending: this.#run("DELETE FROM group_pending WHERE at < ?", cutoff),
     }));

@@ -522,12 +522,12 @@ describe.skipIf(!sshdAvailable())("remote mode (real sshd)", () => {
     expect(existsSync(join(dir, "out.jpg"))).toBe(false);
   });
 
-  test("our BatchMode/StrictHostKeyChecking come first, so a config cannot weaken them", async () => {
+  test("SFTP mode, then our BatchMode/StrictHostKeyChecking first, so a config cannot weaken them", async () => {
     const dir = fresh("strict");
     const scp = recordingScp(dir);
     writeFileSync(join(root, "s.jpg"), "x");
     await scpFetch({ host: sshd.alias, remotePath: join(root, "s.jpg"), localPath: join(dir, "o"), ...scpOpts({ scpPath: scp.path }) });
-    expect(scp.attempts()[0]).toMatch(/^-o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=15 -F \S+ -- testmac:\//);
+    expect(scp.attempts()[0]).toMatch(/^-s -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=15 -F \S+ -- testmac:\//);
   });
 
   test("paths outside the remote roots, or traversing out, are refused before any scp runs", async () => {

@@ -450,3 +450,15 @@ describe("runImsg", () => {
     expect(Date.now() - t0).toBeLessThan(1500);
   });
 });
+
+describe("LineSplitter limits", () => {
+  test("a line longer than maxLine is dropped whole and framing resumes at the next line", () => {
+    const s = new LineSplitter(16);
+    const enc = new TextEncoder();
+    expect(s.push(enc.encode('{"a":1}\n' + "x".repeat(10)))).toEqual(['{"a":1}']);
+    expect(s.push(enc.encode("y".repeat(20)))).toEqual([]);
+    expect(s.push(enc.encode("zzz\n{\"b\":2}\n"))).toEqual(['{"b":2}']);
+    expect(s.overflows).toBe(1);
+    expect(s.end()).toEqual([]);
+  });
+});

@@ -416,13 +416,13 @@ describe("meta", () => {
 });
 
 describe("prune", () => {
-  test("deletes finished rows older than the window and keeps unfinished or unsettled ones", () => {
+  test("deletes every row older than the window, unfinished or unsettled ones too (no message text kept forever)", () => {
     const { store, clock } = fresh();
     const t0 = clock.t;
     // old rows (t0)
     store.journalInbound("default", msg(1), "done");
     store.journalInbound("default", msg(2), "dropped", "no mention");
-    store.journalInbound("default", msg(3)); // unfinished: kept however old
+    store.journalInbound("default", msg(3)); // unfinished, but past the window: pruned too
     store.journalInbound("default", msg(4), "dispatched");
     const sent = store.recordOutbound({ accountId: "default", inboundKey: "guid-1", seq: 0, target: "+15550001111", text: "a" });
     store.markOutbound(sent.id, "sent");
@@ -440,10 +440,10 @@ describe("prune", () => {
     store.addGroupPending("default", 42, { sender: "+15550002222", text: "new" }, 10);
 
     clock.t = t0 + 30 * DAY + 1;
-    expect(store.prune(30)).toEqual({ inbound: 2, outbound: 2, history: 1, groupPending: 1 });
-    expect(store.unfinishedInbound("default").map((r) => r.rowid)).toEqual([3, 4]);
+    expect(store.prune(30)).toEqual({ inbound: 4, outbound: 4, history: 1, groupPending: 1 });
+    expect(store.unfinishedInbound("default")).toEqual([]);
     expect(store.getInbound("default", "guid-5")?.state).toBe("done");
-    expect(store.outboundFor("default", "guid-1").map((r) => r.state)).toEqual(["pending", "unknown"]);
+    expect(store.outboundFor("default", "guid-1")).toEqual([]);
     expect(store.getHistory("s", 10)).toEqual([{ role: "assistant", text: "new" }]);
     expect(store.takeGroupPending("default", 42).map((e) => e.text)).toEqual(["new"]);
     expect(store.getCursor("default")).toBe(5); // the cursor survives pruning

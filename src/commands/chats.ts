@@ -39,7 +39,7 @@ export default defineCommand({
       const p = parseChat(raw);
       if ("error" in p) {
         // Shown in --json as is; the table cannot show it, so say so instead of dropping it silently.
-        getLog("chats").warn(`skipping a chat imsg returned in an unexpected shape (${p.error}): ${JSON.stringify(raw)?.slice(0, 200)}`);
+        getLog("chats").warn(`skipping a chat imsg returned in an unexpected shape (${p.error})`);
         continue;
       }
       const c = p.chat;
