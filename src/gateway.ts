@@ -231,7 +231,6 @@ class AccountRuntime {
       this.store.setCursor(this.id, cursor);
     }
     this.#catchupBoundary = Math.max(newest, cursor);
-    this.#catchupCount = 0;
     // since_rowid 0 means "current max" to imsg, so an empty database is replayed from the start with -1.
     const since = cursor > 0 ? cursor : -1;
     this.#subscription = await watchSubscribe(
@@ -349,7 +348,10 @@ class AccountRuntime {
   #isTextEcho(msg: ImsgMessage): boolean {
     const text = normalizeForEcho(msg.text);
     if (!text) return false;
-    const handles = msg.isGroup ? [] : [msg.sender, msg.chatIdentifier].filter(Boolean).map((h) => normalizeHandle(h));
+    const group = msg.isGroup || msg.participants.length > 1;
+    // In a group, another member may well say "OK" after us: only a row under our own handle can be our echo.
+    if (group && !(msg.destinationCallerId && normalizeHandle(msg.sender) === normalizeHandle(msg.destinationCallerId))) return false;
+    const handles = group ? [] : [msg.sender, msg.chatIdentifier].filter(Boolean).map((h) => normalizeHandle(h));
     for (const o of this.store.outboundByEcho(this.id, text, Date.now() - this.tuning.echoWindowMs)) {
       if (o.chatId && o.chatId === msg.chatId) return true;
       const to = o.target.replace(/^(imessage|sms|auto):/, "");
@@ -366,15 +368,13 @@ class AccountRuntime {
     if (!Number.isFinite(age)) return this.#drop(key, msg, `unreadable created_at ${JSON.stringify(msg.createdAt)}`, "skipped");
     if (catchup) {
       if (age > this.account.recoveryMaxAgeMinutes * 60_000) return this.#drop(key, msg, `stale: older than ${this.account.recoveryMaxAgeMinutes} min at catch-up`, "skipped");
-      if (++this.#catchupCount > this.account.recoveryMaxRows) return this.#drop(key, msg, `catch-up limit of ${this.account.recoveryMaxRows} rows reached`, "skipped");
     } else if (age > this.account.maxAgeMinutes * 60_000) {
       return this.#drop(key, msg, `stale: older than ${this.account.maxAgeMinutes} min`, "skipped");
     }
     const conv = this.#convKey(msg);
-    if (this.#isTextEcho(msg)) {
-      this.#echoHit(conv);
-      return this.#drop(key, msg, "echo (text we just sent)");
-    }
+    // Expected echoes (imsg's duplicate rows, self-chat twins) are dropped but do not feed the breaker: a long
+    // chunked reply would otherwise silence the conversation.
+    if (this.#isTextEcho(msg)) return this.#drop(key, msg, "echo (text we just sent)");
     if (looksReflected(msg.text)) {
       this.#echoHit(conv);
       return this.#drop(key, msg, "reflected assistant content");
@@ -393,6 +393,10 @@ class AccountRuntime {
       // Any attachment counts, even one imsg marks missing: the agent is then told it was unavailable.
       hasMedia: this.account.includeAttachments && msg.attachments.length > 0,
     });
+    // The catch-up budget counts only rows that would be answered, so dropped chatter cannot use it up.
+    if (catchup && decision.kind !== "drop" && ++this.#catchupCount > this.account.recoveryMaxRows) {
+      return this.#drop(key, msg, `catch-up limit of ${this.account.recoveryMaxRows} rows reached`, "skipped");
+    }
     return this.#act(key, msg, decision, agent, isGroup, peer);
   }
 
@@ -433,8 +437,11 @@ class AccountRuntime {
     // A turn that threw must not poison the turns queued behind it.
     const next = prev.catch(() => {}).then(() => this.turns.run(() => this.#turn(key, msg, d, agent, isGroup, sk)));
     this.#sessions.set(sk, next);
-    await next;
-    if (this.#sessions.get(sk) === next) this.#sessions.delete(sk);
+    try {
+      await next;
+    } finally {
+      if (this.#sessions.get(sk) === next) this.#sessions.delete(sk);
+    }
   }
 
   async #turn(key: string, msg: ImsgMessage, d: Extract<Decision, { kind: "dispatch" }>, agent: AgentConfig, isGroup: boolean, sk: string): Promise<void> {
@@ -709,7 +716,9 @@ export class Gateway {
       getLog("gateway").info(`starting account ${r.id} (${r.account.cliPath}${r.account.dbPath ? ` db=${r.account.dbPath}` : ""})`);
       r.start();
     }
-    Promise.all(runtimes.map((r) => r.ready)).then(() => lock.update({ subscribedAt: Date.now() }));
+    Promise.all(runtimes.map((r) => r.ready))
+      .then(() => lock.update({ subscribedAt: Date.now() }))
+      .catch((e) => getLog("gateway").warn(`cannot record the subscription in the lock file: ${(e as Error).message}`));
     return gw;
   }
 

@@ -173,6 +173,28 @@ describe("echo and loop defence", () => {
     expect(turns().map((t) => t.text)).toEqual(["note to self", "marker"]);
   });
 
+  test("the echoes of a long chunked reply do not trip the loop breaker", async () => {
+    setup({ textChunkLimit: 200, chunkMode: "newline" }, {}, { IMSG_SIM_ECHO_DUP: "1" });
+    const g = gateway({ AGENT_MODE: "long" });
+    await g.subscribed();
+    sim.db.inject({ from: "+15550001111", text: "long please" });
+    await g.logs.waitForCount(5, (l) => l.msg.includes("echo (text we just sent)"), 10_000);
+    sim.db.inject({ from: "+15550001111", text: "and again" });
+    await waitFor(() => sim.db.sent().length >= 10, 10_000, "second long reply");
+  });
+
+  test("in a group, another member repeating our words right after us is not taken for an echo", async () => {
+    setup({ groupPolicy: "open", groups: { "*": { requireMention: false } } }, {}, { IMSG_SIM_ECHO_DUP: "1" });
+    const g = gateway();
+    await g.subscribed();
+    const grp = { identifier: "chat4242", participants: ["+15550001111", "+15550002222"] };
+    sim.db.inject({ from: "+15550001111", text: "ping", group: grp });
+    await waitFor(() => sentTexts().includes("echo: ping"), 10_000, "reply");
+    await g.logs.waitFor((l) => l.msg.includes("echo (text we just sent)"), 10_000);
+    sim.db.inject({ from: "+15550002222", text: "echo: ping", group: grp });
+    await waitFor(() => sentTexts().includes("echo: echo: ping"), 10_000, "the member's message answered");
+  });
+
   test("two bots answering each other: after 20 replies in a minute the conversation is paused", async () => {
     setup();
     const g = gateway();
