@@ -115,6 +115,8 @@ const MAX_STDOUT = 1024 * 1024;
 
 /** Runs the command backend once: JSON on stdin, reply on stdout; non-zero exit or timeout → AgentError. */
 export function runCommandAgent(agent: AgentConfig, turn: AgentTurn, signal?: AbortSignal): Promise<AgentReply> {
+  // An abort listener added to an already aborted signal never fires: check first.
+  if (signal?.aborted) return Promise.reject(new AgentError(`agent "${agent.id}" cancelled`, "timeout"));
   const [cmd, ...args] = agent.command!;
   const { systemPrompt: _omit, ...doc } = turn;
   return new Promise((resolve, reject) => {
@@ -193,6 +195,7 @@ async function readCapped(res: Response, max: number): Promise<string> {
 
 /** One turn against an OpenAI-compatible endpoint. MEDIA lines are NOT honoured: model output is untrusted. */
 export async function runOpenAiAgent(agent: AgentConfig, turn: AgentTurn, signal?: AbortSignal): Promise<AgentReply> {
+  if (signal?.aborted) throw new AgentError(`agent "${agent.id}" cancelled`, "timeout");
   const o = agent.openai!;
   const messages: { role: string; content: string }[] = [];
   const system = [o.systemPrompt, turn.systemPrompt].filter(Boolean).join("\n\n");

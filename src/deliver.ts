@@ -2,12 +2,13 @@
 // every part `pending` before the send and `sent`/`failed`/`unknown` after (at most once per part).
 import { realpathSync, statSync } from "node:fs";
 import { homedir } from "node:os";
-import { isAbsolute } from "node:path";
+import { basename, isAbsolute } from "node:path";
 import { chunkText } from "./chunk.ts";
 import type { ImessageAccount, Service } from "./config.ts";
 import { chatsList, messagesHistory, parseChat, sendMessage, type ImsgChat, type ImsgMessage, type SendResult } from "./imsg.ts";
 import { getLog, redact } from "./log.ts";
-import { RpcClient, RpcClosedError, RpcError } from "./rpc.ts";
+import { isAlive } from "./lock.ts";
+import { ImsgPermissionError, ImsgSpawnError, RpcClient, RpcClosedError, RpcError } from "./rpc.ts";
 import { normalizeForEcho, sanitizeOutbound } from "./sanitize.ts";
 import type { OutboundRow, Store } from "./store.ts";
 import { formatTarget, normalizeHandle, targetToSendParams, type Target } from "./targets.ts";
@@ -21,12 +22,15 @@ export const SEND_TIMEOUT_MS = 120_000;
  */
 export class SendClient {
   #client?: RpcClient;
+  #stopped = false;
   constructor(
     private readonly account: Pick<ImessageAccount, "cliPath" | "dbPath" | "probeTimeoutMs" | "accountId">,
     private readonly timeoutMs = SEND_TIMEOUT_MS,
   ) {}
 
   #get(): RpcClient {
+    // After stop() nothing may start a new child: a send then would race the closing of the store.
+    if (this.#stopped) throw new RpcClosedError("send client stopped");
     if (!this.#client?.alive) {
       this.#client = RpcClient.start({
         cliPath: this.account.cliPath,
@@ -52,6 +56,15 @@ export class SendClient {
     }
   }
 
+  /** The pid of the child the next send goes to (starting it if needed); undefined if it cannot start. */
+  pid(): number | undefined {
+    try {
+      return this.#get().pid;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Looks for a part in its chat's history: the landed row, undefined when absent, null when unknown. */
   async confirm(row: OutboundRow): Promise<{ id: number; guid: string } | undefined | null> {
     if (!row.chatId) return null;
@@ -69,11 +82,27 @@ export class SendClient {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     const c = this.#client;
     this.#client = undefined;
     if (c) await c.stop();
   }
 }
+
+/**
+ * What a failed send means for the part: `refused` (imsg answered with an error: not sent), `not-sent` (imsg never
+ * got the request: it could not start, or cannot read its database), `died` (the child exited mid-request: look in
+ * history), `unknown` (a timeout: it may still land).
+ */
+export function classifySendError(e: unknown): "refused" | "not-sent" | "died" | "unknown" {
+  if (e instanceof RpcError) return "refused";
+  if (e instanceof ImsgSpawnError || e instanceof ImsgPermissionError) return "not-sent";
+  if (e instanceof RpcClosedError) return "died";
+  return "unknown";
+}
+
+/** How long to let a send that was in flight when its child died land in chat.db before looking (imsg verifies ~2 s). */
+export const SETTLE_MS = 3000;
 
 export interface Part {
   text: string;
@@ -147,10 +176,20 @@ export interface DeliverResult {
   sent: OutboundRow[];
   /** Set when a part failed or its outcome is unknown; later parts were not sent (order matters). */
   error?: string;
+  /** The failed part certainly did not reach imsg and is still pending: delivering again later is safe. */
+  retryable?: boolean;
 }
 
-/** Sends parts in order. A part already `sent` is skipped; an `unknown`/`failed` one stops the delivery. */
-export async function deliver(store: Store, sender: Pick<SendClient, "send"> & Partial<Pick<SendClient, "confirm">>, job: DeliverJob): Promise<DeliverResult> {
+/**
+ * Sends parts in order. A part already `sent` is skipped; an `unknown`/`failed` one stops the delivery. A part
+ * recorded earlier is sent as recorded (a restart under a changed config must not send different text).
+ */
+export async function deliver(
+  store: Store,
+  sender: Pick<SendClient, "send"> & Partial<Pick<SendClient, "confirm" | "pid">>,
+  job: DeliverJob,
+  opts: { settleMs?: number } = {},
+): Promise<DeliverResult> {
   const log = getLog(`deliver:${job.account.accountId}`);
   const sent: OutboundRow[] = [];
   const target = formatTarget(job.target);
@@ -172,18 +211,27 @@ export async function deliver(store: Store, sender: Pick<SendClient, "send"> & P
     }
     if (row.state !== "pending") return { sent, error: `part ${seq} is ${row.state}; not re-sent` };
     const params: Record<string, unknown> = { ...targetToSendParams(job.target, job.account.service), region: job.account.region };
-    if (part.file) params.file = part.file;
-    if (part.text) params.text = part.text;
+    if (row.file) params.file = row.file;
+    if (row.text) params.text = row.text;
     for (let attempt = 1; ; attempt++) {
       try {
+        if (sender.pid) store.setOutboundSender(row.id, sender.pid());
         const r = await sender.send(params);
         store.markOutbound(row.id, "sent", { messageId: r.id, messageGuid: r.guid });
         sent.push({ ...row, state: "sent", messageId: r.id, messageGuid: r.guid });
         log.debug(`sent part ${seq + 1}/${job.parts.length} to ${redact(target)}`);
         break;
       } catch (e) {
-        // The child died under the send: look in the chat's history before sending again (never blindly).
-        if (e instanceof RpcClosedError && attempt < 3 && row.chatId && sender.confirm) {
+        const kind = classifySendError(e);
+        const why = (e as Error).message;
+        if (kind === "not-sent") {
+          log.warn(`send to ${redact(target)} did not reach imsg (${why}); it stays queued`);
+          return { sent, error: why, retryable: true };
+        }
+        // The child died under the send: give the send time to land, look in the chat's history, and only
+        // send again if it is not there (never blindly).
+        if (kind === "died" && attempt < 3 && row.chatId && sender.confirm) {
+          await new Promise((r) => setTimeout(r, opts.settleMs ?? SETTLE_MS));
           const landed = await sender.confirm(row).catch(() => null);
           if (landed) {
             store.markOutbound(row.id, "sent", { messageId: landed.id, messageGuid: landed.guid || undefined });
@@ -196,29 +244,43 @@ export async function deliver(store: Store, sender: Pick<SendClient, "send"> & P
           }
         }
         // imsg refused → certainly not sent. Otherwise (timeout, history unreadable) → unknown: never retried blindly.
-        const state = e instanceof RpcError ? "failed" : "unknown";
-        store.markOutbound(row.id, state, { error: (e as Error).message });
-        log.error(`send to ${redact(target)} ${state === "failed" ? "failed" : "has an unknown outcome"}: ${(e as Error).message}`);
-        return { sent, error: (e as Error).message };
+        const state = kind === "refused" ? "failed" : "unknown";
+        store.markOutbound(row.id, state, { error: why });
+        log.error(`send to ${redact(target)} ${state === "failed" ? "failed" : "has an unknown outcome"}: ${why}`);
+        return { sent, error: why };
       }
     }
   }
   return { sent };
 }
 
-/** The is_from_me history row matching an outbound part, if it landed (skipping rows already matched). */
+/**
+ * The is_from_me history row matching an outbound part, if it landed: same text, or for a file part an attachment
+ * with the same file name (imsg copies files but keeps their names). Rows already matched are skipped. Pure.
+ */
 export function matchSent(hist: ImsgMessage[], row: Pick<OutboundRow, "text" | "file">, used: Set<number> = new Set()): ImsgMessage | undefined {
   const want = normalizeForEcho(row.text);
-  return hist.find(
-    (h) =>
-      h.isFromMe &&
-      !used.has(h.id) &&
-      (row.file ? h.attachments.length > 0 || (want !== "" && normalizeForEcho(h.text) === want) : normalizeForEcho(h.text) === want),
-  );
+  const name = row.file ? basename(row.file) : undefined;
+  return hist.find((h) => {
+    if (!h.isFromMe || used.has(h.id)) return false;
+    if (name) return h.attachments.some((a) => basename(a.transferName || a.filename || a.originalPath) === name);
+    return normalizeForEcho(h.text) === want;
+  });
 }
 
+/** The chat's rows from just before the part was recorded on (a part's row cannot predate its record). */
 async function historySince(client: RpcClient, row: Pick<OutboundRow, "chatId" | "createdAt">): Promise<ImsgMessage[]> {
-  return messagesHistory(client, row.chatId!, { limit: 100, start: new Date(row.createdAt - 5000).toISOString() }, 10_000);
+  return messagesHistory(client, row.chatId!, { limit: 200, start: new Date(row.createdAt - 2000).toISOString(), attachments: true }, 10_000);
+}
+
+/** Waits (bounded) for the imsg child a part was handed to before a crash: it finishes that send, then exits. */
+async function childGone(pid: number | undefined, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (pid !== undefined && isAlive(pid)) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
 }
 
 /**
@@ -230,6 +292,7 @@ export async function reconcileOutbound(
   store: Store,
   client: RpcClient,
   accountId: string,
+  opts: { waitForSenderMs?: number } = {},
 ): Promise<{ confirmed: number; failed: number; resend: number; unchecked: Set<string> }> {
   const log = getLog(`deliver:${accountId}`);
   const out = { confirmed: 0, failed: 0, resend: 0, unchecked: new Set<string>() };
@@ -238,6 +301,12 @@ export async function reconcileOutbound(
   const byChat = new Map<number, ImsgMessage[]>();
   for (const row of rows) {
     let found: { id: number; guid: string } | undefined;
+    // A send still running in the previous process's child may land after we look: let that child finish first.
+    if (row.state === "pending" && !(await childGone(row.senderPid, opts.waitForSenderMs ?? SEND_TIMEOUT_MS))) {
+      log.warn(`outbound ${row.id} is still with imsg (pid ${row.senderPid}); checking it again at the next start`);
+      if (row.inboundKey) out.unchecked.add(row.inboundKey);
+      continue;
+    }
     if (row.chatId) {
       let hist = byChat.get(row.chatId);
       if (!hist) {

@@ -5,7 +5,7 @@ import { resolveAccount } from "./config.ts";
 import { commitConfigEdit, parseConfigEdit } from "./config-edit.ts";
 import { AgentError, buildBody, routeAgent, runAgent, sessionKey as makeSessionKey, type AgentTurn, type Peer } from "./agents.ts";
 import { fetchAttachments, mediaKind, mediaPlaceholder, pruneMediaCache, resolveRemoteHost } from "./attachments.ts";
-import { deliver, planParts, reconcileOutbound, SendClient } from "./deliver.ts";
+import { deliver, planParts, reconcileOutbound, SendClient, SETTLE_MS } from "./deliver.ts";
 import { chatsList, messagesHistory, parseMessage, watchSubscribe, type ImsgMessage } from "./imsg.ts";
 import { acquireLock, type Lock } from "./lock.ts";
 import { getLog, preview, redact, type Logger } from "./log.ts";
@@ -32,6 +32,8 @@ export interface GatewayTuning {
   maxConcurrentTurns: number;
   /** How long shutdown waits for agent turns before cancelling them (they re-run after a restart). */
   shutdownGraceMs: number;
+  /** How long a send interrupted by its child's death gets to land before history is checked. */
+  settleMs: number;
 }
 
 export const DEFAULT_TUNING: GatewayTuning = {
@@ -42,6 +44,7 @@ export const DEFAULT_TUNING: GatewayTuning = {
   echoWindowMs: 30_000,
   maxConcurrentTurns: 16,
   shutdownGraceMs: 10_000,
+  settleMs: SETTLE_MS,
 };
 
 /**
@@ -106,6 +109,9 @@ class AccountRuntime {
   #inflight = new Set<Promise<void>>();
   #sessions = new Map<string, Promise<void>>();
   #outbox = new Map<string, Promise<void>>();
+  #poisoned = new WeakSet<RpcClient>();
+  /** Deliveries that could not reach imsg (it could not start): retried with backoff, timers cleared on stop. */
+  #retries = new Map<string, { attempt: number; timer?: ReturnType<typeof setTimeout> }>();
   #echoes = new WindowCounter(ECHO_BREAKER.windowMs);
   #replies = new WindowCounter(REPLY_BREAKER.windowMs);
   #warnedChats = new Set<number>();
@@ -180,7 +186,7 @@ class AccountRuntime {
         dbPath: this.account.dbPath,
         timeoutMs: this.account.probeTimeoutMs,
         tag: `watch:${this.id}`,
-        onNotification: (n) => this.#onNotification(n),
+        onNotification: (n) => this.#onNotification(n, client),
       });
       this.#watch = client;
       let failure: Error | undefined;
@@ -273,7 +279,20 @@ class AccountRuntime {
     return t;
   }
 
-  #onNotification(n: Notification): void {
+  #onNotification(n: Notification, client: RpcClient): void {
+    // After a journal write failed, nothing more from this child may be journaled: a later row would move the
+    // cursor past the lost one. The child is replaced and the new one resubscribes from the cursor.
+    if (this.#poisoned.has(client)) return;
+    try {
+      this.#onNotificationUnsafe(n);
+    } catch (e) {
+      this.#poisoned.add(client);
+      this.log.error(`cannot journal an inbound message (${(e as Error).message}); resubscribing from the last journaled row`);
+      client.kill();
+    }
+  }
+
+  #onNotificationUnsafe(n: Notification): void {
     if (n.method === "error") {
       const err = (n.params.error as { message?: string } | undefined)?.message ?? "unknown";
       this.log.warn(`watch subscription ${String(n.params.subscription)} failed: ${err}; resubscribing from the cursor`);
@@ -423,11 +442,16 @@ class AccountRuntime {
       return this.#drop(key, msg, d.reason);
     }
     if (d.kind === "pairing") {
-      const { code, created } = requestPairing(this.store, this.id, d.senderId, { sender: d.senderId, chatId: String(msg.chatId) });
-      if (!created) return this.#drop(key, msg, code ? "pairing already requested (no new reply)" : "pairing: too many pending requests (no reply)");
+      // The request and the reply to send are recorded together: a crash in between would leave a code nobody got.
+      const reply = this.store.transaction(() => {
+        const { code, created } = requestPairing(this.store, this.id, d.senderId, { sender: d.senderId, chatId: String(msg.chatId) });
+        if (!created) return code ? "pairing already requested (no new reply)" : "pairing: too many pending requests (no reply)";
+        const r = { text: pairingReply(d.senderId, code, this.id), media: [], system: true };
+        this.store.setInbound(this.id, key, { state: "replied", reply: r });
+        return r;
+      });
+      if (typeof reply === "string") return this.#drop(key, msg, reply);
       this.log.info(`pairing requested by ${redact(d.senderId)} (approve with: openclaw-imsg pairing approve imessage <code>)`);
-      const reply = { text: pairingReply(d.senderId, code, this.id), media: [], system: true };
-      this.store.setInbound(this.id, key, { state: "replied", reply });
       return this.#deliver(key, msg, reply, isGroup);
     }
     const sk = makeSessionKey(agent.id, this.id, peer, this.cfg.session);
@@ -472,10 +496,11 @@ class AccountRuntime {
         }
       }
     }
+    if (this.#abort.signal.aborted) return; // shutdown while fetching: stays "dispatched"
     const pending = isGroup ? this.store.takeGroupPending(this.id, msg.chatId) : [];
     const placeholder = attachments.length ? mediaPlaceholder(attachments.map((a) => mediaKind(a.mimeType))) : "";
     const body = buildBody({ isGroup, sender: msg.sender, text: msg.text || placeholder, chatName: msg.chatName, chatId: msg.chatId, pending, replyToText: msg.replyToText, replyToSender: msg.replyToSender, notes });
-    const history = this.store.getHistory(sk, isGroup ? this.account.historyLimit : this.account.dmHistoryLimit);
+    const history = this.store.getHistory(this.#historyKey(sk, isGroup), isGroup ? this.account.historyLimit : this.account.dmHistoryLimit);
     const turn: AgentTurn = {
       sessionKey: sk,
       agentId: agent.id,
@@ -507,10 +532,22 @@ class AccountRuntime {
       return;
     }
     this.log.debug(`agent ${agent.id} answered row ${msg.id} in ${Date.now() - started} ms: ${preview(reply.text)}`);
-    this.store.appendHistory(sk, "user", body);
-    if (reply.text) this.store.appendHistory(sk, "assistant", reply.text);
-    this.store.setInbound(this.id, key, { state: "replied", reply });
+    const hk = this.#historyKey(sk, isGroup);
+    // History and the reply to send are recorded together, so a crash cannot leave a turn in history twice.
+    this.store.transaction(() => {
+      this.store.appendHistory(hk, "user", body);
+      if (reply.text) this.store.appendHistory(hk, "assistant", reply.text);
+      this.store.setInbound(this.id, key, { state: "replied", reply });
+    });
     return this.#deliver(key, msg, reply, isGroup);
+  }
+
+  /**
+   * Where a session's history is kept. Group session keys carry no account (CONTRACT §5), and two Macs both have a
+   * chat 1, 2, 3…: group history is kept per account so one account's groups never feed another's.
+   */
+  #historyKey(sk: string, isGroup: boolean): string {
+    return isGroup ? `${this.id}/${sk}` : sk;
   }
 
   /** Control commands answered by the gateway itself; undefined → pass to the agent. */
@@ -529,7 +566,7 @@ class AccountRuntime {
       }
       case "reset":
       case "new":
-        this.store.clearHistory(sk);
+        this.store.clearHistory(this.#historyKey(sk, msg.isGroup || msg.participants.length > 1));
         if (msg.isGroup) this.store.takeGroupPending(this.id, msg.chatId);
         return "Session cleared. The next message starts a new conversation.";
       case "help":
@@ -565,12 +602,33 @@ class AccountRuntime {
       this.store.setInbound(this.id, key, { state: "done", reason: "empty reply" });
       return;
     }
-    const res = await deliver(this.store, this.sender, { account: this.account, target, chatId: msg.chatId || undefined, inboundKey: key, parts });
+    const res = await deliver(this.store, this.sender, { account: this.account, target, chatId: msg.chatId || undefined, inboundKey: key, parts }, { settleMs: this.tuning.settleMs });
+    if (res.retryable) return this.#retryLater(key, msg, reply, isGroup);
+    this.#retries.delete(key);
     this.store.setInbound(this.id, key, res.error ? { state: "failed", reason: res.error } : { state: "done" });
     if (!res.error && this.#replies.hit(this.#convKey(msg)) === REPLY_BREAKER.threshold) {
       this.log.warn(`${REPLY_BREAKER.threshold} replies in a minute to ${isGroup ? `chat ${msg.chatId}` : redact(msg.sender)}: possible bot loop, pausing replies there for a minute`);
     }
     if (!res.error) this.log.info(`replied to ${isGroup ? `chat ${msg.chatId}` : redact(msg.sender)} (${parts.length} part${parts.length > 1 ? "s" : ""})`);
+  }
+
+  /**
+   * imsg could not take the send at all (could not start, no database access): the parts stay pending and the
+   * message stays "replied" (a restart resumes it too). Backoff 5 s doubling to 5 min, then it is given up.
+   */
+  #retryLater(key: string, msg: ImsgMessage, reply: Reply & { system?: boolean }, isGroup: boolean): void {
+    const r = this.#retries.get(key) ?? { attempt: 0 };
+    if (this.#stopping) return;
+    if (++r.attempt > 8) {
+      this.#retries.delete(key);
+      this.store.setInbound(this.id, key, { state: "failed", reason: "imsg unavailable; gave up after 8 attempts" });
+      this.log.error(`gave up sending the reply to row ${msg.id}: imsg stayed unavailable`);
+      return;
+    }
+    const wait = Math.min(5000 * 2 ** (r.attempt - 1), 300_000);
+    r.timer = setTimeout(() => this.#deliver(key, msg, reply, isGroup), wait);
+    r.timer.unref?.();
+    this.#retries.set(key, r);
   }
 
   /** Finishes what a previous run left: settle unknown sends, then resume every unfinished inbound row. */
@@ -593,6 +651,11 @@ class AccountRuntime {
     const msg = parsed.message;
     if (row.state === "replied") {
       if (blocked.has(row.key)) return;
+      // A reply that could not go out for hours would arrive out of context: give it up instead.
+      if (Date.now() - row.createdAt > this.account.recoveryMaxAgeMinutes * 60_000) {
+        this.store.setInbound(this.id, row.key, { state: "failed", reason: `reply not delivered within ${this.account.recoveryMaxAgeMinutes} min` });
+        return;
+      }
       const { isGroup } = conversationOf(msg, this.account);
       return this.#deliver(row.key, msg, row.reply as Reply & { system?: boolean }, isGroup);
     }
@@ -609,15 +672,19 @@ class AccountRuntime {
       await w.stop();
     }
     await this.#loop;
-    const all = () => Promise.allSettled([...this.#inflight]);
+    for (const r of this.#retries.values()) clearTimeout(r.timer);
+    // Work can enqueue more work (a turn queues its delivery): drain until nothing is left.
+    const drain = async () => {
+      while (this.#inflight.size) await Promise.allSettled([...this.#inflight]);
+    };
     let timer: ReturnType<typeof setTimeout> | undefined;
     const grace = new Promise((r) => (timer = setTimeout(r, this.tuning.shutdownGraceMs)));
-    await Promise.race([all(), grace]);
+    await Promise.race([drain(), grace]);
     clearTimeout(timer);
     if (this.#inflight.size) {
       this.log.info(`cancelling ${this.#inflight.size} agent turn(s); they will run again after a restart`);
       this.#abort.abort();
-      await all();
+      await drain();
     }
     await this.sender.stop();
   }

@@ -214,11 +214,12 @@ export async function watchSubscribe(client: RpcClient, p: WatchParams, timeoutM
 export async function messagesHistory(
   client: RpcClient,
   chatId: number,
-  opts: { limit?: number; start?: string } = {},
+  opts: { limit?: number; start?: string; attachments?: boolean } = {},
   timeoutMs?: number,
 ): Promise<ImsgMessage[]> {
   const params: Record<string, unknown> = { chat_id: chatId, limit: opts.limit ?? 50 };
   if (opts.start) params.start = opts.start;
+  if (opts.attachments) params.attachments = true;
   const r = objectResult("messages.history", await client.request("messages.history", params, { timeoutMs }));
   const list = Array.isArray(r.messages) ? r.messages : [];
   const out: ImsgMessage[] = [];

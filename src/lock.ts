@@ -1,6 +1,7 @@
 // The gateway's single-instance lock on a state dir: a file created exclusively, holding the owner's pid.
 // A lock whose pid is gone (kill -9, reboot) is stale and reclaimed.
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { uptime } from "node:os";
 import { join } from "node:path";
 
 export interface LockInfo {
@@ -33,6 +34,8 @@ export function readLock(stateDir: string): LockInfo | undefined {
     return undefined;
   }
   if (typeof info.pid !== "number" || !isAlive(info.pid)) return undefined;
+  // Written before the last boot: the pid now belongs to some other process.
+  if (typeof info.startedAt === "number" && info.startedAt < Date.now() - uptime() * 1000 - 5000) return undefined;
   return info;
 }
 

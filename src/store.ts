@@ -77,6 +77,8 @@ export interface OutboundRow {
   messageId?: number;
   messageGuid?: string;
   error?: string;
+  /** The imsg child the part was handed to (for crash reconciliation). */
+  senderPid?: number;
   createdAt: number;
   updatedAt: number;
 }
@@ -172,6 +174,10 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE outbound ADD COLUMN echo_key TEXT;
   CREATE INDEX outbound_by_echo ON outbound (account_id, echo_key, created_at) WHERE echo_key IS NOT NULL;
+  `,
+  // 3: the pid of the imsg child a part was handed to: after a crash, wait for that child before judging the part.
+  `
+  ALTER TABLE outbound ADD COLUMN sender_pid INTEGER;
   `,
 ];
 
@@ -269,6 +275,7 @@ function toOutbound(r: Row): OutboundRow {
     messageId: opt(r.message_id),
     messageGuid: opt(r.message_guid),
     error: opt(r.error),
+    senderPid: opt(r.sender_pid),
     createdAt: r.created_at as number,
     updatedAt: r.updated_at as number,
   };
@@ -355,7 +362,13 @@ export class Store {
   }
 
   // IMMEDIATE takes the write lock up front, so busy_timeout applies instead of a deadlock-avoiding SQLITE_BUSY.
+  /** Runs `fn` in one transaction (joining the enclosing one when called inside `transaction`). */
+  transaction<T>(fn: () => T): T {
+    return this.#tx(fn);
+  }
+
   #tx<T>(fn: () => T): T {
+    if (this.#db.isTransaction) return fn();
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       const out = fn();
@@ -502,6 +515,11 @@ export class Store {
       "SELECT * FROM outbound WHERE account_id = ? AND created_at >= ? ORDER BY created_at, id",
       accountId, sinceMs,
     ).map(toOutbound);
+  }
+
+  /** Records which imsg child a part is about to be handed to. */
+  setOutboundSender(id: number, pid: number | undefined): void {
+    this.#run("UPDATE outbound SET sender_pid = ?, updated_at = ? WHERE id = ?", pid ?? null, this.now(), id);
   }
 
   /** Parts sent (or being sent) since `sinceMs` whose normalized text is `echoKey` (the echo-defence lookup). */
