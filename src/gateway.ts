@@ -497,7 +497,8 @@ class AccountRuntime {
       }
     }
     if (this.#abort.signal.aborted) return; // shutdown while fetching: stays "dispatched"
-    const pending = isGroup ? this.store.takeGroupPending(this.id, msg.chatId) : [];
+    // Read now, cleared only with the reply: a failed or cancelled turn keeps the group's context for the next one.
+    const { entries: pending, upTo } = isGroup ? this.store.peekGroupPending(this.id, msg.chatId) : { entries: [], upTo: 0 };
     const placeholder = attachments.length ? mediaPlaceholder(attachments.map((a) => mediaKind(a.mimeType))) : "";
     const body = buildBody({ isGroup, sender: msg.sender, text: msg.text || placeholder, chatName: msg.chatName, chatId: msg.chatId, pending, replyToText: msg.replyToText, replyToSender: msg.replyToSender, notes });
     const history = this.store.getHistory(this.#historyKey(sk, isGroup), isGroup ? this.account.historyLimit : this.account.dmHistoryLimit);
@@ -537,6 +538,7 @@ class AccountRuntime {
     this.store.transaction(() => {
       this.store.appendHistory(hk, "user", body);
       if (reply.text) this.store.appendHistory(hk, "assistant", reply.text);
+      if (upTo) this.store.clearGroupPending(this.id, msg.chatId, upTo);
       this.store.setInbound(this.id, key, { state: "replied", reply });
     });
     return this.#deliver(key, msg, reply, isGroup);

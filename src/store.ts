@@ -591,6 +591,23 @@ export class Store {
   }
 
   /** Returns (oldest first) and forgets the pending context of a chat. */
+  /** The pending context of a group, oldest first, without removing it (with the id to clear up to). */
+  peekGroupPending(accountId: string, chatId: number): { entries: GroupPendingEntry[]; upTo: number } {
+    const rows = this.#all(
+      "SELECT id, sender, text, at FROM group_pending WHERE account_id = ? AND chat_id = ? ORDER BY id",
+      accountId, chatId,
+    );
+    return {
+      entries: rows.map((r) => ({ sender: r.sender as string, text: r.text as string, at: r.at as number })),
+      upTo: rows.length ? (rows.at(-1)!.id as number) : 0,
+    };
+  }
+
+  /** Removes a group's pending context up to and including id `upTo` (what a finished turn consumed). */
+  clearGroupPending(accountId: string, chatId: number, upTo: number): void {
+    this.#run("DELETE FROM group_pending WHERE account_id = ? AND chat_id = ? AND id <= ?", accountId, chatId, upTo);
+  }
+
   takeGroupPending(accountId: string, chatId: number): GroupPendingEntry[] {
     return this.#tx(() => {
       const rows = this.#all(

@@ -552,3 +552,23 @@ setTimeout(() => {
     }
   });
 });
+
+describe("group pending context: peek, then clear what a turn consumed", () => {
+  test("context added while a turn runs survives the clear", () => {
+    const dir = mkdtempSync(join(tmpdir(), "store-gp-"));
+    const store = Store.open(dir);
+    try {
+      store.addGroupPending("default", 42, { sender: "+15550002222", text: "one" }, 10);
+      store.addGroupPending("default", 42, { sender: "+15550002222", text: "two" }, 10);
+      const { entries, upTo } = store.peekGroupPending("default", 42);
+      expect(entries.map((e) => e.text)).toEqual(["one", "two"]);
+      store.addGroupPending("default", 42, { sender: "+15550003333", text: "during the turn" }, 10);
+      store.clearGroupPending("default", 42, upTo);
+      expect(store.peekGroupPending("default", 42).entries.map((e) => e.text)).toEqual(["during the turn"]);
+      expect(store.peekGroupPending("default", 7)).toEqual({ entries: [], upTo: 0 });
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
