@@ -21,6 +21,8 @@
 //   IMSG_SIM_NOISE=1          a non-JSON osascript line on stdout before every response
 //   IMSG_SIM_ECHO_DUP=1       after each text send also write the spurious is_from_me=0 copy (same text, own handle)
 //   IMSG_SIM_STDERR=1         human chatter on stderr (the real rpc path writes none)
+//   IMSG_SIM_WATCH_STALL_AFTER=N  after N message notifications every subscription goes silent (requests are still
+//                             answered): a watch whose file events died, as in the field
 //   IMSG_SIM_TRACE=FILE       append a JSON line per emitted message notification and per send request, with
 //                             a sub-millisecond epoch timestamp (benchmarks measure notification → send with it)
 // Always on: a send to IMSG_SIM_SELF writes an is_from_me=1 and an is_from_me=0 row with the same date
@@ -33,6 +35,8 @@ const VERSION = process.env.IMSG_VERSION || "0.9.0";
 const SELF = process.env.IMSG_SIM_SELF || DEFAULT_SELF;
 const POLL_MS = envInt("IMSG_SIM_POLL_MS") ?? 5000;
 const BATCH_LIMIT = 100;
+const STALL_AFTER = envInt("IMSG_SIM_WATCH_STALL_AFTER");
+let notified = 0;
 
 function envInt(name: string): number | undefined {
   const v = process.env[name];
@@ -492,6 +496,7 @@ class WatchHub {
 
   #poll(s: Subscription): void {
     if (s.dead) return;
+    if (STALL_AFTER !== undefined && notified >= STALL_AFTER) return;
     try {
       const { messages, lastRowid } = this.db.messagesAfter(s.cursor, {
         chatId: s.chatId,
@@ -507,6 +512,7 @@ class WatchHub {
         if (s.startMs !== undefined && t < s.startMs) continue;
         if (s.endMs !== undefined && t >= s.endMs) continue;
         emit({ jsonrpc: "2.0", method: "message", params: { subscription: s.id, message: m } });
+        notified++;
         trace({ k: "n", id: m.id, text: m.text });
       }
     } catch (err) {

@@ -264,17 +264,32 @@ class AccountRuntime {
     return max;
   }
 
+  /**
+   * When the watch has been quiet a while, ask imsg for its newest row: no answer means a hung child, and a newest
+   * row beyond our cursor on two checks in a row means a watch that went silent (a dead file watch, R7 in
+   * user-problems.md). Either way the child is replaced and the new one resubscribes from the cursor. Quiet alone
+   * is never a reason: iMessage can be silent for hours.
+   */
   #startWatchdog(client: RpcClient): ReturnType<typeof setInterval> {
     let lastCheck = Date.now();
+    let behind = 0;
     const t = setInterval(() => {
       const quiet = Date.now() - Math.max(this.lastEventAt ?? 0, lastCheck);
       if (quiet < this.tuning.watchdogMs || client.inFlight > 0) return;
       lastCheck = Date.now();
-      chatsList(client, 1, this.account.probeTimeoutMs).catch((e) => {
-        if (!client.alive) return;
-        this.log.warn(`watch child is not answering (${(e as Error).message}); replacing it`);
-        client.kill();
-      });
+      this.#newestRowid(client).then(
+        (newest) => {
+          behind = newest > (this.store.getCursor(this.id) ?? 0) ? behind + 1 : 0;
+          if (behind < 2 || !client.alive) return;
+          this.log.warn(`the watch is silent although imsg has newer rows (up to ${newest}); resubscribing from the cursor`);
+          client.kill();
+        },
+        (e) => {
+          if (!client.alive) return;
+          this.log.warn(`watch child is not answering (${(e as Error).message}); replacing it`);
+          client.kill();
+        },
+      );
     }, Math.max(50, Math.min(this.tuning.watchdogMs, 5000)));
     return t;
   }

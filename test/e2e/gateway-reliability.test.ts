@@ -141,6 +141,21 @@ describe("watchdog", () => {
   });
 });
 
+describe("silent watch", () => {
+  test("a watch that stops emitting while imsg has newer rows is noticed and resubscribed; nothing is lost", async () => {
+    setup({ probeTimeoutMs: 2000 }, {}, { IMSG_SIM_WATCH_STALL_AFTER: "1" });
+    const g = gateway({ OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 10, backoffInitialMs: 50, watchdogMs: 300 }) });
+    await g.subscribed();
+    sim.db.inject({ from: "+15550001111", text: "first" });
+    await waitFor(() => sentTexts().includes("echo: first"), 10_000, "first reply");
+    // The watch child is now silent: this row is in chat.db but no notification comes.
+    sim.db.inject({ from: "+15550001111", text: "second" });
+    await g.logs.waitFor((l) => l.msg.includes("the watch is silent although imsg has newer rows"), 10_000);
+    await waitFor(() => sentTexts().includes("echo: second"), 10_000, "second reply after resubscribing");
+    expect(sentTexts()).toEqual(["echo: first", "echo: second"]);
+  });
+});
+
 describe("echo and loop defence", () => {
   test("the duplicate is_from_me=false echo row of every send is not answered", async () => {
     setup({}, {}, { IMSG_SIM_ECHO_DUP: "1" });
