@@ -394,6 +394,20 @@ class AccountRuntime {
     return false;
   }
 
+  /**
+   * iCloud sync can write one message twice with different guids (user-problems R3): an earlier row of the same
+   * chat and sender, with the same text, dated within 2 s, makes this one a twin.
+   */
+  #twinOf(key: string, msg: ImsgMessage): number | undefined {
+    const text = normalizeForEcho(msg.text);
+    const at = Date.parse(msg.createdAt);
+    if (!text || !msg.chatId || !Number.isFinite(at)) return undefined;
+    for (const r of this.store.inboundNear(this.id, msg.chatId, msg.sender, at, 2000, key)) {
+      if (r.rowid < msg.id && normalizeForEcho((r.message as ImsgMessage | null)?.text ?? "") === text) return r.rowid;
+    }
+    return undefined;
+  }
+
   async #process(key: string, msg: ImsgMessage, catchup: boolean): Promise<void> {
     if (msg.isFromMe) return this.#drop(key, msg, "from me");
     if (msg.guid && this.store.hasOutboundGuid(this.id, msg.guid)) return this.#drop(key, msg, "echo (our own message guid)");
@@ -409,6 +423,8 @@ class AccountRuntime {
     // Expected echoes (imsg's duplicate rows, self-chat twins) are dropped but do not feed the breaker: a long
     // chunked reply would otherwise silence the conversation.
     if (this.#isTextEcho(msg)) return this.#drop(key, msg, "echo (text we just sent)");
+    const twin = this.#twinOf(key, msg);
+    if (twin !== undefined) return this.#drop(key, msg, `duplicate of row ${twin} (same sender, text and time; another guid)`);
     if (looksReflected(msg.text)) {
       this.#echoHit(conv);
       return this.#drop(key, msg, "reflected assistant content");

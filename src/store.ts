@@ -179,6 +179,10 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE outbound ADD COLUMN sender_pid INTEGER;
   `,
+  // 4: finding iCloud twins (the same message written twice with different guids) by chat, sender and time.
+  `
+  CREATE INDEX inbound_by_chat_time ON inbound (account_id, chat_id, created_at);
+  `,
 ];
 
 const UNFINISHED: readonly InboundState[] = ["new", "dispatched", "replied"];
@@ -515,6 +519,15 @@ export class Store {
       "SELECT * FROM outbound WHERE account_id = ? AND created_at >= ? ORDER BY created_at, id",
       accountId, sinceMs,
     ).map(toOutbound);
+  }
+
+  /** Other journaled rows of the same chat and sender dated within `windowMs` of `createdAt` (twin candidates). */
+  inboundNear(accountId: string, chatId: number, sender: string, createdAt: number, windowMs: number, exceptKey: string): InboundRow[] {
+    return this.#all(
+      `SELECT * FROM inbound WHERE account_id = ? AND chat_id = ? AND created_at BETWEEN ? AND ? AND sender = ? AND key <> ?
+         AND is_from_me = 0 ORDER BY rowid LIMIT 20`,
+      accountId, chatId, createdAt - windowMs, createdAt + windowMs, sender, exceptKey,
+    ).map(toInbound);
   }
 
   /** Records which imsg child a part is about to be handed to. */

@@ -141,6 +141,22 @@ describe("watchdog", () => {
   });
 });
 
+describe("iCloud twins", () => {
+  test("the same message written twice with different guids is answered once", async () => {
+    setup();
+    const g = gateway();
+    await g.subscribed();
+    const when = new Date();
+    const chat = sim.db.ensureDirectChat("+15550001111");
+    sim.db.inject({ from: "+15550001111", text: "twin", chatId: chat.id, createdAt: when });
+    const second = sim.db.inject({ from: "+15550001111", text: "twin", chatId: chat.id, createdAt: new Date(when.getTime() + 300) });
+    await g.logs.waitFor((l) => l.msg.startsWith(`drop row ${second.rowid} `) && l.msg.includes("duplicate of row"), 10_000);
+    await waitFor(() => sentTexts().includes("echo: twin"), 10_000, "one reply");
+    sim.db.inject({ from: "+15550001111", text: "twin", chatId: chat.id, createdAt: new Date(when.getTime() + 5000) });
+    await waitFor(() => sentTexts().length === 2, 10_000, "the same text a few seconds later is a new message");
+  });
+});
+
 describe("silent watch", () => {
   test("a watch that stops emitting while imsg has newer rows is noticed and resubscribed; nothing is lost", async () => {
     setup({ probeTimeoutMs: 2000 }, {}, { IMSG_SIM_WATCH_STALL_AFTER: "1" });
