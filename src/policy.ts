@@ -83,6 +83,8 @@ export function conversationOf(msg: ImsgMessage, account: ImessageAccount): { is
   };
 }
 
+const INVISIBLE_IN_HANDLE = /[\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]/;
+
 const COMMAND_RE = new RegExp(`^/(${CONTROL_COMMANDS.join("|")})(?:\\s+([\\s\\S]*))?$`, "i");
 
 /** `/status`, `/reset`, `/new`, `/config …`, `/help` (any case) with the rest as args; else undefined. */
@@ -147,6 +149,9 @@ export function decide(input: PolicyInput): Decision {
   const { message: m, account, approvedSenders, mentionPatterns, useAccessGroups, hasMedia } = input;
   if (isMalformed(m)) return drop("malformed");
   if (!m.sender.trim()) return drop("missing sender");
+  // Real handles never contain invisible characters; normalizing them away could make a look-alike match an
+  // allowlisted handle, so such a sender is refused outright.
+  if (INVISIBLE_IN_HANDLE.test(m.sender)) return drop("malformed");
   // Echo and self-chat handling happen in the gateway before this call; what reaches here is ours.
   if (m.isFromMe) return drop("from me");
   // Tapbacks are never a turn; deciding them before access control keeps them from earning pairing codes.

@@ -104,7 +104,8 @@ export function normalizeHandle(raw: string): string {
   if (!rest) return "";
   const chat = splitChatPrefix(rest);
   if (chat) return `${chat.kind}:${chat.value}`;
-  if (rest.includes("@")) return rest.replace(/\s+/g, "").toLowerCase();
+  // ASCII-only case folding: Unicode toLowerCase maps look-alikes (the Kelvin sign K) onto ASCII letters.
+  if (rest.includes("@")) return rest.replace(/\s+/g, "").replace(/[A-Z]/g, (c) => c.toLowerCase());
   // A group chat identifier must never be turned into a fake phone number (OpenClaw #89235).
   if (HEX32.test(rest)) return `chat_identifier:${rest.toLowerCase()}`;
   return toE164(rest) ?? rest.replace(/\s+/g, "");

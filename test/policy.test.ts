@@ -58,6 +58,7 @@ describe("decide", () => {
     // malformed and basics
     ["missing guid and id is malformed", input({ message: dm({ guid: "", id: 0 }) }), "drop:malformed"],
     ["non-string sender is malformed", input({ message: dm({ sender: { id: 1 } as unknown as string }) }), "drop:malformed"],
+    ["a sender with an invisible character is refused, never normalized into an allowlisted handle", input({ message: dm({ sender: "+1555\u200b0001111" }), account: account({ dmPolicy: "allowlist", allowFrom: [OWNER] }) }), "drop:malformed"],
     ["non-string text is malformed", input({ message: dm({ text: null as unknown as string }) }), "drop:malformed"],
     ["guid alone is enough", input({ message: dm({ id: 0 }), account: account({ allowFrom: [OWNER] }) }), `dispatch:direct:${OWNER} mentioned=true auth=true`],
     ["blank sender", input({ message: dm({ sender: "  " }) }), "drop:missing sender"],

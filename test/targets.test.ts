@@ -24,6 +24,7 @@ describe("normalizeHandle", () => {
     ["leading 00 is the international prefix", "0044 20 7946 0000", "+442079460000"],
     ["number without plus gets one", "15552223333", "+15552223333"],
     ["a national number (no country code) stays bare digits, never a wrong +555…", "(555) 222-3333", "5552223333"],
+    ["email case folding is ASCII-only (the Kelvin sign stays itself)", "Own\u212Aer@Example.com", "own\u212Aer@example.com"],
     ["Contacts bidi marks and nbsp are ignored", "\u202a+1\u00a0555\u2011222\u20113333\u202c", "+15552223333"],
     ["short code stays bare", "262966", "262966"],
     ["more than 15 digits is not a phone", "1234567890123456", "1234567890123456"],
