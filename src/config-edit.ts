@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { renameSync, statSync, writeFileSync } from "node:fs";
 import JSON5 from "json5";
-import { buildConfig, type Config } from "./config.ts";
+import { buildConfig, type Config, type ImessageAccount } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 
 export type ConfigEdit = { op: "set"; path: string[]; value: unknown } | { op: "unset"; path: string[] };
@@ -89,4 +89,21 @@ export function commitConfigEdit(cfg: Config, edit: ConfigEdit): EditResult {
   const what = edit.op === "set" ? `${dotted} = ${JSON.stringify(edit.value)}` : `removed ${dotted}`;
   const restart = edit.path.some((p) => RESTART_KEYS.has(p)) ? " Restart the gateway for it to take effect." : " Applied now.";
   return { reply: `Saved ${cfg.path}: ${what}.${restart} (Comments in the file are not kept.)`, config };
+}
+
+/** `/config show|set|unset`: only with commands.config, and writes only when configWrites is not false. */
+export function configCommand(cfg: Config, account: ImessageAccount, args: string): { reply: string; config?: Config } {
+  if (!cfg.commands.config) return { reply: "Config commands are disabled (set commands.config: true to enable /config)." };
+  const [sub] = args.trim().split(/\s+/);
+  if (!sub || sub === "show") {
+    const section = (cfg.raw.channels as Record<string, unknown> | undefined)?.imessage ?? {};
+    return { reply: JSON.stringify(section, null, 2).slice(0, 3500) };
+  }
+  if (sub === "set" || sub === "unset") {
+    if (!account.configWrites) return { reply: "Config writes are disabled for imessage (channels.imessage.configWrites is false)." };
+    const edit = parseConfigEdit(args);
+    if ("error" in edit) return { reply: edit.error };
+    return commitConfigEdit(cfg, edit);
+  }
+  return { reply: "Usage: /config show | /config set <path> <value> | /config unset <path>" };
 }

@@ -2,11 +2,11 @@
 // pairing | agent turn → deliver on a separate send child. Supervises both children; resumes from the journal.
 import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { resolveAccount } from "./config.ts";
-import { commitConfigEdit, parseConfigEdit } from "./config-edit.ts";
+import { configCommand } from "./config-edit.ts";
 import { AgentError, buildBody, routeAgent, runAgent, sessionKey as makeSessionKey, type AgentTurn, type Peer } from "./agents.ts";
 import { fetchAttachments, mediaKind, mediaPlaceholder, pruneMediaCache, resolveRemoteHost } from "./attachments.ts";
 import { deliver, planParts, reconcileOutbound, SendClient, SETTLE_MS } from "./deliver.ts";
-import { chatsList, messagesHistory, parseMessage, watchSubscribe, type ImsgMessage } from "./imsg.ts";
+import { chatsList, messagesHistory, parseMessage, toWireMessage, watchSubscribe, type ImsgMessage } from "./imsg.ts";
 import { acquireLock, type Lock } from "./lock.ts";
 import { getLog, preview, redact, type Logger } from "./log.ts";
 import { approvedSenders, pairingReply, requestPairing } from "./pairing.ts";
@@ -676,7 +676,7 @@ class AccountRuntime {
   }
 
   async #resume(row: InboundRow, blocked: Set<string>): Promise<void> {
-    const parsed = parseMessage(toWire(row.message));
+    const parsed = parseMessage(toWireMessage(row.message));
     if ("error" in parsed) {
       this.store.setInbound(this.id, row.key, { state: "failed", reason: "journal entry unreadable" });
       return;
@@ -721,58 +721,6 @@ class AccountRuntime {
     }
     await this.sender.stop();
   }
-}
-
-/** The journal stores our camelCase ImsgMessage; parseMessage takes imsg's wire shape. */
-function toWire(m: unknown): unknown {
-  const x = m as ImsgMessage;
-  if (!x || typeof x !== "object") return m;
-  return {
-    id: x.id,
-    chat_id: x.chatId,
-    guid: x.guid,
-    sender: x.sender,
-    sender_name: x.senderName,
-    is_from_me: x.isFromMe,
-    text: x.text,
-    created_at: x.createdAt,
-    attachments: (x.attachments ?? []).map((a) => ({
-      filename: a.filename,
-      transfer_name: a.transferName,
-      uti: a.uti,
-      mime_type: a.mimeType,
-      total_bytes: a.totalBytes,
-      is_sticker: a.isSticker,
-      original_path: a.originalPath,
-      missing: a.missing,
-    })),
-    reply_to_guid: x.replyToGuid,
-    reply_to_text: x.replyToText,
-    reply_to_sender: x.replyToSender,
-    destination_caller_id: x.destinationCallerId,
-    chat_identifier: x.chatIdentifier,
-    chat_guid: x.chatGuid,
-    chat_name: x.chatName,
-    participants: x.participants,
-    is_group: x.isGroup,
-  };
-}
-
-/** `/config show|set|unset`: only with commands.config, and writes only when configWrites is not false. */
-function configCommand(cfg: Config, account: ImessageAccount, args: string): { reply: string; config?: Config } {
-  if (!cfg.commands.config) return { reply: "Config commands are disabled (set commands.config: true to enable /config)." };
-  const [sub] = args.trim().split(/\s+/);
-  if (!sub || sub === "show") {
-    const section = (cfg.raw.channels as Record<string, unknown> | undefined)?.imessage ?? {};
-    return { reply: JSON.stringify(section, null, 2).slice(0, 3500) };
-  }
-  if (sub === "set" || sub === "unset") {
-    if (!account.configWrites) return { reply: "Config writes are disabled for imessage (channels.imessage.configWrites is false)." };
-    const edit = parseConfigEdit(args);
-    if ("error" in edit) return { reply: edit.error };
-    return commitConfigEdit(cfg, edit);
-  }
-  return { reply: "Usage: /config show | /config set <path> <value> | /config unset <path>" };
 }
 
 export interface GatewayOptions {

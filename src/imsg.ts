@@ -259,3 +259,38 @@ export function parseVersion(text: string): [number, number, number] | undefined
 export function versionSupportsRpc(v3: [number, number, number]): boolean {
   return v3[0] > 0 || v3[1] >= 3;
 }
+
+/** Back to imsg's wire shape (the journal stores ImsgMessage; resuming parses it again). */
+export function toWireMessage(m: unknown): unknown {
+  const x = m as ImsgMessage;
+  if (!x || typeof x !== "object") return m;
+  return {
+    id: x.id,
+    chat_id: x.chatId,
+    guid: x.guid,
+    sender: x.sender,
+    sender_name: x.senderName,
+    is_from_me: x.isFromMe,
+    text: x.text,
+    created_at: x.createdAt,
+    attachments: (x.attachments ?? []).map((a) => ({
+      filename: a.filename,
+      transfer_name: a.transferName,
+      uti: a.uti,
+      mime_type: a.mimeType,
+      total_bytes: a.totalBytes,
+      is_sticker: a.isSticker,
+      original_path: a.originalPath,
+      missing: a.missing,
+    })),
+    reply_to_guid: x.replyToGuid,
+    reply_to_text: x.replyToText,
+    reply_to_sender: x.replyToSender,
+    destination_caller_id: x.destinationCallerId,
+    chat_identifier: x.chatIdentifier,
+    chat_guid: x.chatGuid,
+    chat_name: x.chatName,
+    participants: x.participants,
+    is_group: x.isGroup,
+  };
+}
