@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { sensitivePath } from "../src/deliver.ts";
+import { classifySendError, matchSent, planParts, sensitivePath } from "../src/deliver.ts";
+import type { ImsgMessage } from "../src/imsg.ts";
+import { ImsgPermissionError, ImsgSpawnError, RpcClosedError, RpcError, RpcTimeoutError } from "../src/rpc.ts";
 
 describe("sensitivePath: agent MEDIA paths that must never be sent", () => {
   const home = "/Users/bot";
@@ -18,4 +20,48 @@ describe("sensitivePath: agent MEDIA paths that must never be sent", () => {
     ["/etcetera/file.png", undefined],
   ];
   test.each(rows)("%s", (path, want) => expect(sensitivePath(path, state, home)).toBe(want));
+});
+
+describe("classifySendError: what a failed send means for its part", () => {
+  const rows: [string, unknown, ReturnType<typeof classifySendError>][] = [
+    ["imsg answered with an error: refused, certainly not sent", new RpcError("send", -32602, "Invalid params", "unknown chat_id 9"), "refused"],
+    ["imsg could not start: never got the request", new ImsgSpawnError("/nope/imsg", "ENOENT"), "not-sent"],
+    ["imsg cannot read its database: answers everything with an error, sends nothing", new ImsgPermissionError("Full Disk Access"), "not-sent"],
+    ["the child died mid-request: look in history", new RpcClosedError("imsg rpc exited (code 1)", 1, null), "died"],
+    ["a timeout: it may still land, never retried blindly", new RpcTimeoutError("send", 120000), "unknown"],
+    ["anything else is unknown", new Error("boom"), "unknown"],
+  ];
+  test.each(rows)("%s", (_name, err, want) => expect(classifySendError(err)).toBe(want));
+});
+
+describe("matchSent: finding a part in the chat's history", () => {
+  const row = (over: Partial<ImsgMessage>): ImsgMessage => ({
+    id: 1, chatId: 7, guid: "g", sender: "+15550001111", isFromMe: true, text: "", createdAt: "", attachments: [],
+    chatIdentifier: "", chatGuid: "", chatName: "", participants: [], isGroup: false, ...over,
+  });
+  const file = (name: string) => ({ filename: `~/Library/Messages/Attachments/x/${name}`, transferName: name, uti: "", mimeType: "", totalBytes: 1, isSticker: false, originalPath: "", missing: false });
+  test("text parts match our own rows by normalized text, skipping rows already matched", () => {
+    const hist = [row({ id: 3, text: "hello " }), row({ id: 4, text: "hello", isFromMe: false }), row({ id: 5, text: "hello" })];
+    expect(matchSent(hist, { text: "hello" })?.id).toBe(3);
+    expect(matchSent(hist, { text: "hello" }, new Set([3]))?.id).toBe(5);
+    expect(matchSent(hist, { text: "bye" })).toBeUndefined();
+  });
+  test("file parts match by file name, not by (empty) text", () => {
+    const hist = [row({ id: 8, attachments: [file("other.png")] }), row({ id: 9, attachments: [file("chart.png")] })];
+    expect(matchSent(hist, { text: "", file: "/tmp/out/chart.png" })?.id).toBe(9);
+    expect(matchSent(hist, { text: "", file: "/tmp/out/missing.png" })).toBeUndefined();
+  });
+});
+
+describe("planParts", () => {
+  const account = { responsePrefix: "[bot]", textChunkLimit: 20, chunkMode: "length" as const, mediaMaxMb: 1 };
+  test("sanitizes, prefixes and chunks agent text; gateway replies go whole and unprefixed", () => {
+    expect(planParts("<thinking>x</thinking>Hello there, how are you today?", [], account).parts.map((p) => p.text)).toEqual(["[bot] Hello there,", "how are you today?"]);
+    expect(planParts("Your pairing code is ABCD2345, valid 1 hour.", [], { ...account, responsePrefix: undefined }, { whole: true }).parts).toHaveLength(1);
+  });
+  test("relative, missing and sensitive media are rejected with reasons", () => {
+    const { parts, rejected } = planParts("", ["relative.png", "/nonexistent/x.png", "/etc/hosts"], account, { stateDir: "/tmp/state" });
+    expect(parts).toEqual([]);
+    expect(rejected.map((r) => r.reason)).toEqual(["not an absolute path", "file not found", "inside /etc"]);
+  });
 });
