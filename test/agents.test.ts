@@ -1,0 +1,70 @@
+// Pure parts of agents.ts: routing, session keys, reply parsing, the body a model sees.
+import { describe, expect, test } from "bun:test";
+import { buildBody, parseReply, routeAgent, sessionKey, type Peer } from "../src/agents.ts";
+import type { AgentConfig, Binding } from "../src/config.ts";
+
+const agent = (id: string, def = false): AgentConfig => ({ id, default: def, timeoutSeconds: 120, command: ["/bin/true"] });
+const agents = [agent("main", true), agent("ops"), agent("family")];
+const dm: Peer = { kind: "direct", id: "+15550001111" };
+const group: Peer = { kind: "group", id: "42" };
+
+describe("routeAgent", () => {
+  const rows: [string, Binding[], string, Peer, string | undefined][] = [
+    ["no bindings → the default agent", [], "default", dm, "main"],
+    ["a peer binding wins for that group", [{ agentId: "ops", match: { channel: "imessage", peer: { kind: "group", id: "42" } } }], "default", group, "ops"],
+    ["chat_id: prefix in a binding's peer id is accepted", [{ agentId: "ops", match: { peer: { kind: "group", id: "chat_id:42" } } }], "default", group, "ops"],
+    ["a peer binding does not catch other peers", [{ agentId: "ops", match: { peer: { kind: "group", id: "43" } } }], "default", group, "main"],
+    ["peer kind must match", [{ agentId: "ops", match: { peer: { kind: "direct", id: "42" } } }], "default", group, "main"],
+    ["an account binding routes the whole account", [{ agentId: "family", match: { accountId: "home" } }], "home", dm, "family"],
+    ["… but not other accounts", [{ agentId: "family", match: { accountId: "home" } }], "work", dm, "main"],
+    [
+      "the most specific binding wins (peer over account)",
+      [{ agentId: "family", match: { accountId: "home" } }, { agentId: "ops", match: { accountId: "home", peer: { kind: "direct", id: "+15550001111" } } }],
+      "home",
+      dm,
+      "ops",
+    ],
+    ["a binding for another channel is ignored", [{ agentId: "ops", match: { channel: "telegram" } }], "default", dm, "main"],
+  ];
+  test.each(rows)("%s", (_n, bindings, account, peer, want) => expect(routeAgent({ agents, bindings }, account, peer)?.id).toBe(want));
+  test("no agents → undefined", () => expect(routeAgent({ agents: [], bindings: [] }, "default", dm)).toBeUndefined());
+});
+
+describe("sessionKey (CONTRACT §5)", () => {
+  const rows: [string, Peer, "main" | "per-peer" | "per-channel-peer" | "per-account-channel-peer", string][] = [
+    ["groups are isolated per chat", group, "main", "agent:main:imessage:group:42"],
+    ["DMs collapse into the main session by default", dm, "main", "agent:main:main"],
+    ["per-peer", dm, "per-peer", "agent:main:dm:+15550001111"],
+    ["per-channel-peer", dm, "per-channel-peer", "agent:main:imessage:dm:+15550001111"],
+    ["per-account-channel-peer", dm, "per-account-channel-peer", "agent:main:imessage:work:dm:+15550001111"],
+    ["dmScope does not affect groups", group, "per-peer", "agent:main:imessage:group:42"],
+  ];
+  test.each(rows)("%s", (_n, peer, dmScope, want) => expect(sessionKey("main", "work", peer, { dmScope, mainKey: "main" })).toBe(want));
+  test("session.mainKey names the main session", () => expect(sessionKey("main", "default", dm, { dmScope: "main", mainKey: "home" })).toBe("agent:main:home"));
+});
+
+describe("parseReply", () => {
+  const rows: [string, string, { text: string; media: string[] }][] = [
+    ["plain text", "hello\n", { text: "hello", media: [] }],
+    ["empty output means no reply", "  \n", { text: "", media: [] }],
+    ["MEDIA lines become attachments, the rest stays text", "here\nMEDIA:/tmp/a.png\nMEDIA:/tmp/b.pdf\n", { text: "here", media: ["/tmp/a.png", "/tmp/b.pdf"] }],
+    ["a relative MEDIA path is not media (stays text)", "MEDIA:a.png", { text: "MEDIA:a.png", media: [] }],
+    ["CRLF output", "one\r\nMEDIA:/x.png\r\n", { text: "one", media: ["/x.png"] }],
+  ];
+  test.each(rows)("%s", (_n, out, want) => expect(parseReply(out)).toEqual(want));
+});
+
+describe("buildBody", () => {
+  const base = { isGroup: false, sender: "+15550001111", text: "hi", chatName: "", chatId: 7, pending: [], notes: [] };
+  test("a DM is the text as typed", () => expect(buildBody(base)).toBe("hi"));
+  test("a group message carries its sender, and unaddressed messages before it as context", () => {
+    const body = buildBody({ ...base, isGroup: true, pending: [{ sender: "+15550002222", text: "lunch?" }] });
+    expect(body).toBe(
+      ["[Chat messages since your last reply - for context]", "+15550002222: lunch?", "", "[Current message - respond to this]", "+15550001111: hi"].join("\n"),
+    );
+  });
+  test("reply context and notes", () => {
+    const body = buildBody({ ...base, notes: ["[attachment unavailable]"], replyToText: "earlier", replyToSender: "+15550002222" });
+    expect(body).toBe(["hi", "[attachment unavailable]", "", "[Replying to +15550002222]", "earlier", "[/Replying]"].join("\n"));
+  });
+});
