@@ -15,7 +15,7 @@ const RESTART_KEYS = new Set(["enabled", "includeAttachments"]);
  * Never editable from chat: what runs programs or where data goes (agents, paths, hosts, roots), and the switches
  * that guard /config itself. A stolen or confused owner session must not turn into code execution.
  */
-const PROTECTED = new Set(["agents", "bindings", "commands", "cliPath", "dbPath", "remoteHost", "attachmentRoots", "remoteAttachmentRoots", "accounts", "configWrites", "defaultAccount", "retentionDays"]);
+const PROTECTED = new Set(["agents", "bindings", "commands", "cliPath", "dbPath", "remoteHost", "sshConfig", "attachmentRoots", "remoteAttachmentRoots", "accounts", "configWrites", "defaultAccount", "retentionDays"]);
 
 /**
  * Parses `set <path> <value>` / `unset <path>`. A path not starting with a known top-level key is taken as

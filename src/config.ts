@@ -31,6 +31,7 @@ export interface ImessageAccount {
   cliPath: string; // default "imsg"; "~" expanded
   dbPath?: string; // "~" expanded
   remoteHost?: string; // validated host | user@host
+  sshConfig?: string; // ssh config file for SCP/host-key checks (scp -F); "~" expanded
   includeAttachments: boolean; // false
   attachmentRoots: string[]; // configured roots + DEFAULT_ATTACHMENT_ROOT, deduped, order kept
   remoteAttachmentRoots: string[]; // remote + local configured roots + default, deduped
@@ -247,6 +248,12 @@ const accountEntries = {
       v.check((s) => normalizeRemoteHost(s) !== undefined, (i) => `expected SSH host or user@host, no spaces or options, got ${i.received}`),
     ),
   ),
+  sshConfig: v.optional(
+    v.pipe(
+      v.string(),
+      v.check((s) => /^(~\/|\/)/.test(s.trim()) && !s.includes("\u0000"), (i) => `must be an absolute path (or start with ~/), got ${i.received}`),
+    ),
+  ),
   includeAttachments: v.optional(v.boolean()),
   attachmentRoots: v.optional(v.array(root)),
   remoteAttachmentRoots: v.optional(v.array(root)),
@@ -369,6 +376,7 @@ const KEY_DOCS: { [K in keyof typeof imessageEntries]: KeyDoc } = {
   cliPath: { type: "string", default: q(d.cliPath), description: "imsg binary or a stdio-transparent SSH wrapper; `~` expanded; no shell metacharacters" },
   dbPath: { type: "string", description: "Messages database passed to `imsg rpc --db`; `~` expanded" },
   remoteHost: { type: "string", description: "host or user@host for SCP attachment fetches (no spaces or options)" },
+  sshConfig: { type: "string", description: "ssh config file used for SCP fetches and the probe's host-key check (scp -F); default ~/.ssh/config" },
   includeAttachments: { type: "boolean", default: String(d.includeAttachments), description: "pass inbound attachments to the agent" },
   attachmentRoots: { type: "string[]", default: q(DEFAULT_ATTACHMENT_ROOT), description: "allowed local attachment roots; extend the default" },
   remoteAttachmentRoots: { type: "string[]", default: q(DEFAULT_ATTACHMENT_ROOT), description: "allowed remote roots; extend attachmentRoots and the default" },
@@ -682,6 +690,7 @@ export function resolveAccount(cfg: Config, id?: string): ImessageAccount {
     cliPath: expandHome(cliPath),
     ...(m.dbPath !== undefined ? { dbPath: expandHome(m.dbPath.trim()) } : {}),
     ...(remoteHost !== undefined ? { remoteHost } : {}),
+    ...(m.sshConfig !== undefined ? { sshConfig: expandHome(m.sshConfig.trim()) } : {}),
     includeAttachments: m.includeAttachments ?? D.includeAttachments,
     attachmentRoots: mergeRoots(acct.attachmentRoots, top.attachmentRoots),
     remoteAttachmentRoots: mergeRoots(acct.remoteAttachmentRoots, top.remoteAttachmentRoots, acct.attachmentRoots, top.attachmentRoots),

@@ -518,6 +518,7 @@ class AccountRuntime {
         maxBytes: this.account.mediaMaxMb * 1024 * 1024,
         roots: this.#remoteHost ? this.account.remoteAttachmentRoots : this.account.attachmentRoots,
         remoteHost: this.#remoteHost,
+        ...(this.account.sshConfig ? { scp: { sshOptions: ["-F", this.account.sshConfig] } } : {}),
       });
       for (const r of res) {
         if (r.ok) attachments.push({ path: r.path, mimeType: r.mimeType, name: r.name, size: r.size });

@@ -534,7 +534,7 @@ describe("helpers", () => {
 describe("config reference", () => {
   const keys = describeSchemaKeys();
   const documented = [
-    "enabled", "cliPath", "dbPath", "remoteHost", "includeAttachments", "attachmentRoots", "remoteAttachmentRoots",
+    "enabled", "cliPath", "dbPath", "remoteHost", "sshConfig", "includeAttachments", "attachmentRoots", "remoteAttachmentRoots",
     "dmPolicy", "allowFrom", "groupPolicy", "groupAllowFrom", "groups", "mediaMaxMb", "textChunkLimit", "chunkMode",
     "configWrites", "service", "region", "historyLimit", "dmHistoryLimit", "probeTimeoutMs", "responsePrefix",
     "defaultTo", "accounts", "defaultAccount", "maxAgeMinutes", "recoveryMaxAgeMinutes", "recoveryMaxRows", "retentionDays",
