@@ -513,13 +513,6 @@ export class Store {
     ).map(toOutbound);
   }
 
-  /** Chunks recorded at or after the epoch-ms time `sinceMs` (any state), oldest first: for echo defence. */
-  recentOutbound(accountId: string, sinceMs: number): OutboundRow[] {
-    return this.#all(
-      "SELECT * FROM outbound WHERE account_id = ? AND created_at >= ? ORDER BY created_at, id",
-      accountId, sinceMs,
-    ).map(toOutbound);
-  }
 
   /** Other journaled rows of the same chat and sender dated within `windowMs` of `createdAt` (twin candidates). */
   inboundNear(accountId: string, chatId: number, sender: string, createdAt: number, windowMs: number, exceptKey: string): InboundRow[] {

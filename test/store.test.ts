@@ -331,16 +331,18 @@ describe("outbound", () => {
     ]);
   });
 
-  test("recentOutbound returns rows recorded since a time; guids are looked up per account", () => {
+  test("outboundByEcho finds parts by normalized text since a time; guids are looked up per account", () => {
     const { store, clock } = fresh();
-    store.recordOutbound({ ...base, seq: 0, text: "old" });
+    store.recordOutbound({ ...base, seq: 0, text: "same", echoKey: "same" });
     clock.t += 60_000;
     const since = clock.t;
-    const r = store.recordOutbound({ ...base, seq: 0, text: "new" });
+    const r = store.recordOutbound({ ...base, seq: 0, text: "same", echoKey: "same" });
+    store.recordOutbound({ ...base, seq: 1, text: "other", echoKey: "other" });
     store.markOutbound(r.id, "sent", { messageGuid: "OUT-2" });
-    expect(store.recentOutbound("default", since).map((o) => [o.text, o.messageGuid, o.chatId, o.target])).toEqual([
-      ["new", "OUT-2", 7, "+15550001111"],
+    expect(store.outboundByEcho("default", "same", since).map((o) => [o.text, o.messageGuid, o.chatId, o.target])).toEqual([
+      ["same", "OUT-2", 7, "+15550001111"],
     ]);
+    expect(store.outboundByEcho("work", "same", 0)).toEqual([]);
     expect(store.hasOutboundGuid("default", "OUT-2")).toBe(true);
     expect(store.hasOutboundGuid("default", "OUT-3")).toBe(false);
     expect(store.hasOutboundGuid("work", "OUT-2")).toBe(false);
