@@ -1,18 +1,9 @@
 // The same source under Deno: `deno run -A src/main.ts` answers a DM end to end and prints the same help.
-import { afterEach, expect, test } from "bun:test";
-import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
-import { baseConfig, GatewayProc, runCli, workspace, type Workspace } from "../helpers/gateway.ts";
+import { expect, test } from "bun:test";
+import { waitFor } from "../helpers/sim.ts";
+import { baseConfig, e2eResources, runCli } from "../helpers/gateway.ts";
 
-let sim: Sim | undefined;
-let ws: Workspace | undefined;
-let gw: GatewayProc | undefined;
-
-afterEach(async () => {
-  if (gw) await gw.kill();
-  gw = undefined;
-  sim?.cleanup();
-  ws?.cleanup();
-});
+const e2e = e2eResources();
 
 test("deno: --help and --version match bun's", () => {
   const b = runCli(["--help"]);
@@ -24,13 +15,13 @@ test("deno: --help and --version match bun's", () => {
 });
 
 test("deno: a DM reaches the agent and the reply is sent", async () => {
-  sim = createSim({ env: { IMSG_SIM_POLL_MS: "50" } });
-  ws = workspace();
+  const sim = e2e.sim({ env: { IMSG_SIM_POLL_MS: "50" } });
+  const ws = e2e.workspace();
   ws.writeConfig(baseConfig(sim.cliPath));
-  gw = new GatewayProc(ws, { runtime: "deno" });
+  const gw = e2e.gateway(ws, { runtime: "deno" });
   await gw.subscribed(1, 30_000);
   sim.db.inject({ from: "+15550001111", text: "hello from deno" });
-  await waitFor(() => sim!.db.sent().some((s) => s.text === "echo: hello from deno"), 15_000, "reply");
+  await waitFor(() => sim.db.sent().some((s) => s.text === "echo: hello from deno"), 15_000, "reply");
   expect(await gw.stop()).toBe(0);
   expect(sim.db.sent()).toHaveLength(1);
 }, 60_000);

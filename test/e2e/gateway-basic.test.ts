@@ -1,25 +1,18 @@
 // End to end: gateway child process ↔ imsg simulator ↔ fixture agent, fresh state dir each test.
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
-import { baseConfig, GatewayProc, workspace, type Workspace } from "../helpers/gateway.ts";
+import { waitFor, type Sim } from "../helpers/sim.ts";
+import { baseConfig, e2eResources, type Workspace } from "../helpers/gateway.ts";
 
 const FAST = { IMSG_SIM_POLL_MS: "50" };
+const e2e = e2eResources();
 let sim: Sim;
 let ws: Workspace;
-let gw: GatewayProc | undefined;
-
-afterEach(async () => {
-  if (gw) await gw.kill();
-  gw = undefined;
-  sim?.cleanup();
-  ws?.cleanup();
-});
 
 function setup(imessage: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {
-  sim = createSim({ env: FAST });
-  ws = workspace();
+  sim = e2e.sim({ env: FAST });
+  ws = e2e.workspace();
   ws.writeConfig(baseConfig(sim.cliPath, imessage, extra));
 }
 
@@ -29,7 +22,7 @@ describe("gateway: one DM", () => {
   test("an allowlisted DM reaches the agent and its reply goes back to the sender", async () => {
     setup();
     const log = join(ws.dir, "agent.jsonl");
-    gw = new GatewayProc(ws, { env: { AGENT_LOG: log } });
+    const gw = e2e.gateway(ws, { env: { AGENT_LOG: log } });
     await gw.subscribed();
     sim.db.inject({ from: "+15550001111", text: "hello there" });
     await waitFor(() => sentTexts().includes("echo: hello there"), 10_000, "reply");

@@ -1,31 +1,23 @@
 // `openclaw-imsg pairing …` end to end: the real CLI on a real state dir, and pairing through a running gateway.
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { APPROVED_NOTICE, requestPairing } from "../../src/pairing.ts";
 import { Store } from "../../src/store.ts";
-import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
-import { baseConfig, GatewayProc, runCli, workspace, type Workspace } from "../helpers/gateway.ts";
+import { waitFor, type Sim } from "../helpers/sim.ts";
+import { baseConfig, e2eResources, runCli, type Workspace } from "../helpers/gateway.ts";
 
+const e2e = e2eResources();
 let sim: Sim | undefined;
 let ws: Workspace | undefined;
-let gw: GatewayProc | undefined;
-
-afterEach(async () => {
-  if (gw) await gw.kill();
-  gw = undefined;
-  sim?.cleanup();
-  ws?.cleanup();
-  sim = ws = undefined;
-});
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const CODE = /^[ABCDEFGHJKLMNPQRSTUVWXYZ23456789]{8}$/;
 
 /** A workspace with two accounts on one simulator. */
 function setup(): { sim: Sim; ws: Workspace } {
-  sim = createSim();
-  ws = workspace();
+  sim = e2e.sim();
+  ws = e2e.workspace();
   ws.writeConfig(baseConfig(sim.cliPath, { dmPolicy: "pairing", allowFrom: [], accounts: { default: {}, work: {} } }));
   return { sim, ws };
 }
@@ -230,11 +222,11 @@ describe("pairing through a running gateway", () => {
 
   test("codes are issued once per stranger, capped at 3, and a CLI approval lets the sender in", async () => {
     // The duplicate echo rows of every send (ours and the CLI's) must not turn our own handle into a "stranger".
-    sim = createSim({ env: { IMSG_SIM_POLL_MS: "50", IMSG_SIM_ECHO_DUP: "1" } });
-    ws = workspace();
+    sim = e2e.sim({ env: { IMSG_SIM_POLL_MS: "50", IMSG_SIM_ECHO_DUP: "1" } });
+    ws = e2e.workspace();
     ws.writeConfig(baseConfig(sim.cliPath, { dmPolicy: "pairing", allowFrom: ["+15550001111"] }));
     const agentLog = join(ws.dir, "agent.jsonl");
-    gw = new GatewayProc(ws, { env: { AGENT_LOG: agentLog } });
+    const gw = e2e.gateway(ws, { env: { AGENT_LOG: agentLog } });
     await gw.subscribed();
     const db = sim.db;
     const repliesTo = (h: string) => db.sent().filter((s) => s.recipient === h);

@@ -1,27 +1,17 @@
 // `openclaw-imsg send` end to end: the real CLI as a child process → imsg simulator → chat.db rows we inspect.
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
-import { baseConfig, GatewayProc, runCli, workspace, type Workspace } from "../helpers/gateway.ts";
+import { waitFor, type Sim } from "../helpers/sim.ts";
+import { baseConfig, e2eResources, runCli, type Workspace } from "../helpers/gateway.ts";
 
+const e2e = e2eResources();
 let sim: Sim | undefined;
-let sim2: Sim | undefined;
 let ws: Workspace | undefined;
-let gw: GatewayProc | undefined;
-
-afterEach(async () => {
-  if (gw) await gw.kill();
-  gw = undefined;
-  sim?.cleanup();
-  sim2?.cleanup();
-  ws?.cleanup();
-  sim = sim2 = ws = undefined;
-});
 
 function setup(imessage: Record<string, unknown> = {}, simEnv: Record<string, string> = {}): { sim: Sim; ws: Workspace } {
-  sim = createSim({ env: simEnv });
-  ws = workspace();
+  sim = e2e.sim({ env: simEnv });
+  ws = e2e.workspace();
   ws.writeConfig(baseConfig(sim.cliPath, imessage));
   return { sim, ws };
 }
@@ -133,9 +123,9 @@ describe("send: text", () => {
   });
 
   test("--account picks that account's imsg", () => {
-    sim = createSim();
-    sim2 = createSim();
-    ws = workspace();
+    sim = e2e.sim();
+    const sim2 = e2e.sim();
+    ws = e2e.workspace();
     ws.writeConfig(baseConfig(sim.cliPath, { accounts: { default: {}, work: { cliPath: sim2.cliPath } } }));
     const r = send(["--to", "+15550001111", "--text", "from work", "--account", "work", "--json"]);
     expect(r.code).toBe(0);
@@ -275,7 +265,7 @@ describe("send: while a gateway runs on the same state dir", () => {
     test(`the echo of a send to ${row.name} is not answered`, async () => {
       const { sim, ws } = setup({ dmPolicy: "open", allowFrom: ["*"] }, { IMSG_SIM_POLL_MS: "50", IMSG_SIM_ECHO_DUP: "1" });
       const agentLog = join(ws.dir, "agent.jsonl");
-      gw = new GatewayProc(ws, { env: { AGENT_LOG: agentLog } });
+      const gw = e2e.gateway(ws, { env: { AGENT_LOG: agentLog } });
       await gw.subscribed();
       const dmChat = sim.db.inject({ from: "+15550001111", text: "hi" }).chatId;
       await waitFor(() => sim.db.sent().some((s) => s.text === "echo: hi"), 10_000, "the gateway's reply to hi");
@@ -300,7 +290,7 @@ describe("send: while a gateway runs on the same state dir", () => {
   test("the echo of a first-contact send to a new handle is not answered", async () => {
     const { sim, ws } = setup({ dmPolicy: "open", allowFrom: ["*"] }, { IMSG_SIM_POLL_MS: "50", IMSG_SIM_ECHO_DUP: "1" });
     const agentLog = join(ws.dir, "agent.jsonl");
-    gw = new GatewayProc(ws, { env: { AGENT_LOG: agentLog } });
+    const gw = e2e.gateway(ws, { env: { AGENT_LOG: agentLog } });
     await gw.subscribed();
     expect(send(["--to", "+15550001111", "--text", "first contact"]).code).toBe(0);
     sim.db.inject({ from: "+15550002222", text: "marker" });

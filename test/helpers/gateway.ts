@@ -1,9 +1,10 @@
 // Runs the real CLI (gateway, pairing, send, …) as a child process against a simulator, with a fresh state dir.
+import { afterEach } from "bun:test";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { Log } from "./sim.ts";
+import { createSim, Log, type Sim } from "./sim.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const MAIN = join(ROOT, "src/main.ts");
@@ -131,4 +132,32 @@ export class GatewayProc {
     this.child.kill("SIGKILL");
     await this.exited;
   }
+}
+
+/**
+ * Simulators, workspaces and gateways that are stopped and removed after each test of the calling file (gateways
+ * first). Call once at the top level of a test file.
+ */
+export function e2eResources() {
+  const stops: (() => unknown)[] = [];
+  afterEach(async () => {
+    for (const stop of stops.splice(0).reverse()) await stop();
+  });
+  return {
+    sim(opts?: Parameters<typeof createSim>[0]): Sim {
+      const s = createSim(opts);
+      stops.push(() => s.cleanup());
+      return s;
+    },
+    workspace(): Workspace {
+      const w = workspace();
+      stops.push(() => w.cleanup());
+      return w;
+    },
+    gateway(ws: Workspace, opts?: ConstructorParameters<typeof GatewayProc>[1]): GatewayProc {
+      const g = new GatewayProc(ws, opts);
+      stops.push(() => g.kill());
+      return g;
+    },
+  };
 }
