@@ -1,28 +1,17 @@
 // `chats` end to end: the CLI as a child process against the imsg simulator.
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { createSim, type Sim } from "../helpers/sim.ts";
-import { baseConfig, runCli, workspace, type Workspace } from "../helpers/gateway.ts";
+import type { Sim } from "../helpers/sim.ts";
+import { baseConfig, e2eResources, runCli, type Workspace } from "../helpers/gateway.ts";
 
-let sims: Sim[] = [];
+const e2e = e2eResources();
 let ws: Workspace | undefined;
 
-afterEach(() => {
-  for (const s of sims) s.cleanup();
-  sims = [];
-  ws?.cleanup();
-  ws = undefined;
-});
-
-function sim(env: Record<string, string> = {}): Sim {
-  const s = createSim({ env });
-  sims.push(s);
-  return s;
-}
+const sim = (env: Record<string, string> = {}): Sim => e2e.sim({ env });
 
 /** A workspace whose config points at `cliPath`. */
 function setup(cliPath: string, imessage: Record<string, unknown> = {}): Workspace {
-  ws = workspace();
+  ws = e2e.workspace();
   ws.writeConfig(baseConfig(cliPath, imessage));
   return ws;
 }
@@ -100,7 +89,7 @@ describe("chats", () => {
     const b = sim();
     a.db.inject({ from: "+15550001111", text: "on a" });
     b.db.inject({ from: "user@example.com", text: "on b" });
-    ws = workspace();
+    ws = e2e.workspace();
     ws.writeConfig(baseConfig(a.cliPath, { defaultAccount: "home", accounts: { home: {}, work: { cliPath: b.cliPath } } }));
     const def = JSON.parse(chats(ws, "--json").stdout);
     expect(def.accountId).toBe("home");
@@ -118,7 +107,7 @@ describe("chats", () => {
   });
 
   test("an invalid config is exit 2", () => {
-    ws = workspace();
+    ws = e2e.workspace();
     ws.writeConfig({ channels: { imessage: { dmPolicy: "sometimes" } } });
     expect(chats(ws).code).toBe(2);
   });

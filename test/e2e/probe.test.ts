@@ -1,52 +1,26 @@
 // `probe` end to end (CONTRACT §7): the CLI as a child process against the imsg simulator in each failure mode.
 // Every unhealthy setup must exit 1 and name the failing check with a hint; nothing is "ok" when it failed.
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { chmodSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { loadConfig, resolveAccount } from "../../src/config.ts";
 import { readLock } from "../../src/lock.ts";
-import { probeAccount } from "../../src/probe.ts";
-import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
-import { AGENT, baseConfig, childEnv, cliCommand, GatewayProc, workspace, type Runtime, type Workspace } from "../helpers/gateway.ts";
+import { probeAccount, type AccountReport, type Check } from "../../src/probe.ts";
+import { waitFor, type Sim } from "../helpers/sim.ts";
+import { AGENT, baseConfig, childEnv, cliCommand, e2eResources, type Runtime, type Workspace } from "../helpers/gateway.ts";
 
-interface Check {
-  name: string;
-  ok: boolean;
-  detail: string;
-  hint?: string;
-}
-interface Report {
-  ok: boolean;
-  accounts: { accountId: string; ok: boolean; checks: Check[] }[];
-}
+type Report = { ok: boolean; accounts: AccountReport[] };
 
 const CORE_CHECKS = ["config valid", "imsg binary found", "rpc supported", "RPC handshake", "Messages database readable", "agent backend reachable", "gateway running"];
 
-let sims: Sim[] = [];
+const e2e = e2eResources();
 let ws: Workspace | undefined;
-let gw: GatewayProc | undefined;
-let servers: { stop(): unknown }[] = [];
 
-afterEach(async () => {
-  if (gw) await gw.kill();
-  gw = undefined;
-  for (const s of servers) s.stop();
-  servers = [];
-  for (const s of sims) s.cleanup();
-  sims = [];
-  ws?.cleanup();
-  ws = undefined;
-});
-
-function sim(env: Record<string, string> = {}): Sim {
-  const s = createSim({ env });
-  sims.push(s);
-  return s;
-}
+const sim = (env: Record<string, string> = {}): Sim => e2e.sim({ env });
 
 function setup(cliPath: string, imessage: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Workspace {
-  ws = workspace();
+  ws = e2e.workspace();
   ws.writeConfig(baseConfig(cliPath, imessage, extra));
   return ws;
 }
@@ -195,7 +169,7 @@ describe("probe: healthy", () => {
 
   test("an openai agent whose server answers is reachable", async () => {
     const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => (new URL(req.url).pathname === "/v1/models" ? Response.json({ data: [] }) : new Response("no", { status: 404 })) });
-    servers.push(server);
+    e2e.track(() => server.stop());
     const r = await probeJson(setup(sim().cliPath, {}, openaiAgent(`http://127.0.0.1:${server.port}/v1`)));
     expect(r.code).toBe(0);
     expectCheck(check(r.report, "agent backend reachable"), true, "HTTP 200");
@@ -285,7 +259,7 @@ describe("probe: unhealthy setups exit 1 and name the failing check", () => {
 
   test("a hung imsg with an openai agent: the agent check still gets its time", async () => {
     const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => Response.json({ data: [] }) });
-    servers.push(server);
+    e2e.track(() => server.stop());
     const r = await probeJson(setup(sim({ IMSG_SIM_HANG_AFTER: "0" }).cliPath, {}, openaiAgent(`http://127.0.0.1:${server.port}/v1`)), "--timeout-ms", "1000");
     expect(r.code).toBe(1);
     expect(check(r.report, "agent backend reachable").ok).toBe(true);
@@ -324,7 +298,7 @@ describe("probe: unhealthy setups exit 1 and name the failing check", () => {
 
   test("openai agent whose server fails (HTTP 500)", async () => {
     const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("boom", { status: 500 }) });
-    servers.push(server);
+    e2e.track(() => server.stop());
     const c = expectFailed(await probeJson(setup(sim().cliPath, {}, openaiAgent(`http://127.0.0.1:${server.port}/v1`))), "agent backend reachable", "failing");
     expect(c.detail).toContain("HTTP 500");
   });
@@ -361,7 +335,7 @@ describe("probe: unhealthy setups exit 1 and name the failing check", () => {
 
 describe("probe: configuration errors exit 2", () => {
   test("invalid config: JSON with the config check failed", async () => {
-    ws = workspace();
+    ws = e2e.workspace();
     ws.writeConfig({ channels: { imessage: { dmPolicy: "sometimes" } } });
     const r = await probeJson(ws);
     expect(r.code).toBe(2);
@@ -374,7 +348,7 @@ describe("probe: configuration errors exit 2", () => {
   });
 
   test("missing config file", async () => {
-    ws = workspace();
+    ws = e2e.workspace();
     const r = await probeJson(ws);
     expect(r.code).toBe(2);
     expect(r.report.accounts[0]!.checks[0]!.name).toBe("config valid");
@@ -382,7 +356,7 @@ describe("probe: configuration errors exit 2", () => {
   });
 
   test("text output of an invalid config names the fix", async () => {
-    ws = workspace();
+    ws = e2e.workspace();
     writeFileSync(ws.configPath, "{ channels: { imessage: { ");
     const r = await probe(ws);
     expect(r.code).toBe(2);
@@ -411,7 +385,7 @@ describe("probe: gateway running", () => {
   test("with a subscribed gateway running, --require-gateway passes", async () => {
     const s = sim({ IMSG_SIM_POLL_MS: "50" });
     const w = setup(s.cliPath);
-    gw = new GatewayProc(w);
+    const gw = e2e.gateway(w);
     await gw.subscribed();
     await waitFor(() => readLock(w.stateDir)?.subscribedAt, 10_000, "lock with subscribedAt");
     const r = await probeJson(w, "--require-gateway");
@@ -426,7 +400,7 @@ describe("probe: gateway running", () => {
   test("a gateway that runs other accounts does not count for this one", async () => {
     const s = sim({ IMSG_SIM_POLL_MS: "50" });
     const w = setup(s.cliPath, { accounts: { home: {}, work: {} } });
-    gw = new GatewayProc(w, { args: ["--account", "home"] });
+    const gw = e2e.gateway(w, { args: ["--account", "home"] });
     await gw.subscribed();
     await waitFor(() => readLock(w.stateDir)?.subscribedAt, 10_000, "lock with subscribedAt");
     const r = await probeJson(w, "--require-gateway");

@@ -1,29 +1,20 @@
 // A "remote Mac" over SSH with a real sshd on 127.0.0.1: cliPath is an ssh wrapper whose far side runs the imsg
 // simulator. `chats` and `probe` must work through it, a wrapper that buffers or cannot connect must be
 // diagnosed, and `probe` run over SSH must print the same JSON and exit code as a local run.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { createSim, type Sim } from "../helpers/sim.ts";
-import { baseConfig, childEnv, cliCommand, MAIN, workspace, type Workspace } from "../helpers/gateway.ts";
+import type { Sim } from "../helpers/sim.ts";
+import { baseConfig, childEnv, cliCommand, e2eResources, MAIN, type Workspace } from "../helpers/gateway.ts";
+import type { AccountReport, Check } from "../../src/probe.ts";
 import { sshdAvailable, startSshd, type Sshd } from "../helpers/sshd.ts";
 
-interface Check {
-  name: string;
-  ok: boolean;
-  detail: string;
-  hint?: string;
-}
-interface Report {
-  ok: boolean;
-  accounts: { accountId: string; ok: boolean; checks: Check[] }[];
-}
+type Report = { ok: boolean; accounts: AccountReport[] };
 
 const available = sshdAvailable();
 let sshd: Sshd;
-let sims: Sim[] = [];
-let wss: Workspace[] = [];
+const e2e = e2eResources();
 
 beforeAll(async () => {
   if (available) sshd = await startSshd();
@@ -31,18 +22,11 @@ beforeAll(async () => {
 afterAll(async () => {
   if (available) await sshd.stop();
 });
-afterEach(() => {
-  for (const s of sims) s.cleanup();
-  sims = [];
-  for (const w of wss) w.cleanup();
-  wss = [];
-});
 
 function sim(env: Record<string, string> = {}): Sim {
-  const s = createSim({ env });
+  const s = e2e.sim({ env });
   s.db.inject({ from: "+15550001111", text: "hello over ssh" });
   s.db.inject({ group: { identifier: "chat777", name: "Remote/group", participants: ["+15550001111", "user@example.com"] }, from: "user@example.com", text: "hi" });
-  sims.push(s);
   return s;
 }
 
@@ -58,9 +42,8 @@ function wrapper(s: Sim, name: string, body: string): string {
 const sshWrapper = (s: Sim) => wrapper(s, "imsg-ssh", `exec ssh -F ${sshd.sshConfigPath} -T testmac ${s.cliPath} "$@"`);
 
 function setup(cliPath: string, imessage: Record<string, unknown> = {}): Workspace {
-  const w = workspace();
+  const w = e2e.workspace();
   w.writeConfig(baseConfig(cliPath, imessage));
-  wss.push(w);
   return w;
 }
 

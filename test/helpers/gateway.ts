@@ -159,5 +159,9 @@ export function e2eResources() {
       stops.push(() => g.kill());
       return g;
     },
+    /** Anything else to stop after the test (an HTTP server, a scratch dir). */
+    track(stop: () => unknown): void {
+      stops.push(stop);
+    },
   };
 }
