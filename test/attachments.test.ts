@@ -23,6 +23,7 @@ import {
   validateRemotePath,
 } from "../src/attachments.ts";
 import type { ImsgAttachment } from "../src/imsg.ts";
+import { waitFor } from "./helpers/sim.ts";
 import { startSshd, sshdAvailable, type Sshd } from "./helpers/sshd.ts";
 
 const DEFAULT_ROOT = "/Users/*/Library/Messages/Attachments";
@@ -56,15 +57,6 @@ function att(path: string, over: Partial<ImsgAttachment> = {}): ImsgAttachment {
 
 const sha256 = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
 const mode = (p: string) => statSync(p).mode & 0o777;
-
-/** Polls an observable condition until it holds; fails after the deadline. */
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /**
  * An scp stand-in that records every invocation then runs the real scp. With `gate`, the first failed
@@ -561,7 +553,7 @@ describe.skipIf(!sshdAvailable())("remote mode (real sshd)", () => {
     const pending = fetchAttachments([att(src, { mimeType: "video/quicktime", missing: true })], {
       stateDir: fresh("state"), sessionKey: "s", maxBytes: 1 << 20, roots, remoteHost: sshd.alias, scp: scpOpts({ scpPath: scp.path }),
     });
-    await waitFor(() => existsSync(join(dir, "failed-once")), "the first scp attempt to fail");
+    await waitFor(() => existsSync(join(dir, "failed-once")), 10_000, "the first scp attempt to fail");
     writeFileSync(src, bytes);
     writeFileSync(join(dir, "go"), "");
     const [r] = await pending;

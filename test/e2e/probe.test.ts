@@ -2,12 +2,12 @@
 // Every unhealthy setup must exit 1 and name the failing check with a hint; nothing is "ok" when it failed.
 import { describe, expect, test } from "bun:test";
 import { chmodSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { loadConfig, resolveAccount } from "../../src/config.ts";
 import { readLock } from "../../src/lock.ts";
 import { probeAccount, type AccountReport, type Check } from "../../src/probe.ts";
 import { waitFor, type Sim } from "../helpers/sim.ts";
+import { freePort } from "../helpers/sshd.ts";
 import { AGENT, baseConfig, childEnv, cliCommand, e2eResources, type Runtime, type Workspace } from "../helpers/gateway.ts";
 
 type Report = { ok: boolean; accounts: AccountReport[] };
@@ -89,16 +89,6 @@ function expectFailed(r: { code: number | null; report: Report }, name: string, 
 function expectCheck(c: Check | undefined, ok: boolean, part: string): void {
   expect(c?.ok).toBe(ok);
   expect(c?.detail).toContain(part);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function openaiAgent(baseUrl: string) {

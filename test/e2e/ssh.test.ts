@@ -3,12 +3,11 @@
 // diagnosed, and `probe` run over SSH must print the same JSON and exit code as a local run.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import type { Sim } from "../helpers/sim.ts";
 import { baseConfig, childEnv, cliCommand, e2eResources, MAIN, type Workspace } from "../helpers/gateway.ts";
 import type { AccountReport, Check } from "../../src/probe.ts";
-import { sshdAvailable, startSshd, type Sshd } from "../helpers/sshd.ts";
+import { freePort, sshdAvailable, startSshd, type Sshd } from "../helpers/sshd.ts";
 
 type Report = { ok: boolean; accounts: AccountReport[] };
 
@@ -79,16 +78,6 @@ function check(rep: Report, name: string): Check {
   const c = rep.accounts[0]!.checks.find((x) => x.name === name);
   if (!c) throw new Error(`no check "${name}"`);
   return c;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 describe.skipIf(!available)("remote Mac over SSH", () => {

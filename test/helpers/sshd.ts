@@ -31,7 +31,8 @@ export function sshdAvailable(): boolean {
   return existsSync(SSHD) && has("ssh") && has("scp") && has("ssh-keygen");
 }
 
-function freePort(): Promise<number> {
+/** A TCP port on 127.0.0.1 that was free a moment ago (for servers and "nothing listens here" cases). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once("error", reject);
