@@ -1,6 +1,8 @@
-// The gateway's single-instance lock on a state dir: a file created exclusively, holding the owner's pid.
-// A lock whose pid is gone (kill -9, reboot) is stale and reclaimed.
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+// The gateway's single-instance lock on a state dir: a file holding the owner's pid, created complete (temp file,
+// then link, which fails if the lock exists). A lock whose pid is gone (kill -9, reboot) is stale and reclaimed
+// under a reclaim guard, so two reclaimers never both win.
+import { randomUUID } from "node:crypto";
+import { linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { uptime } from "node:os";
 import { join } from "node:path";
 
@@ -33,6 +35,10 @@ export function readLock(stateDir: string): LockInfo | undefined {
   } catch {
     return undefined;
   }
+  return liveHolder(info);
+}
+
+function liveHolder(info: LockInfo): LockInfo | undefined {
   if (typeof info.pid !== "number" || !isAlive(info.pid)) return undefined;
   // Written before the last boot: the pid now belongs to some other process.
   if (typeof info.startedAt === "number" && info.startedAt < Date.now() - uptime() * 1000 - 5000) return undefined;
@@ -41,7 +47,11 @@ export function readLock(stateDir: string): LockInfo | undefined {
 
 export class LockedError extends Error {
   constructor(readonly holder: LockInfo) {
-    super(`another gateway (pid ${holder.pid}) already holds the lock on this state dir`);
+    super(
+      holder.pid
+        ? `another gateway (pid ${holder.pid}) already holds the lock on this state dir`
+        : "another gateway is taking the lock on this state dir (its lock file is still being written)",
+    );
     this.name = "LockedError";
   }
 }
@@ -53,46 +63,121 @@ export interface Lock {
   release(): void;
 }
 
+/** A lock file this young that cannot be parsed may still be being written by an older version: live. */
+const YOUNG_MS = 5000;
+/** A reclaim guard takes microseconds to use; one older than this was left by a reclaimer that died. */
+const GUARD_STALE_MS = 10_000;
+
 /** Takes the lock or throws LockedError naming the live holder. */
 export function acquireLock(stateDir: string): Lock {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const path = lockPath(stateDir);
   const info: LockInfo = { pid: process.pid, startedAt: Date.now() };
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = openSync(path, "wx", 0o600);
-      writeSync(fd, JSON.stringify(info));
-      closeSync(fd);
-      return makeLock(path, info);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    }
-    const holder = readLock(stateDir);
-    if (holder) throw new LockedError(holder);
-    // Stale (dead pid or unreadable): move it aside atomically. If what we moved turns out to be a live lock that
-    // another reclaimer wrote in between, put it back and yield to it.
-    const aside = `${path}.stale.${process.pid}`;
-    try {
-      renameSync(path, aside);
-      let moved: LockInfo | undefined;
+  const deadline = Date.now() + 2000;
+  for (;;) {
+    if (Date.now() > deadline) throw new Error(`could not take the lock at ${path}: another process keeps reclaiming it`);
+    // Created complete: a racer never sees an empty lock of ours.
+    if (linkComplete(path, JSON.stringify(info))) return makeLock(path, info);
+    const seen = inspect(path);
+    if (seen === "gone") continue;
+    if (seen.live) throw new LockedError(seen.live);
+    // Stale. Only the holder of the reclaim guard may remove it, so two reclaimers can never both remove a lock
+    // (one of them the other's fresh one) and then both link their own.
+    const guard = `${path}.reclaim`;
+    if (linkComplete(guard, JSON.stringify({ pid: process.pid, startedAt: Date.now() }))) {
       try {
-        moved = JSON.parse(readFileSync(aside, "utf8")) as LockInfo;
-      } catch {
-        moved = undefined;
+        const again = inspect(path);
+        if (again !== "gone" && !again.live && again.ino === seen.ino) unlinkQuiet(path);
+      } finally {
+        unlinkQuiet(guard);
       }
-      if (moved && typeof moved.pid === "number" && moved.pid !== process.pid && isAlive(moved.pid)) {
-        renameSync(aside, path);
-        throw new LockedError(moved);
-      }
-      unlinkSync(aside);
-    } catch (e) {
-      if (e instanceof LockedError) throw e;
-      /* someone else reclaimed it first; retry */
+      continue;
+    }
+    clearStaleGuard(guard);
+    pause(1);
+  }
+}
+
+/** Writes a temp file in the same dir and links it to `path`; false when `path` already exists. */
+function linkComplete(path: string, text: string): boolean {
+  const tmp = `${path}.${process.pid}.${randomUUID()}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  try {
+    linkSync(tmp, path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    return false;
+  } finally {
+    unlinkQuiet(tmp);
+  }
+}
+
+type Seen = "gone" | { ino: number; live?: LockInfo };
+
+function inspect(path: string): Seen {
+  let text: string;
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(path);
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return "gone";
+    throw e;
+  }
+  let info: LockInfo | undefined;
+  try {
+    info = JSON.parse(text) as LockInfo;
+  } catch {
+    info = undefined;
+  }
+  if (!info || typeof info.pid !== "number") {
+    // Empty or partial: a writer may be mid-write; only an old one is abandoned.
+    const young = Date.now() - st.mtimeMs < YOUNG_MS;
+    return { ino: Number(st.ino), live: young ? { pid: 0, startedAt: st.mtimeMs } : undefined };
+  }
+  return { ino: Number(st.ino), live: liveHolder(info) };
+}
+
+/** A guard whose reclaimer died (kill -9 mid-reclaim) is moved aside; one that is not the one we judged goes back. */
+function clearStaleGuard(guard: string): void {
+  let st: ReturnType<typeof statSync>;
+  let holder: LockInfo | undefined;
+  try {
+    st = statSync(guard);
+    holder = JSON.parse(readFileSync(guard, "utf8")) as LockInfo;
+  } catch {
+    return;
+  }
+  const stale = !isAlive(holder.pid) || Date.now() - st.mtimeMs > GUARD_STALE_MS;
+  if (!stale) return;
+  const aside = `${guard}.${process.pid}.${randomUUID()}.stale`;
+  try {
+    renameSync(guard, aside);
+  } catch {
+    return;
+  }
+  if (Number(statSync(aside).ino) !== Number(st.ino)) {
+    try {
+      linkSync(aside, guard);
+    } catch {
+      /* a newer guard is in place */
     }
   }
-  const holder = readLock(stateDir);
-  if (holder) throw new LockedError(holder);
-  throw new Error(`could not take the lock at ${path}`);
+  unlinkQuiet(aside);
+}
+
+function unlinkQuiet(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    /* already gone */
+  }
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+function pause(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
 }
 
 function makeLock(path: string, info: LockInfo): Lock {

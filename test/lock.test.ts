@@ -1,8 +1,9 @@
 import { afterEach, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { acquireLock, LockedError, lockPath, readLock } from "../src/lock.ts";
 
 const dirs: string[] = [];
@@ -36,10 +37,56 @@ test("a stale lock from a dead process is reclaimed", () => {
   lock.release();
 });
 
-test("an unreadable lock file is treated as stale", () => {
+test("an unreadable lock file left long ago is treated as stale", () => {
   const d = dir();
   writeFileSync(lockPath(d), "garbage");
+  const old = (Date.now() - 60_000) / 1000;
+  utimesSync(lockPath(d), old, old);
   const lock = acquireLock(d);
   expect(readLock(d)?.pid).toBe(process.pid);
   lock.release();
 });
+
+test("a young empty lock (a writer mid-write) is live; an old one is stale", () => {
+  const d = dir();
+  writeFileSync(lockPath(d), "");
+  expect(() => acquireLock(d)).toThrow(LockedError);
+  const old = (Date.now() - 60_000) / 1000;
+  utimesSync(lockPath(d), old, old);
+  const lock = acquireLock(d);
+  expect(readLock(d)?.pid).toBe(process.pid);
+  lock.release();
+});
+
+test("1,000 aligned races for a stale lock across processes: never two holders", async () => {
+  const ROUNDS = 1000;
+  const WORKERS = 3;
+  const base = dir();
+  const dead = spawnSync("true").pid!;
+  const dirs = Array.from({ length: ROUNDS }, (_, i) => {
+    const d = join(base, String(i));
+    mkdirSync(d);
+    writeFileSync(lockPath(d), JSON.stringify({ pid: dead, startedAt: Date.now() - 1000 }));
+    return d;
+  });
+  const workers = Array.from({ length: WORKERS }, () => {
+    const child = spawn(process.execPath, [join(import.meta.dir, "fixtures/lock-racer.ts")], { stdio: ["pipe", "pipe", "inherit"] });
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    return { child, next: async () => (await lines.next()).value as string };
+  });
+  const outcomes: string[][] = [];
+  try {
+    for (const d of dirs) {
+      const at = performance.timeOrigin + performance.now() + 3;
+      for (const w of workers) w.child.stdin.write(`${d} ${at}\n`);
+      outcomes.push(await Promise.all(workers.map((w) => w.next())));
+    }
+  } finally {
+    for (const w of workers) w.child.kill();
+  }
+  const winners = outcomes.map((o) => o.filter((r) => r === "won").length);
+  const doubles = winners.filter((n) => n > 1).length;
+  expect(doubles).toBe(0);
+  expect(outcomes.flat().filter((r) => r !== "won" && r !== "lost")).toEqual([]);
+  expect(winners.every((n) => n === 1)).toBe(true);
+}, 60_000);
