@@ -74,46 +74,74 @@ export function isPermissionText(text: string): boolean {
 }
 
 /**
- * Splits a byte stream into lines on "\n" only, decoding UTF-8 across chunk boundaries.
+ * Splits a byte stream into lines on "\n" only (byte 0x0A never occurs inside a UTF-8 sequence), decoding each
+ * whole line once. Only new bytes are scanned, so a long line costs linear time, not a rescan per chunk.
  * Exported for tests: the framing is the part that broke in the field.
  */
 export class LineSplitter {
   #decoder = new TextDecoder("utf-8");
-  #buf = "";
+  #parts: Uint8Array[] = [];
+  #size = 0;
   #discarding = false;
   /** Lines dropped for exceeding maxLine (a child writing without newlines must not grow our memory). */
   overflows = 0;
-  constructor(readonly maxLine = 64 * 1024 * 1024) {}
+  /**
+   * @param onDrop told once per dropped line, with its full size in bytes, when its end is seen; never its bytes.
+   */
+  constructor(
+    readonly maxLine = 64 * 1024 * 1024,
+    readonly onDrop?: (bytes: number) => void,
+  ) {}
   push(chunk: Uint8Array): string[] {
-    this.#buf += this.#decoder.decode(chunk, { stream: true });
-    const lines = this.#drain();
-    if (this.#buf.length > this.maxLine) {
-      // Drop the oversized line and everything up to its newline; framing resumes at the next line.
-      this.#buf = "";
-      if (!this.#discarding) this.overflows++;
-      this.#discarding = true;
-    }
-    return lines;
-  }
-  end(): string[] {
-    this.#buf += this.#decoder.decode();
-    const rest = this.#drain();
-    if (this.#buf.length && !this.#discarding) rest.push(this.#buf);
-    this.#buf = "";
-    this.#discarding = false;
-    return rest;
-  }
-  #drain(): string[] {
     const out: string[] = [];
     let start = 0;
     let i: number;
-    while ((i = this.#buf.indexOf("\n", start)) >= 0) {
-      if (this.#discarding) this.#discarding = false;
-      else out.push(this.#buf.slice(start, i));
+    while ((i = chunk.indexOf(0x0a, start)) >= 0) {
+      this.#add(chunk.subarray(start, i));
+      const line = this.#take();
+      if (line !== undefined) out.push(line);
       start = i + 1;
     }
-    if (start) this.#buf = this.#buf.slice(start);
+    if (start < chunk.length) this.#add(chunk.subarray(start));
     return out;
+  }
+  end(): string[] {
+    const line = this.#size || this.#discarding ? this.#take() : undefined;
+    return line === undefined ? [] : [line];
+  }
+  #add(bytes: Uint8Array): void {
+    if (!bytes.length) return;
+    this.#size += bytes.length;
+    if (this.#discarding) return;
+    if (this.#size > this.maxLine) {
+      // Drop the oversized line and everything up to its newline; framing resumes at the next line.
+      this.#parts = [];
+      this.#discarding = true;
+      this.overflows++;
+      return;
+    }
+    // Kept, not copied: stream chunks are fresh buffers, and copying a long line chunk by chunk costs GC time.
+    this.#parts.push(bytes);
+  }
+  /** Ends the current line: its text, or undefined when it was dropped. */
+  #take(): string | undefined {
+    const size = this.#size;
+    const parts = this.#parts;
+    this.#parts = [];
+    this.#size = 0;
+    if (this.#discarding) {
+      this.#discarding = false;
+      this.onDrop?.(size);
+      return undefined;
+    }
+    if (parts.length === 1) return this.#decoder.decode(parts[0]);
+    const all = new Uint8Array(size);
+    let at = 0;
+    for (const p of parts) {
+      all.set(p, at);
+      at += p.length;
+    }
+    return this.#decoder.decode(all);
   }
 }
 
@@ -160,6 +188,8 @@ function spawnFailure(cliPath: string, e: NodeJS.ErrnoException): Error {
   return new ImsgSpawnError(cliPath, e.code ?? e.message);
 }
 
+const STDOUT_MAX_LINE = 2 * 1024 * 1024;
+
 /** One `imsg rpc` child. No restarts here: the gateway supervises and replaces clients. */
 export class RpcClient {
   #child: ChildProcessWithoutNullStreams;
@@ -185,14 +215,17 @@ export class RpcClient {
     let resolveClosed!: (i: ExitInfo) => void;
     this.closed = new Promise((r) => (resolveClosed = r));
 
-    const out = new LineSplitter();
+    // Far above any reply imsg sends; a longer line is dropped unparsed rather than stall the event loop.
+    const out = new LineSplitter(STDOUT_MAX_LINE, (bytes) =>
+      log.warn(`imsg wrote a stdout line of ${bytes} bytes, over the ${STDOUT_MAX_LINE}-byte limit; dropped it`),
+    );
     this.#child.stdout.on("data", (c: Uint8Array) => {
       for (const l of out.push(c)) this.#onLine(l);
     });
     this.#child.stdout.on("end", () => {
       for (const l of out.end()) this.#onLine(l);
     });
-    const err = new LineSplitter(64 * 1024);
+    const err = new LineSplitter(64 * 1024, (bytes) => log.warn(`imsg wrote a stderr line of ${bytes} bytes; dropped it`));
     const onErrLine = (l: string) => {
       const line = l.trim();
       if (!line) return;

@@ -5,6 +5,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chatsList, messagesHistory, watchSubscribe } from "../src/imsg.ts";
+import { getLog } from "../src/log.ts";
 import {
   ImsgPermissionError,
   ImsgSpawnError,
@@ -461,4 +462,58 @@ describe("LineSplitter limits", () => {
     expect(s.overflows).toBe(1);
     expect(s.end()).toEqual([]);
   });
+});
+
+describe("a 32 MB stdout line", () => {
+  test("is dropped whole without stalling the event loop; the next reply still arrives", async () => {
+    // A child that answers each request with 32 MB of one JSON line (64 KB writes), then the real reply.
+    const cli = script(
+      "long-line",
+      `#!${process.execPath}
+import { createInterface } from "node:readline";
+const chunk = "x".repeat(64 * 1024);
+const write = (s) => new Promise((r) => (process.stdout.write(s) ? r() : process.stdout.once("drain", r)));
+for await (const line of createInterface({ input: process.stdin })) {
+  const { id } = JSON.parse(line);
+  await write('{"jsonrpc":"2.0","method":"message","params":{"text":"');
+  for (let i = 0; i < 512; i++) await write(chunk);
+  await write('"}}\\n');
+  await write(JSON.stringify({ jsonrpc: "2.0", id, result: { ok: true } }) + "\\n");
+}
+`,
+    );
+    const logged: string[] = [];
+    getLog("test-long-line").setReporters([{ log: (o) => logged.push(o.args.map(String).join(" ")) }]);
+    const notes: Notification[] = [];
+    const c = RpcClient.start({ cliPath: cli, tag: "test-long-line", timeoutMs: 20_000, onNotification: (n) => notes.push(n) });
+    clients.push(c);
+    // The longest gap between ticks of a 5 ms timer is how long the event loop was blocked. On a loaded machine a
+    // gap can also be time the process was not scheduled at all, so a gap counts only as far as this process
+    // spent CPU in it (CPU of every thread: an over-estimate, never an excuse).
+    let last = performance.now();
+    let lastCpu = process.cpuUsage();
+    let worst = 0;
+    let worstWall = 0;
+    const sampler = setInterval(() => {
+      const now = performance.now();
+      const cpu = process.cpuUsage(lastCpu);
+      const wall = now - last - 5;
+      worstWall = Math.max(worstWall, wall);
+      worst = Math.max(worst, Math.min(wall, (cpu.user + cpu.system) / 1000));
+      last = now;
+      lastCpu = process.cpuUsage();
+    }, 5);
+    let result: unknown;
+    try {
+      result = await c.request("chats.list", {});
+    } finally {
+      clearInterval(sampler);
+    }
+    console.log(`longest event-loop stall during a 32 MB line: ${worst.toFixed(1)} ms busy (${worstWall.toFixed(1)} ms wall)`);
+    expect(result).toEqual({ ok: true });
+    expect(worst).toBeLessThan(50);
+    expect(notes).toEqual([]);
+    expect(logged.filter((l) => l.includes("xxxxxxxx"))).toEqual([]);
+    expect(logged).toEqual([expect.stringContaining(`line of ${32 * 1024 * 1024 + 57} bytes, over the`)]);
+  }, 60_000);
 });
