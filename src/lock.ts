@@ -2,9 +2,10 @@
 // then link, which fails if the lock exists). A lock whose pid is gone (kill -9, reboot) is stale and reclaimed
 // under a reclaim guard, so two reclaimers never both win.
 import { randomUUID } from "node:crypto";
-import { linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { linkSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { uptime } from "node:os";
 import { join } from "node:path";
+import { ensureStateDir } from "./state-dir.ts";
 
 export interface LockInfo {
   pid: number;
@@ -70,7 +71,7 @@ const GUARD_STALE_MS = 10_000;
 
 /** Takes the lock or throws LockedError naming the live holder. */
 export function acquireLock(stateDir: string): Lock {
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  ensureStateDir(stateDir);
   const path = lockPath(stateDir);
   const info: LockInfo = { pid: process.pid, startedAt: Date.now() };
   const deadline = Date.now() + 2000;

@@ -341,9 +341,9 @@ function gatewayState(account: ImessageAccount, opts: ProbeOptions, newest: numb
   let activity = "";
   let cursor: number | undefined;
   let lastEvent: number | undefined;
-  if (existsSync(join(opts.stateDir, "state.db"))) {
-    try {
-      const store = Store.open(opts.stateDir);
+  try {
+    const store = Store.openIfExists(opts.stateDir);
+    if (store) {
       try {
         const a = store.activity(account.accountId);
         cursor = store.getCursor(account.accountId);
@@ -352,9 +352,9 @@ function gatewayState(account: ImessageAccount, opts: ProbeOptions, newest: numb
       } finally {
         store.close();
       }
-    } catch (e) {
-      activity = `; state unreadable: ${(e as Error).message}`;
     }
+  } catch (e) {
+    activity = `; state unreadable: ${(e as Error).message}`;
   }
   if (!lock) {
     return { name, ok: false, detail: `no gateway holds the lock in ${opts.stateDir}${activity}`, hint: "Start it: `openclaw-imsg gateway` (or `--detach --log-file …`, see README for launchd/cron)." };

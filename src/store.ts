@@ -1,9 +1,10 @@
 // The gateway's whole memory: one SQLite file (node:sqlite, so Bun and Deno share it). Every SQL statement of the
 // project lives here, behind typed methods; times are epoch milliseconds.
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { CliError } from "./errors.ts";
+import { checkStateDir, ensureStateDir } from "./state-dir.ts";
 
 /** Inbound journal states; see DESIGN.md (new → dropped | pairing | skipped | dispatched → replied → done | failed). */
 export type InboundState = "new" | "dropped" | "pairing" | "skipped" | "dispatched" | "replied" | "done" | "failed";
@@ -316,10 +317,15 @@ export class Store {
     this.#db = db;
   }
 
-  /** Opens (creating and migrating as needed) `<stateDir>/state.db`. */
+  /** Opens `<stateDir>/state.db` if it exists (read-only commands: no state yet means nothing to show). */
+  static openIfExists(stateDir: string, opts: { now?: () => number } = {}): Store | undefined {
+    if (!checkStateDir(stateDir) || !existsSync(join(stateDir, "state.db"))) return undefined;
+    return Store.open(stateDir, opts);
+  }
+
+  /** Opens (creating and migrating as needed) `<stateDir>/state.db`; an unsafe state dir is refused. */
   static open(stateDir: string, opts: { now?: () => number } = {}): Store {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    chmodSync(stateDir, 0o700);
+    ensureStateDir(stateDir);
     const path = join(stateDir, "state.db");
     // Create the file 0600 before SQLite does: SQLite gives -wal/-shm the main file's mode.
     closeSync(openSync(path, "a", 0o600));

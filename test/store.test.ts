@@ -88,12 +88,17 @@ describe("open, files and migrations", () => {
     raw.close();
   });
 
-  test("tightens an existing, too-open state dir", () => {
+  test("never chmods an existing state dir: 0755 is used as it is, a group-writable one is refused", () => {
     const dir = join(tempDir(), "state");
     mkdirSync(dir, { mode: 0o755 });
     chmodSync(dir, 0o755);
     reopen(dir);
-    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(statSync(dir).mode & 0o777).toBe(0o755);
+    const shared = join(tempDir(), "shared");
+    mkdirSync(shared);
+    chmodSync(shared, 0o775);
+    expect(() => Store.open(shared)).toThrow(`state dir ${shared} is writable by others`);
+    expect(statSync(shared).mode & 0o777).toBe(0o775);
   });
 
   test("an empty (version 0) database file is migrated to the latest schema", () => {

@@ -35,15 +35,17 @@ const list = defineCommand({
     splitChannel(args._, 0);
     const accountId = await accountIdOf(g.configPath, str(args.account, "--account"));
     const { listRequests } = await import("../pairing.ts");
-    const store = await openStore(g.stateDir);
+    // Read-only: a state dir with no database yet has no requests, and is not created.
+    const { Store } = await import("../store.ts");
+    const store = Store.openIfExists(g.stateDir);
     try {
-      const requests = listRequests(store, accountId);
+      const requests = store ? listRequests(store, accountId) : [];
       if (args.json) return printJson({ channel: "imessage", requests });
       if (!requests.length) return void process.stdout.write("No pending imessage pairing requests.\n");
       process.stdout.write(`Pairing requests (${requests.length})\n`);
       process.stdout.write(table(["CODE", "SENDER", "ACCOUNT", "REQUESTED"], requests.map((r) => [r.code, r.id, r.accountId, r.createdAt])) + "\n");
     } finally {
-      store.close();
+      store?.close();
     }
   },
 });

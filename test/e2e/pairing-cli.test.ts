@@ -1,6 +1,6 @@
 // `openclaw-imsg pairing …` end to end: the real CLI on a real state dir, and pairing through a running gateway.
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { APPROVED_NOTICE, requestPairing } from "../../src/pairing.ts";
 import { Store } from "../../src/store.ts";
@@ -276,5 +276,48 @@ describe("pairing through a running gateway", () => {
     expect(db.sent()).toHaveLength(7);
     expect(repliesTo("+15550009999")).toEqual([]);
     expect(await gw.stop()).toBe(0);
+  });
+});
+
+describe("the state dir is never loosened or rewritten by a read-only command", () => {
+  const mode = (p: string) => statSync(p).mode & 0o7777;
+  const list = (stateDir: string) => runCli(["pairing", "list", "--config", ws!.configPath, "--state-dir", stateDir]);
+
+  test("a /tmp-like sticky world-writable dir is refused with the fix, and left as it was", () => {
+    setup();
+    const shared = join(ws!.dir, "shared-tmp");
+    mkdirSync(shared);
+    chmodSync(shared, 0o1777);
+    const r = list(shared);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`state dir ${shared} is writable by others`);
+    expect(r.stderr).toContain(`chmod 700 ${shared}`);
+    expect(mode(shared)).toBe(0o1777);
+    expect(existsSync(join(shared, "state.db"))).toBe(false);
+    // A writing command is refused too, before it puts anything there.
+    const store = () => Store.open(shared);
+    expect(store).toThrow("writable by others");
+    expect(existsSync(join(shared, "state.db"))).toBe(false);
+  });
+
+  test("an existing 0755 dir is not chmodded and pairing list creates no state.db", () => {
+    setup();
+    const home = join(ws!.dir, "home-like");
+    mkdirSync(home);
+    chmodSync(home, 0o755);
+    const r = list(home);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("No pending imessage pairing requests.");
+    expect(mode(home)).toBe(0o755);
+    expect(readdirSync(home)).toEqual([]);
+  });
+
+  test("pairing list on a state dir that does not exist yet creates nothing; a store we create is 0700 / 0600", () => {
+    setup();
+    expect(list(ws!.stateDir).code).toBe(0);
+    expect(existsSync(ws!.stateDir)).toBe(false);
+    Store.open(ws!.stateDir).close();
+    expect(mode(ws!.stateDir)).toBe(0o700);
+    expect(mode(join(ws!.stateDir, "state.db"))).toBe(0o600);
   });
 });
