@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { DatabaseSync } from "node:sqlite";
 import { type InboundInput, inboundKey, migrate, MIGRATIONS, Store } from "../src/store.ts";
+import { stateDirProblem } from "../src/state-dir.ts";
 
 const DAY = 86_400_000;
 const dirs: string[] = [];
@@ -578,4 +579,23 @@ describe("group pending context: peek, then clear what a turn consumed", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe("stateDirProblem", () => {
+  const dir = (mode: number, uid = 501, isDir = true) => ({ mode, uid, isDirectory: () => isDir });
+  const rows: { name: string; st: ReturnType<typeof dir>; problem?: string }[] = [
+    { name: "0700, ours", st: dir(0o40700) },
+    { name: "0755, ours (not loosened, not tightened)", st: dir(0o40755) },
+    { name: "sticky world-writable (/tmp)", st: dir(0o41777), problem: "writable by others" },
+    { name: "group-writable", st: dir(0o40770), problem: "writable by others" },
+    { name: "someone else's", st: dir(0o40700, 0), problem: "owned by another user (uid 0)" },
+    { name: "a file", st: dir(0o100600, 501, false), problem: "is not a directory" },
+  ];
+  for (const r of rows) {
+    test(r.name, () => {
+      const got = stateDirProblem("/x", r.st, 501);
+      if (r.problem) expect(got).toContain(r.problem);
+      else expect(got).toBeUndefined();
+    });
+  }
 });
