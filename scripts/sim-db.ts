@@ -54,9 +54,9 @@ export class SimDb extends SimControl {
   readonly selfHandle: string;
   /** 0.15 naming rules: '' chat names fall back to the identifier; Contacts names are reported. */
   readonly modern: boolean;
-  // imsg's ChatCache is per process and never invalidated (§2.1); only the simulator process turns it on.
+  // imsg's ChatCache is per process and never invalidated; only the simulator process turns it on.
   #chatCache: Map<number, ChatInfo> | undefined;
-  // URL-preview de-duplication state lives on the store, shared by all subscriptions (§5).
+  // URL-preview de-duplication state lives on the store, shared by all subscriptions.
   #urlSeen = new Map<string, number>();
 
   constructor(path: string, opts: { cacheChatInfo?: boolean; selfHandle?: string; modern?: boolean } = {}) {
@@ -169,7 +169,7 @@ export class SimDb extends SimControl {
         chat = this.ensureDirectChat(o.from, service, { anyGuid: o.anyGuid, displayName: o.displayName });
       }
       const group = chat ? isGroupChat(chat.identifier, chat.guid) : false;
-      // Outgoing group rows carry no handle (sender falls back to destination_caller_id, §4.5).
+      // Outgoing group rows carry no handle (sender falls back to destination_caller_id).
       const handleId = o.from && !(o.isFromMe && group) ? this.handleId(o.from, service) : 0;
       // Senders join the chat's participants, except our own handle (echo and self-chat twins).
       if (chat && handleId && !o.isFromMe && o.from !== this.selfHandle) {

@@ -124,7 +124,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const parsed = parseOptions(rest, command);
   if (typeof parsed === "string") {
-    // Errors of every command go to stdout, exit 1 (§7).
+    // Errors of every command go to stdout, exit 1.
     writeLine(parsed);
     return 1;
   }
@@ -139,7 +139,7 @@ function dbPathOf(o: ParsedOptions): string {
   return resolve(expandTilde(one(o, "--db") ?? process.env.IMSG_SIM_DB ?? "~/Library/Messages/chat.db"));
 }
 
-/** The permission banner of §1.8 (two spaces after the warning sign). */
+/** The 0.9 permission banner (docs/IMSG-PROTOCOL.md "Start") (two spaces after the warning sign). */
 function fdaBanner(path: string): string {
   return [
     "unable to open database file (code: 14)",
@@ -169,7 +169,7 @@ async function cmdChats(o: ParsedOptions): Promise<number> {
   const raw = one(o, "--limit");
   const n = raw !== undefined && /^-?\d+$/.test(raw) ? Number(raw) : 20;
   const db = new SimDb(path, { selfHandle: SELF, modern: MODERN });
-  // SQLite treats a negative LIMIT as "no limit"; 0 prints nothing (§7).
+  // SQLite treats a negative LIMIT as "no limit"; 0 prints nothing.
   const chats = n === 0 ? [] : db.listChats(n < 0 ? -1 : n);
   db.close();
   for (const c of chats) {
@@ -177,7 +177,7 @@ async function cmdChats(o: ParsedOptions): Promise<number> {
       writeLine(`[${c.id}] ${c.name} (${c.identifier}) last=${c.last_message_at}`);
       continue;
     }
-    // CLI JSON: guid omitted when empty, display_name added, slashes not escaped (§4.1).
+    // CLI JSON: guid omitted when empty, display_name added, slashes not escaped.
     const { guid, ...rest } = c;
     writeLine(JSON.stringify({ ...rest, ...(guid ? { guid } : {}), display_name: c.name }));
   }

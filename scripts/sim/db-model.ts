@@ -4,7 +4,7 @@ import { homedir } from "node:os";
 export const APPLE_EPOCH_MS = 978_307_200_000;
 /** The simulator's own handle unless IMSG_SIM_SELF says otherwise. */
 export const DEFAULT_SELF = "+15550009999";
-/** balloon_bundle_id of URL-preview rows, the only rows imsg de-duplicates (§5). */
+/** balloon_bundle_id of URL-preview rows, the only rows imsg de-duplicates. */
 export const URL_BALLOON = "com.apple.messages.URLBalloonProvider";
 
 export const SCHEMA = `
@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS sim_contact (handle TEXT PRIMARY KEY, name TEXT NOT N
 CREATE INDEX IF NOT EXISTS cmj_message ON chat_message_join (message_id);
 `;
 
-/** Tapback kinds as the read side names them (`emphasis`, not `emphasize`: §4.4). */
+/** Tapback kinds as the read side names them (`emphasis`, not `emphasize`). */
 export type ReactionType = "love" | "like" | "dislike" | "laugh" | "emphasis" | "question" | "custom";
 export const REACTIONS: { type: ReactionType; emoji: string; verb: string; removed: string }[] = [
   { type: "love", emoji: "❤️", verb: "Loved", removed: "a heart" },
@@ -135,7 +135,7 @@ export interface ChatInfo {
   participants: string[];
 }
 
-/** RPC Attachment object (§4.3). */
+/** RPC Attachment object. */
 export interface AttachmentPayload {
   filename: string;
   transfer_name: string;
@@ -147,7 +147,7 @@ export interface AttachmentPayload {
   missing: boolean;
 }
 
-/** RPC Reaction object (§4.4). */
+/** RPC Reaction object. */
 export interface ReactionPayload {
   id: number;
   type: ReactionType;
@@ -157,7 +157,7 @@ export interface ReactionPayload {
   created_at: string;
 }
 
-/** RPC Message object (§4.2, §3.3); optional fields are omitted, never null. */
+/** RPC Message object; optional fields are omitted, never null. */
 export interface MessagePayload {
   id: number;
   chat_id: number;
@@ -187,7 +187,7 @@ export interface MessagePayload {
   is_group: boolean;
 }
 
-/** RPC Chat object of `chats.list` (§4.1). */
+/** RPC Chat object of `chats.list`. */
 export interface ChatPayload {
   id: number;
   identifier: string;
@@ -257,7 +257,7 @@ export function expandTilde(p: string): string {
   return p === "~" || p.startsWith("~/") ? homedir() + p.slice(1) : p;
 }
 
-/** Drops a `p:0/`-style prefix (everything up to the last `/`); `bp:` prefixes without `/` stay (§3.3). */
+/** Drops a `p:0/`-style prefix (everything up to the last `/`); `bp:` prefixes without `/` stay. */
 export function stripGuidPrefix(guid: string): string {
   const i = guid.lastIndexOf("/");
   return i >= 0 ? guid.slice(i + 1) : guid;
@@ -277,7 +277,7 @@ export const MIME_BY_EXT: Record<string, [mime: string, uti: string]> = {
   ".mov": ["video/quicktime", "com.apple.quicktime-movie"],
 };
 
-/** Decodes a tapback row's kind; type/emoji are absent when a custom emoji can't be recovered (§3.3). */
+/** Decodes a tapback row's kind; type/emoji are absent when a custom emoji can't be recovered. */
 export function decodeReaction(amt: number, text: string): { add: boolean; type?: ReactionType; emoji?: string } {
   const add = amt < 3000;
   const spec = REACTIONS[amt % 1000];

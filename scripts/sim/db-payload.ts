@@ -50,7 +50,7 @@ function attachments(sql: Database, messageId: number): AttachmentPayload[] {
   });
 }
 
-// Net current tapbacks on a message: removals cancel earlier adds of the same type by the same sender (§4.4).
+// Net current tapbacks on a message: removals cancel earlier adds of the same type by the same sender.
 function reactions(sql: Database, guid: string): ReactionPayload[] {
   if (!guid) return [];
   const rows = sql

@@ -19,7 +19,7 @@ export async function exit(code: number): Promise<never> {
 export function chatter(msg: string): void {
   if (process.env.IMSG_SIM_STDERR === "1") process.stderr.write(`imsg-sim: ${msg}\n`);
 }
-/** RPC output: Foundation escapes forward slashes (§1.1); inside JSON text "/" only occurs in strings. */
+/** RPC output: Foundation escapes forward slashes; inside JSON text "/" only occurs in strings. */
 export function emit(obj: unknown): void {
   writeLine(JSON.stringify(obj).replaceAll("/", "\\/"));
 }

@@ -25,7 +25,7 @@ export interface Request {
   params: Params;
 }
 
-/** Parser rules of §1.2, in order. */
+/** Parser rules of docs/IMSG-PROTOCOL.md "Framing", in order. */
 export function parseRequest(line: string): Request | { id: Json; error: RpcError } {
   let value: Json;
   try {
@@ -52,7 +52,7 @@ export function parseRequest(line: string): Request | { id: Json; error: RpcErro
   return { hasId, id, method: value.method, params };
 }
 
-// Param coercions of §2 (RPCPayloads): lenient, "absent" rather than an error.
+// 0.9 param coercions (docs/IMSG-PROTOCOL.md "Parameters"): lenient, "absent" rather than an error.
 export /** 0.15 is type-strict: a present value of the wrong type is -32602 naming the key (`name` given by callers). */
 function wrongType(name: string | undefined, v: Json | undefined, kind: string): void {
   if (MODERN && name !== undefined && v !== undefined) throw invalidParams(`${name} must be ${kind}`);
@@ -91,7 +91,7 @@ export function strArrayParam(v: Json | undefined, name?: string): string[] {
       .filter(Boolean);
   return [];
 }
-/** ISO-8601 with optional fractional seconds and a required zone; bad values are -32603 (§2.2). */
+/** ISO-8601 with optional fractional seconds and a required zone; bad values are -32603. */
 export function isoParam(v: Json | undefined, name?: string): number | undefined {
   const s = strParam(v, name);
   if (s === undefined) return undefined;

@@ -30,7 +30,7 @@ interface Subscription {
   dead: boolean;
 }
 
-/** All subscriptions of the process: change events (debounced) and a fallback poll drive their polls (§5). */
+/** All subscriptions of the process: change events (debounced) and a fallback poll drive their polls. */
 export class WatchHub {
   #subs = new Map<number, Subscription>();
   #nextId = 1;
@@ -122,7 +122,7 @@ export class WatchHub {
       s.cursor = lastRowid;
       for (const m of messages) this.#deliver(s, m);
     } catch (err) {
-      // The subscription dies but stays in the table, so unsubscribe still answers ok (§3.2).
+      // The subscription dies but stays in the table, so unsubscribe still answers ok.
       s.dead = true;
       clearTimeout(s.timer);
       emit({ jsonrpc: "2.0", method: "error", params: { subscription: s.id, error: { message: err instanceof Error ? err.message : String(err) } } });
