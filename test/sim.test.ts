@@ -1,4 +1,4 @@
-// Conformance of the imsg simulator with ../shared/reference/imsg-rpc.md, driven as a child process over real pipes.
+// Conformance of the imsg simulator (0.9 mode) with docs/IMSG-PROTOCOL.md, driven as a child process over real pipes.
 import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { homedir } from "node:os";
@@ -18,7 +18,7 @@ afterEach(async () => {
 
 // Most watch tests set a long fallback poll so that only the change event can deliver rows.
 function sim(env: Record<string, string> = {}): Sim {
-  const s = createSim({ env: { IMSG_SIM_POLL_MS: "60000", ...env } });
+  const s = createSim({ version: "0.9.0", env: { IMSG_SIM_POLL_MS: "60000", ...env } });
   cleanups.push(() => s.cleanup());
   return s;
 }

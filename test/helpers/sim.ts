@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SimDb, writeSimWrapper } from "../../scripts/sim-db.ts";
+import { DEFAULT_SIM_VERSION } from "../../scripts/sim/version.ts";
 
 
 /** A simulator instance on disk. */
@@ -17,16 +18,26 @@ export interface Sim {
   db: SimDb;
   /** Variables baked into the wrapper as defaults (IMSG_SIM_DB plus opts.env); the caller's env overrides them. */
   env: Record<string, string>;
+  /** The imsg behaviour the simulator speaks (IMSG_SIM_VERSION baked into the wrapper, or the simulator default). */
+  version: string;
   cleanup(): void;
 }
 
-/** Creates a temp dir with an empty chat.db and an `imsg` wrapper; `env` (e.g. IMSG_SIM_FDA) is baked in. */
-export function createSim(opts: { env?: Record<string, string>; selfHandle?: string } = {}): Sim {
+/**
+ * Creates a temp dir with an empty chat.db and an `imsg` wrapper; `env` (e.g. IMSG_SIM_FDA) is baked in.
+ * `version` picks the imsg behaviour (default: $IMSG_SIM_VERSION, so CI can run a suite in both modes, else the
+ * simulator's default); `noDatabase` leaves chat.db uncreated (a missing database).
+ */
+export function createSim(opts: { env?: Record<string, string>; selfHandle?: string; version?: string; noDatabase?: boolean } = {}): Sim {
   const dir = mkdtempSync(join(tmpdir(), "imsg-sim-"));
   const dbPath = join(dir, "chat.db");
-  const db = new SimDb(dbPath, opts.selfHandle ? { selfHandle: opts.selfHandle } : {});
+  const version = opts.version ?? opts.env?.IMSG_SIM_VERSION ?? process.env.IMSG_SIM_VERSION ?? DEFAULT_SIM_VERSION;
+  const modern = version !== "0.9.0";
+  // A lazily opened test-side connection keeps `noDatabase` sims without a file until the test creates one.
+  let db: SimDb | undefined = opts.noDatabase ? undefined : new SimDb(dbPath, { selfHandle: opts.selfHandle, modern });
   const env: Record<string, string> = {
     IMSG_SIM_DB: dbPath,
+    IMSG_SIM_VERSION: version,
     ...(opts.selfHandle ? { IMSG_SIM_SELF: opts.selfHandle } : {}),
     ...opts.env,
   };
@@ -36,10 +47,14 @@ export function createSim(opts: { env?: Record<string, string>; selfHandle?: str
     dir,
     dbPath,
     cliPath,
-    db,
+    get db() {
+      db ??= new SimDb(dbPath, { selfHandle: opts.selfHandle, modern });
+      return db;
+    },
     env,
+    version,
     cleanup() {
-      db.close();
+      db?.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -96,7 +111,8 @@ export class Log<T> {
 export interface RpcErrorObject {
   code: number;
   message: string;
-  data?: string;
+  /** A string, or (imsg 0.15 typed errors) an object such as {retry_safe, disposition, …}. */
+  data?: any;
 }
 /** A response envelope (has an `id` key, possibly null). */
 export interface RpcResponse {
@@ -115,7 +131,7 @@ export interface RpcNotification {
 /** Error thrown by `RpcPipe.call` for an error response. */
 export class RpcCallError extends Error {
   constructor(readonly error: RpcErrorObject) {
-    super(`${error.code} ${error.message}: ${error.data ?? ""}`);
+    super(`${error.code} ${error.message}: ${typeof error.data === "object" ? JSON.stringify(error.data) : (error.data ?? "")}`);
   }
 }
 

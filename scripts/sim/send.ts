@@ -1,0 +1,207 @@
+// `send` (AppleScript path, plus a simulated bridge when the `bridge` control is on) and the other mutations
+// (docs/IMSG-PROTOCOL.md "send" and "Typed delivery outcomes"). Faults queued in the sim db's sim_fault table
+// decide the next outcome; the `receipt_delay_ms` control makes a row land late.
+import { existsSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import { expandTilde, isGroupChat, type ChatRow, type InjectOptions, type SimDb } from "../sim-db.ts";
+import { MODERN, RECEIPT_WAIT_MS, SELF, VERSION, envInt, versionAtLeast } from "./env.ts";
+import { RpcError, boolParam, checkKeys, deliveryError, intParam, internalError, invalidParams, strParam, type Handled, type Json, type Params } from "./rpc.ts";
+
+const SEND_KEYS = ["to", "text", "file", "service", "transport", "region", "chat_id", "chat_identifier", "chat_guid", "reply_to", "replyTo", "reply_to_guid", "message_guid", "allow_sms_fallback", "allowSMSFallback", "text_formatting", "textFormatting", "formatting"];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const OSASCRIPT_NOISE =
+  'osascript[4242:1337] OpenScripting.framework - scripting addition "/Library/ScriptingAdditions/Adobe Unit Types.osax" cannot be used with the current OS because it has no OSAXHandlers entry in its Info.plist.';
+
+/** Handle normalisation of AppleScript direct sends: service prefixes dropped, phones to E.164 for `region`. */
+export function normalizeHandle(raw: string, region: string): string {
+  const h = raw.trim().replace(/^(imessage|sms|auto):/i, "");
+  if (h.includes("@") || !/^\+?[\d\s().-]+$/.test(h)) return h;
+  const digits = h.replace(/\D/g, "");
+  if (h.startsWith("+")) return `+${digits}`;
+  if (region.toUpperCase() === "US" && digits.length === 10) return `+1${digits}`;
+  if (region.toUpperCase() === "US" && digits.length === 11 && digits.startsWith("1")) return `+${digits}`;
+  return digits;
+}
+const looksLikeHandle = (s: string) => /^(imessage|sms|auto):/i.test(s) || s.includes("@") || /^\+?[\d\s().-]{3,}$/.test(s);
+
+export class Sender {
+  /** Set by a still_in_flight outcome: the server then blocks every later mutation on this child. */
+  poisoned = false;
+
+  constructor(private readonly db: SimDb) {}
+
+  async send(p: Params): Promise<Handled> {
+    checkKeys("send", p, SEND_KEYS);
+    const text = strParam(p.text, "text") ?? "";
+    const file = strParam(p.file, "file") ?? "";
+    const service = strParam(p.service, "service") ?? "auto";
+    if (!["auto", "imessage", "sms"].includes(service)) throw invalidParams("invalid service");
+    const transport = (strParam(p.transport, "transport") ?? "auto").toLowerCase();
+    const replyTo = MODERN ? strParam(p.reply_to ?? p.replyTo ?? p.reply_to_guid ?? p.message_guid, "reply_to") || "" : "";
+    if (MODERN) boolParam(p.allow_sms_fallback ?? p.allowSMSFallback, "allow_sms_fallback");
+    if (versionAtLeast(VERSION, "0.8.1") && !["auto", "bridge", "applescript"].includes(transport)) throw invalidParams("invalid transport");
+    const region = strParam(p.region, "region") ?? "US";
+    const to = strParam(p.to, "to") ?? "";
+    const chatIdParam = intParam(p.chat_id, "chat_id");
+    const chatIdentifier = strParam(p.chat_identifier, "chat_identifier") ?? "";
+    const chatGuid = strParam(p.chat_guid, "chat_guid") ?? "";
+    const hasChatTarget = chatIdParam !== undefined || chatIdentifier !== "" || chatGuid !== "";
+    if (to !== "" && hasChatTarget) throw invalidParams("use to or chat_*; not both");
+    if (to === "" && !hasChatTarget) throw invalidParams("to is required for direct sends");
+    if (text === "" && file === "") throw invalidParams("text or file is required");
+    let target = { identifier: chatIdentifier, guid: chatGuid };
+    if (chatIdParam !== undefined) {
+      const info = this.db.chatInfo(chatIdParam);
+      if (!info) throw invalidParams(`unknown chat_id ${chatIdParam}`);
+      target = { identifier: info.identifier, guid: info.guid };
+    }
+    if (hasChatTarget && !target.identifier && !target.guid) throw invalidParams("missing chat identifier or guid");
+
+    const bridge = this.db.control("bridge") === "1";
+    if (transport === "bridge" || (bridge && transport === "auto" && hasChatTarget)) {
+      const known = hasChatTarget ? target.guid : this.#existingDirect(normalizeHandle(to, region), service)?.guid;
+      if (!known) throw invalidParams("bridge transport requires an existing chat target");
+      if (text && file) throw invalidParams("bridge transport does not support text and file together");
+      // Without the `bridge` control there is no IMCore helper: fail the way an unready bridge does.
+      if (!bridge) throw internalError("imsg bridge not ready: helper not injected into Messages.app (run `imsg launch`)");
+      return this.#bridgeSend(known, text, abs(file));
+    }
+    if (replyTo) throw invalidParams("reply_to requires bridge transport; AppleScript fallback cannot send threaded replies");
+
+    const absFile = abs(file);
+    if (absFile && (!existsSync(absFile) || statSync(absFile).isDirectory())) throw internalError(`AppleScript failed: Attachment not found at ${absFile}`);
+    const chat = this.#resolveChat(to, target, service, region);
+    const delay = envInt("IMSG_SIM_SEND_DELAY_MS");
+    if (delay) await sleep(delay);
+    const fault = this.db.takeFault("send");
+    if (fault?.kind === "not_started") throw this.#fault(fault.kind);
+
+    const direct = !isGroupChat(chat.identifier, chat.guid);
+    const from = direct ? chat.identifier : "";
+    const selfChat = direct && normalizeHandle(chat.identifier, region) === normalizeHandle(SELF, region);
+    const write = (o: Omit<InjectOptions, "from" | "chatId">) => {
+      const createdAt = new Date();
+      const row = this.db.inject({ ...o, from, chatId: chat.id, isFromMe: true, createdAt, service: chat.service === "SMS" ? "SMS" : "iMessage" });
+      // Self-chat: Messages writes the incoming twin with the identical date.
+      if (selfChat) this.db.inject({ ...o, from: SELF, chatId: chat.id, createdAt });
+      return row;
+    };
+    // Text first, then the file: two AppleScript sends, two rows.
+    const writeAll = () => {
+      const textRow = text ? write({ text }) : undefined;
+      if (absFile) write({ attachments: [{ path: absFile }] });
+      if (textRow && process.env.IMSG_SIM_ECHO_DUP === "1") this.db.inject({ from: SELF, chatId: chat.id, text });
+      return textRow;
+    };
+    if (fault) {
+      // The message may still land after the error (a slow Messages.app), which is what makes it "unknown".
+      if (fault.lands) setTimeout(writeAll, Number(this.db.control("receipt_delay_ms") ?? 0));
+      throw this.#fault(fault.kind);
+    }
+    const receiptDelay = Number(this.db.control("receipt_delay_ms") ?? 0);
+    let textRow: ReturnType<typeof writeAll>;
+    if (receiptDelay > 0) {
+      // A slow receipt: 0.9 answers at once without id/guid; 0.15 waits up to RECEIPT_WAIT_MS for the row.
+      if (!MODERN) {
+        setTimeout(writeAll, receiptDelay);
+        return { result: { ok: true, transport: "applescript" } };
+      }
+      if (receiptDelay > RECEIPT_WAIT_MS) {
+        setTimeout(writeAll, receiptDelay);
+        await sleep(RECEIPT_WAIT_MS);
+        throw deliveryError("may_have_completed", "send", "The message row did not appear in chat.db within the verification window.");
+      }
+      await sleep(receiptDelay);
+    }
+    textRow = writeAll();
+
+    // Result shape by version; file-only sends never carry id/guid before 0.15.
+    const result: Record<string, Json> = { ok: true };
+    if (versionAtLeast(VERSION, "0.8.1")) result.transport = "applescript";
+    if (textRow && versionAtLeast(VERSION, "0.6.0")) {
+      result.id = textRow.rowid;
+      result.guid = textRow.guid;
+    }
+    if (MODERN) {
+      if (textRow) result.message_id = textRow.guid;
+      result.service = chat.service === "SMS" ? "SMS" : "iMessage";
+      if (chat.guid) result.chat_guid = chat.guid;
+    }
+    return { result };
+  }
+
+  #fault(kind: "not_started" | "may_have_completed" | "still_in_flight") {
+    if (!MODERN) return internalError("AppleScript failed: Messages got an error: AppleEvent timed out. (-1712)");
+    if (kind === "still_in_flight") this.poisoned = true;
+    const detail = {
+      not_started: "Messages.app rejected the send before dispatch.",
+      may_have_completed: "The send was dispatched but its delivery could not be verified.",
+      still_in_flight: "The send is still running in Messages.app after the response deadline.",
+    }[kind];
+    return deliveryError(kind, "send", detail);
+  }
+
+  /** `tapback` through the simulated bridge: writes a reaction row that watch (include_reactions) and history see. */
+  tapback(p: Params): Handled {
+    checkKeys("tapback", p, ["chat_id", "chat_guid", "chat_identifier", "message_guid", "reaction", "kind", "emoji", "remove", "part_index"]);
+    if (this.db.control("bridge") !== "1") {
+      if (MODERN) throw new RpcError(-32003, "Bridge unavailable", { detail: "The bridge is not started. Run imsg launch explicitly before using bridge methods.", retryable: true });
+      throw internalError("imsg bridge not ready: helper not injected into Messages.app (run `imsg launch`)");
+    }
+    const guid = strParam(p.message_guid, "message_guid") ?? "";
+    if (!guid) throw invalidParams("message_guid is required");
+    const kind = (strParam(p.reaction ?? p.kind, "reaction") ?? "").replace(/^emphasize$/, "emphasis");
+    const type = (["love", "like", "dislike", "laugh", "emphasis", "question"] as const).find((t) => t === kind);
+    if (!type) throw invalidParams(`unknown reaction ${kind}`);
+    const chatId = intParam(p.chat_id, "chat_id");
+    const chat = chatId !== undefined ? this.db.chatById(chatId) : this.db.chatByGuid(strParam(p.chat_guid, "chat_guid") ?? "");
+    if (!chat) throw invalidParams("unknown chat");
+    const direct = !isGroupChat(chat.identifier, chat.guid);
+    const row = this.db.inject({ from: direct ? chat.identifier : "", chatId: chat.id, isFromMe: true, reaction: { to: guid, type, remove: boolParam(p.remove, "remove") ?? false } });
+    return { result: { ok: true, guid: row.guid } };
+  }
+
+  /** A send through the simulated IMCore bridge (control `bridge`): the row is written at once. */
+  #bridgeSend(chatGuid: string, text: string, file: string): Handled {
+    const chat = this.db.chatByGuid(chatGuid);
+    if (!chat) throw internalError(`bridge: unknown chat ${chatGuid}`);
+    const previous = this.db.messages().filter((m) => m.chatId === chat.id).at(-1);
+    const direct = !isGroupChat(chat.identifier, chat.guid);
+    const row = this.db.inject({ from: direct ? chat.identifier : "", chatId: chat.id, isFromMe: true, ...(file ? { attachments: [{ path: file }] } : { text }) });
+    // Before 0.15.1 the bridge could hand back the previous message's GUID (control `bridge_stale_guid`).
+    const guid = !MODERN && this.db.control("bridge_stale_guid") === "1" && previous ? previous.guid : row.guid;
+    const result: Record<string, Json> = { ok: true, transport: "bridge", guid };
+    if (MODERN) Object.assign(result, { message_id: guid, chat_guid: chat.guid, service: chat.service === "SMS" ? "SMS" : "iMessage" });
+    return { result };
+  }
+
+
+  #existingDirect(handle: string, service: string): ChatRow | undefined {
+    const prefixes = service === "sms" ? ["SMS", "any"] : ["iMessage", "any", "SMS"];
+    for (const pre of prefixes) {
+      const c = this.db.chatByGuid(`${pre};-;${handle}`);
+      if (c) return c;
+    }
+    return this.db.chatByGuid(handle) ?? this.db.chatByIdentifier(handle);
+  }
+
+  // Where AppleScript would deliver: a handle-like identifier is a buddy send, else the chat by guid/identifier.
+  #resolveChat(to: string, target: { identifier: string; guid: string }, service: string, region: string): ChatRow {
+    const svc = service === "sms" ? "SMS" : "iMessage";
+    if (to) {
+      const h = normalizeHandle(to, region);
+      // 0.15's service "auto" picks SMS when local history only knows an SMS chat for the handle.
+      const sms = MODERN && service === "auto" && !this.db.chatByGuid(`iMessage;-;${h}`) ? this.db.chatByGuid(`SMS;-;${h}`) : undefined;
+      return sms ?? this.db.chatByGuid(`${svc};-;${h}`) ?? this.db.chatByGuid(`any;-;${h}`) ?? this.db.ensureDirectChat(h, svc);
+    }
+    if (target.identifier && looksLikeHandle(target.identifier)) {
+      const h = normalizeHandle(target.identifier, region);
+      return this.db.chatByGuid(target.guid) ?? this.db.chatByGuid(`${svc};-;${h}`) ?? this.db.ensureDirectChat(h, svc);
+    }
+    const chat = (target.guid && this.db.chatByGuid(target.guid)) || (target.identifier && this.db.chatByIdentifier(target.identifier)) || undefined;
+    if (!chat) throw internalError(`AppleScript failed: Messages got an error: Can’t get chat id "${target.guid || target.identifier}". (-1728)`);
+    return chat;
+  }
+}
+const abs = (file: string) => (file ? resolve(expandTilde(file)) : "");
