@@ -2,6 +2,7 @@
 // would print (`--verbose --help` still goes through citty, so comparing the two catches any drift).
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { usage } from "../src/cli.ts";
 import { main, rootHelp, VERSION } from "../src/main.ts";
@@ -37,4 +38,10 @@ describe("root help: the static fast path prints what citty prints", () => {
 test("--version and -v print the version alone", () => {
   expect(cli(["--version"], {})).toBe(`${VERSION}\n`);
   expect(cli(["-v"], {})).toBe(`${VERSION}\n`);
+});
+
+test("src/main.ts imports nothing at load time but package.json (types aside): --version/--help stay cheap", () => {
+  const src = readFileSync(MAIN, "utf8");
+  const value = [...src.matchAll(/^import\s+(?!type\b)[^;]*?from\s+"([^"]+)"/gm)].map((m) => m[1]);
+  expect(value).toEqual(["../package.json"]);
 });
