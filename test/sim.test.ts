@@ -1,4 +1,4 @@
-// Conformance of the imsg simulator with ../shared/reference/imsg-rpc.md, driven as a child process over real pipes.
+// Conformance of the imsg simulator with docs/IMSG-PROTOCOL.md, driven as a child process over real pipes.
 import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { homedir } from "node:os";
