@@ -103,7 +103,7 @@ describe("remote Mac over SSH", () => {
   test("probe through the ssh wrapper is green, and fast", async () => {
     const s = sim();
     const w = setup(sshWrapper(s));
-    const r = await cli(w, "probe", "--json");
+    const r = await cli(w, "probe", "--json", "--timeout-ms", String(scaled(10_000)));
     const rep = report(r);
     expect(r.code).toBe(0);
     for (const c of rep.accounts[0]!.checks) expect(c.ok).toBe(true);
