@@ -1,9 +1,9 @@
 #!/usr/bin/env bun
-// Entry point: a citty root with lazily loaded subcommands. Kept free of heavy imports so
-// `--help` and `--version` answer fast from the compiled binary.
-import { defineCommand, renderUsage, runCommand, type ArgsDef, type CommandDef } from "citty";
+// Entry point. `--version` and the root `--help` answer from this file alone, with no static imports but
+// package.json: loading citty and consola costs more CPU than the whole start of an empty binary
+// (docs/BENCHMARKS.md). Everything else loads ./cli.ts, and a command's module only when it runs.
+import type { ArgsDef, CommandDef } from "citty";
 import pkg from "../package.json" with { type: "json" };
-import { closest } from "./suggest.ts";
 
 declare const __VERSION__: string | undefined;
 export const VERSION: string = typeof __VERSION__ === "string" ? __VERSION__ : pkg.version;
@@ -30,136 +30,52 @@ export const commands: Record<string, CommandDef<any>> = Object.assign(Object.cr
   chats: lazy("chats", "List chats (ids for groups, allowFrom and groupAllowFrom)", () => import("./commands/chats.ts")),
 });
 
-export const main = defineCommand({
-  meta: { name: "openclaw-imsg", version: VERSION, description: "iMessage channel for an AI agent, driving `imsg rpc`" },
-  subCommands: commands,
-});
+const NAME = "openclaw-imsg";
+const DESCRIPTION = "iMessage channel for an AI agent, driving `imsg rpc`";
 
-// Flags that take a value, recognised before the subcommand name too (`--config x gateway`).
-const GLOBAL_VALUE_FLAGS = new Set(["--config", "--state-dir", "--log-format"]);
-const GLOBAL_BOOL_FLAGS = new Set(["--verbose"]);
+/** The root command (citty's defineCommand is the identity, so a plain object needs no import). */
+export const main: CommandDef<any> = { meta: { name: NAME, version: VERSION, description: DESCRIPTION }, subCommands: commands };
 
-async function resolveSubCommands(cmd: CommandDef<any>): Promise<Record<string, CommandDef<any>> | undefined> {
-  const s = cmd.subCommands;
-  return (typeof s === "function" ? await s() : await s) as Record<string, CommandDef<any>> | undefined;
+/**
+ * The root help exactly as citty's renderUsage(main) prints it, built without loading citty; a test holds the
+ * two equal. `color` follows citty's rule: off for NO_COLOR=1, TERM=dumb, TEST or CI.
+ */
+export function rootHelp(env: Record<string, string | undefined> = process.env): string {
+  const plain = env.NO_COLOR === "1" || env.TERM === "dumb" || !!env.TEST || !!env.CI;
+  const c = (open: number, close = 39) => (t: string) => (plain ? t : `\u001B[${open}m${t}\u001B[${close}m`);
+  const [cyan, gray, heading] = [c(36), c(90), (t: string) => c(4, 24)(c(1, 22)(t))];
+  const names = Object.keys(commands);
+  const rows = names.map((n) => [cyan(n), String((commands[n]!.meta as { description?: string }).description)] as const);
+  const w0 = Math.max(...rows.map((r) => r[0].length));
+  const w1 = Math.max(...rows.map((r) => r[1].length));
+  return [
+    gray(`${DESCRIPTION} (${NAME} v${VERSION})`),
+    "",
+    `${heading("USAGE")} ${cyan(`${NAME} ${names.join("|")}`)}`,
+    "",
+    heading("COMMANDS"),
+    "",
+    rows.map(([n, d]) => `  ${n.padStart(w0)}    ${d.padEnd(w1)}`).join("\n"),
+    "",
+    `Use ${cyan(`${NAME} <command> --help`)} for more information about a command.`,
+  ].join("\n");
 }
 
-async function resolveArgs(cmd: CommandDef<any>): Promise<ArgsDef> {
-  const a = cmd.args;
-  return ((typeof a === "function" ? await a() : await a) ?? {}) as ArgsDef;
-}
-
-interface Resolved {
-  chain: CommandDef<any>[];
-  /** argv with the global flags seen before the subcommand name moved after it. */
-  argv: string[];
-  /** argv that belongs to the leaf command. */
-  leafArgs: string[];
-}
-
-async function resolveChain(argv: string[]): Promise<Resolved> {
-  const { UsageError } = await import("./errors.ts");
-  const chain: CommandDef<any>[] = [main];
-  const hoisted: string[] = [];
-  const path: string[] = [];
-  let i = 0;
-  for (;;) {
-    const subs = await resolveSubCommands(chain[chain.length - 1]!);
-    if (!subs) break;
-    // Global flags may precede the subcommand name.
-    while (i < argv.length) {
-      const a = argv[i]!;
-      if (GLOBAL_VALUE_FLAGS.has(a)) {
-        hoisted.push(a, argv[i + 1] ?? "");
-        i += 2;
-      } else if (GLOBAL_BOOL_FLAGS.has(a) || [...GLOBAL_VALUE_FLAGS].some((f) => a.startsWith(`${f}=`))) {
-        hoisted.push(a);
-        i += 1;
-      } else break;
-    }
-    const name = argv[i];
-    if (name === undefined || name.startsWith("-")) break;
-    const sub = subs[name];
-    if (!sub) {
-      const suggestion = closest(name, Object.keys(subs));
-      throw new UsageError(`Unknown command "${name}"`, suggestion ? `Did you mean "${suggestion}"?` : `Commands: ${Object.keys(subs).join(", ")}`);
-    }
-    path.push(name);
-    chain.push(sub);
-    i++;
-  }
-  const leafArgs = [...argv.slice(i), ...hoisted];
-  return { chain, argv: [...path, ...leafArgs], leafArgs };
-}
-
-/** Citty accepts unknown flags silently; we refuse them with a suggestion (CONTRACT §2). */
-async function checkFlags(cmd: CommandDef<any>, leafArgs: string[]): Promise<void> {
-  const { UsageError } = await import("./errors.ts");
-  const defs = await resolveArgs(cmd);
-  const known = new Set<string>();
-  const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  for (const [name, def] of Object.entries(defs)) {
-    if (def.type === "positional") continue;
-    const alias = (def as { alias?: string | string[] }).alias;
-    const names = [name, kebab(name), ...(alias ? ([] as string[]).concat(alias) : [])];
-    for (const n of names) {
-      known.add(n);
-      if (def.type === "boolean") known.add(`no-${n}`);
-    }
-  }
-  for (const a of leafArgs) {
-    if (a === "--") break;
-    if (!a.startsWith("-") || a === "-") continue;
-    if (/^-\d/.test(a)) continue; // a negative number is a value
-    const name = a.replace(/^--?/, "").split("=")[0]!;
-    if (!known.has(name)) {
-      const s = closest(name, [...known].filter((k) => !k.startsWith("no-")));
-      throw new UsageError(`Unknown option ${a.split("=")[0]}`, s ? `Did you mean --${s}?` : undefined);
-    }
-  }
-}
-
-
+/**
+ * Exit code of one CLI invocation. The two fast paths print with console.log: Bun builds the process.stdout
+ * stream lazily, and building it costs more CPU than starting the binary (docs/BENCHMARKS.md).
+ */
 export async function run(argv: string[]): Promise<number> {
   if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-v")) {
-    process.stdout.write(`${VERSION}\n`);
+    console.log(VERSION);
     return 0;
   }
-  try {
-    const { chain, argv: ordered, leafArgs } = await resolveChain(argv);
-    const leaf = chain[chain.length - 1]!;
-    if (leafArgs.includes("--help") || leafArgs.includes("-h") || (chain.length === 1 && argv.length === 0)) {
-      process.stdout.write((await renderUsage(leaf, chain[chain.length - 2])) + "\n");
-      return 0;
-    }
-    if (await resolveSubCommands(leaf)) {
-      const { UsageError } = await import("./errors.ts");
-      const names = Object.keys((await resolveSubCommands(leaf))!);
-      throw new UsageError(`Missing subcommand`, `Use one of: ${names.join(", ")} (see --help)`);
-    }
-    await checkFlags(leaf, leafArgs);
-    await runCommand(main, { rawArgs: ordered });
-    return typeof process.exitCode === "number" ? process.exitCode : 0;
-  } catch (err) {
-    return report(err);
+  if (argv.length === 0 || (argv.length === 1 && (argv[0] === "--help" || argv[0] === "-h"))) {
+    console.log(rootHelp());
+    return 0;
   }
-}
-
-async function report(err: unknown): Promise<number> {
-  const { CliError } = await import("./errors.ts");
-  const { getLog, isVerbose } = await import("./log.ts");
-  const log = getLog("openclaw-imsg");
-  if (err instanceof CliError) {
-    log.error(err.message + (err.hint ? `\n  hint: ${err.hint}` : ""));
-    return err.exitCode;
-  }
-  // citty's own argument errors (missing positional, bad enum) are usage errors.
-  if (err instanceof Error && err.name === "CLIError") {
-    log.error(err.message);
-    return 2;
-  }
-  log.error(isVerbose() && err instanceof Error ? (err.stack ?? err.message) : err instanceof Error ? err.message : String(err));
-  return 1;
+  const { runCli } = await import("./cli.ts");
+  return runCli(main, argv);
 }
 
 if (import.meta.main) {

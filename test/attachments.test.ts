@@ -24,7 +24,7 @@ import {
 } from "../src/attachments.ts";
 import type { ImsgAttachment } from "../src/imsg.ts";
 import { waitFor } from "./helpers/sim.ts";
-import { startSshd, sshdAvailable, type Sshd } from "./helpers/sshd.ts";
+import { sshdMissing, startSshd, type Sshd } from "./helpers/sshd.ts";
 
 const DEFAULT_ROOT = "/Users/*/Library/Messages/Attachments";
 
@@ -465,7 +465,12 @@ describe("scpFetch refuses bad input before spawning anything", () => {
 // ---------------------------------------------------------------------------------------------
 // Remote mode against a real sshd
 
-describe.skipIf(!sshdAvailable())("remote mode (real sshd)", () => {
+// Without sshd this fails with how to install it (the other tests here then fail in beforeAll, never skip).
+test("sshd is installed", () => {
+  expect(sshdMissing()).toBeUndefined();
+});
+
+describe("remote mode (real sshd)", () => {
   let sshd: Sshd;
   let base: string;
   let root: string;

@@ -1,4 +1,4 @@
-// `probe` end to end (CONTRACT §7): the CLI as a child process against the imsg simulator in each failure mode.
+// `probe` end to end (docs/CONTRACT.md §9): the CLI as a child process against the imsg simulator in each failure mode.
 // Every unhealthy setup must exit 1 and name the failing check with a hint; nothing is "ok" when it failed.
 import { describe, expect, test } from "bun:test";
 import { chmodSync, writeFileSync } from "node:fs";
@@ -96,7 +96,7 @@ function openaiAgent(baseUrl: string) {
 }
 
 describe("probe: healthy", () => {
-  test("exit 0, every check ok, JSON shape of CONTRACT §3", async () => {
+  test("exit 0, every check ok, JSON shape of docs/CONTRACT.md §4.1", async () => {
     const s = sim();
     s.db.inject({ from: "+15550001111", text: "hi" });
     const r = await probeJson(setup(s.cliPath));

@@ -3,18 +3,23 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
+import { createSim, scaled, waitFor, type Sim } from "../helpers/sim.ts";
 import { baseConfig, GatewayProc, runCli, workspace, type Workspace } from "../helpers/gateway.ts";
-import { startSshd, type Sshd } from "../helpers/sshd.ts";
+import { sshdMissing, startSshd, type Sshd } from "../helpers/sshd.ts";
 
 let sshd: Sshd;
 let sim: Sim;
 let ws: Workspace;
 let gw: GatewayProc | undefined;
 
+// Without sshd this fails with how to install it (the other tests here then fail in beforeAll, never skip).
+test("sshd is installed", () => {
+  expect(sshdMissing()).toBeUndefined();
+});
+
 beforeAll(async () => {
   sshd = await startSshd();
-});
+}, scaled(30_000));
 afterAll(async () => {
   await sshd?.stop();
 });
@@ -55,7 +60,7 @@ describe("remote attachments over SCP", () => {
     // probe reports the remote host as valid and known through the same ssh config.
     const probe = JSON.parse(runCli(["probe", "--json", "--config", ws.configPath, "--state-dir", ws.stateDir]).stdout);
     expect(probe.accounts[0].checks.find((c: any) => c.name === "remoteHost valid and known")?.ok).toBe(true);
-  }, 40_000);
+  }, scaled(40_000));
 
   test("an unknown host key refuses the fetch: the agent is told the attachment is unavailable", async () => {
     // Same config but an empty known_hosts: strict host-key checking must refuse the connection.
@@ -75,5 +80,5 @@ describe("remote attachments over SCP", () => {
     const probe = runCli(["probe", "--json", "--config", ws.configPath, "--state-dir", ws.stateDir]);
     expect(probe.code).toBe(1);
     expect(JSON.parse(probe.stdout).accounts[0].checks.find((c: any) => c.name === "remoteHost valid and known")?.ok).toBe(false);
-  }, 40_000);
+  }, scaled(40_000));
 });

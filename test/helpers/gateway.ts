@@ -4,7 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { createSim, Log, type Sim } from "./sim.ts";
+import { createSim, Log, scaled, type Sim } from "./sim.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const MAIN = join(ROOT, "src/main.ts");
@@ -72,7 +72,7 @@ export interface RunResult {
 /** Runs the CLI to completion. */
 export function runCli(args: string[], opts: { env?: Record<string, string | undefined>; input?: string; runtime?: Runtime; timeoutMs?: number } = {}): RunResult {
   const [cmd, pre] = cliCommand(opts.runtime);
-  const r = spawnSync(cmd, [...pre, ...args], { env: childEnv(opts.env), input: opts.input, encoding: "utf8", timeout: opts.timeoutMs ?? 30_000 });
+  const r = spawnSync(cmd, [...pre, ...args], { env: childEnv(opts.env), input: opts.input, encoding: "utf8", timeout: scaled(opts.timeoutMs ?? 30_000) });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -122,7 +122,7 @@ export class GatewayProc {
 
   async stop(timeoutMs = 15_000): Promise<number | null> {
     this.child.kill("SIGTERM");
-    const t = setTimeout(() => this.child.kill("SIGKILL"), timeoutMs);
+    const t = setTimeout(() => this.child.kill("SIGKILL"), scaled(timeoutMs));
     const code = await this.exited;
     clearTimeout(t);
     return code;

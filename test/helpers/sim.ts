@@ -60,8 +60,18 @@ export function createSim(opts: { env?: Record<string, string>; selfHandle?: str
   };
 }
 
-/** Polls `fn` until it returns a truthy value (returned) or the deadline passes (throws). */
+/**
+ * A deadline for a test on this machine: `ms` times TEST_TIMEOUT_SCALE (default 1; set 2–4 on a slow or busy
+ * box). Every helper deadline goes through it; deadlines are upper bounds, a passing wait returns at the event.
+ */
+export function scaled(ms: number): number {
+  const f = Number(process.env.TEST_TIMEOUT_SCALE ?? "1");
+  return Math.round(ms * (Number.isFinite(f) && f > 0 ? f : 1));
+}
+
+/** Polls `fn` until it returns a truthy value (returned) or the (scaled) deadline passes (throws). */
 export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 5000, what = "condition"): Promise<NonNullable<Awaited<T>>> {
+  timeoutMs = scaled(timeoutMs);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -89,6 +99,7 @@ export class Log<T> {
 
   /** Resolves once `n` items match `pred`, with those items in order. */
   waitForCount(n: number, pred: (item: T, index: number) => boolean = () => true, timeoutMs = 5000, what = `${n} items`): Promise<T[]> {
+    timeoutMs = scaled(timeoutMs);
     return new Promise((resolve, reject) => {
       const check = () => {
         const hits = this.items.filter(pred);
@@ -208,7 +219,7 @@ export class RpcPipe {
   /** Closes stdin and waits for exit; kills the child (and returns null) if it outlives the deadline. */
   async close(timeoutMs = 5000): Promise<number | null> {
     this.child.stdin.end();
-    const timer = setTimeout(() => this.child.kill("SIGKILL"), timeoutMs);
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), scaled(timeoutMs));
     const code = await this.exited;
     clearTimeout(timer);
     return code;

@@ -5,8 +5,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { scaled } from "./sim.ts";
 
-const SSHD = "/usr/sbin/sshd";
+// TEST_SSHD: where sshd lives when not in the Debian/macOS place.
+const SSHD = process.env.TEST_SSHD ?? "/usr/sbin/sshd";
+
+/** What to tell a developer whose machine lacks the OpenSSH server or client tools. */
+export const SSHD_INSTALL_HINT = "install openssh-server (apt-get install openssh-server; macOS ships it)";
 
 /** A running sshd and everything a client needs to reach it. */
 export interface Sshd {
@@ -25,10 +30,19 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
-/** True when sshd, ssh, scp and ssh-keygen are installed (otherwise skip the real-sshd tests). */
-export function sshdAvailable(): boolean {
+/**
+ * Undefined when sshd, ssh, scp and ssh-keygen are installed, else a message naming what is missing and how to
+ * get it. The real-sshd tests fail with this message rather than skip: a missing server must not look green.
+ */
+export function sshdMissing(): string | undefined {
   const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
-  return existsSync(SSHD) && has("ssh") && has("scp") && has("ssh-keygen");
+  const missing = [...(existsSync(SSHD) ? [] : [SSHD]), ...["ssh", "scp", "ssh-keygen"].filter((c) => !has(c))];
+  return missing.length ? `sshd not found (missing: ${missing.join(", ")}): ${SSHD_INSTALL_HINT}` : undefined;
+}
+
+/** True when the real-sshd tests can run (benchmarks skip without it; tests fail with sshdMissing()'s message). */
+export function sshdAvailable(): boolean {
+  return sshdMissing() === undefined;
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (for servers and "nothing listens here" cases). */
@@ -72,6 +86,8 @@ function waitListening(child: ChildProcess, timeoutMs: number): Promise<void> {
 
 /** Starts a real `sshd -D -e` on a free 127.0.0.1 port; ready (a login succeeded) when this resolves. */
 export async function startSshd(): Promise<Sshd> {
+  const missing = sshdMissing();
+  if (missing) throw new Error(missing);
   const dir = mkdtempSync(join(tmpdir(), "imsg-sshd-"));
   try {
     // sshd refuses to start without its privilege-separation directory (normally made by the service unit).
@@ -126,7 +142,7 @@ export async function startSshd(): Promise<Sshd> {
       );
       const child = spawn(SSHD, ["-D", "-e", "-f", sshdConfig], { stdio: ["ignore", "ignore", "pipe"] });
       try {
-        await waitListening(child, 10_000);
+        await waitListening(child, scaled(10_000));
       } catch (err) {
         child.kill("SIGKILL");
         // Another process may have taken the port between freePort() and bind: pick another.
@@ -136,7 +152,7 @@ export async function startSshd(): Promise<Sshd> {
       // Drain stderr so sshd never blocks on a full pipe.
       child.stderr!.resume();
       const sshArgs = ["-F", sshConfigPath];
-      const login = spawnSync("ssh", [...sshArgs, "testmac", "true"], { timeout: 10_000 });
+      const login = spawnSync("ssh", [...sshArgs, "testmac", "true"], { timeout: scaled(10_000) });
       if (login.status !== 0) {
         child.kill("SIGKILL");
         throw new Error(`ssh login to test sshd failed: ${login.stderr}`);
