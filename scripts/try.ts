@@ -282,6 +282,8 @@ async function main(): Promise<number> {
 
   let code = 0;
   rl = createInterface({ input: process.stdin, output: process.stdout, terminal: tty });
+  // In a terminal readline takes Ctrl-C itself (raw mode), so the process never sees SIGINT.
+  rl.on("SIGINT", () => void quit(130));
   try {
     if (tty) {
       rl.setPrompt("> ");
