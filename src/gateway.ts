@@ -502,7 +502,7 @@ class AccountRuntime {
   async #turn(key: string, msg: ImsgMessage, d: Extract<Decision, { kind: "dispatch" }>, agent: AgentConfig, isGroup: boolean, sk: string): Promise<void> {
     if (this.#stopping && this.#abort.signal.aborted) return; // left "dispatched": re-run after restart
     if (d.command && d.commandAuthorized) {
-      const text = this.#command(d.command, agent, sk, msg);
+      const text = this.#command(d.command, agent, sk, msg, isGroup);
       if (text !== undefined) {
         const reply = { text, media: [], system: true };
         this.store.setInbound(this.id, key, { state: "replied", reply });
@@ -585,7 +585,7 @@ class AccountRuntime {
   }
 
   /** Control commands answered by the gateway itself; undefined → pass to the agent. */
-  #command(cmd: { name: string; args: string }, agent: AgentConfig, sk: string, msg: ImsgMessage): string | undefined {
+  #command(cmd: { name: string; args: string }, agent: AgentConfig, sk: string, msg: ImsgMessage, isGroup: boolean): string | undefined {
     switch (cmd.name) {
       case "status": {
         const a = this.store.activity(this.id);
@@ -600,8 +600,9 @@ class AccountRuntime {
       }
       case "reset":
       case "new":
-        this.store.clearHistory(this.#historyKey(sk, msg.isGroup || msg.participants.length > 1));
-        if (msg.isGroup) this.store.takeGroupPending(this.id, msg.chatId);
+        // The same group test as the turn (policy's conversationOf), so the key cleared is the key read.
+        this.store.clearHistory(this.#historyKey(sk, isGroup));
+        if (isGroup) this.store.takeGroupPending(this.id, msg.chatId);
         return "Session cleared. The next message starts a new conversation.";
       case "help":
         return "Commands: /status, /reset (or /new) to start over, /config show|set|unset (when enabled), /help.";
