@@ -12,6 +12,7 @@ import { getLog, preview, redact, type Logger } from "./log.ts";
 import { approvedSenders, pairingReply, requestPairing } from "./pairing.ts";
 import { compileMentionPatterns, conversationOf, decide, isOwner, type Decision } from "./policy.ts";
 import { ImsgPermissionError, RpcClient, type Notification } from "./rpc.ts";
+import { Semaphore, WindowCounter } from "./queues.ts";
 import { looksReflected, normalizeForEcho } from "./sanitize.ts";
 import { inboundKey, Store, type InboundRow } from "./store.ts";
 import { formatTarget, normalizeHandle, replyTargetFor, type Target } from "./targets.ts";
@@ -54,48 +55,8 @@ export const DEFAULT_TUNING: GatewayTuning = {
 const ECHO_BREAKER = { windowMs: 60_000, threshold: 5 };
 const REPLY_BREAKER = { windowMs: 60_000, threshold: 20 };
 
-/** Event timestamps per key within a sliding window; at most 1,000 keys (oldest dropped). */
-class WindowCounter {
-  #hits = new Map<string, number[]>();
-  constructor(readonly windowMs: number) {}
-  /** Records an event and returns how many fall in the window. */
-  hit(key: string, now = Date.now()): number {
-    const hits = this.#recent(key, now);
-    hits.push(now);
-    this.#hits.delete(key);
-    this.#hits.set(key, hits);
-    if (this.#hits.size > 1000) this.#hits.delete(this.#hits.keys().next().value!);
-    return hits.length;
-  }
-  count(key: string, now = Date.now()): number {
-    return this.#recent(key, now).length;
-  }
-  #recent(key: string, now: number): number[] {
-    return (this.#hits.get(key) ?? []).filter((t) => now - t < this.windowMs);
-  }
-}
 /** The attachment cache is also capped in size; the oldest files go first. */
 const MEDIA_CACHE_MAX_BYTES = 1024 * 1024 * 1024;
-
-/** A tiny counting semaphore: bounds concurrent agent runs across sessions. */
-class Semaphore {
-  #free: number;
-  #queue: (() => void)[] = [];
-  constructor(n: number) {
-    this.#free = n;
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((r) => this.#queue.push(r));
-    try {
-      return await fn();
-    } finally {
-      const next = this.#queue.shift();
-      if (next) next();
-      else this.#free++;
-    }
-  }
-}
 
 type Reply = { text: string; media: string[] };
 
