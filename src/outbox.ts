@@ -6,6 +6,7 @@ import { deliver, planParts, type SendClient } from "./deliver.ts";
 import type { ImsgMessage } from "./imsg.ts";
 import { redact, type Logger } from "./log.ts";
 import { KeyedQueue } from "./queues.ts";
+import type { InboundReason } from "./reasons.ts";
 import { convKey, REPLY_BREAKER, type LoopBreaker } from "./screen.ts";
 import type { Store } from "./store.ts";
 import { formatTarget, replyTargetFor } from "./targets.ts";
@@ -73,7 +74,7 @@ export class Outbox {
     });
     for (const r of rejected) log.warn(`not attaching ${r.path}: ${r.reason}`);
     if (!parts.length) {
-      store.setInbound(id, key, { state: "done", reason: "empty reply" });
+      store.setInbound(id, key, { state: "done", reason: "empty reply" satisfies InboundReason });
       return;
     }
     const job = { account, target, chatId: msg.chatId || undefined, inboundKey: key, parts };
