@@ -6,14 +6,16 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildConfig } from "../src/config.ts";
 import { Gateway } from "../src/gateway.ts";
+import { Store } from "../src/store.ts";
 import { AGENT, e2eResources } from "./helpers/gateway.ts";
+import { inbound, journal } from "./helpers/journal.ts";
 import { waitFor } from "./helpers/sim.ts";
 
 const res = e2eResources();
 
 const TUNING = { debounceMs: 10, backoffInitialMs: 50, watchdogMs: 2000, shutdownGraceMs: 3000 };
 
-async function start(imessage: (chatId: number) => Record<string, unknown>) {
+async function start(imessage: (chatId: number) => Record<string, unknown>, seed?: (stateDir: string, chatId: number) => void) {
   const sim = res.sim({ env: { IMSG_SIM_POLL_MS: "50" } });
   const ws = res.workspace();
   const agentLog = join(ws.dir, "agent.jsonl");
@@ -26,6 +28,7 @@ async function start(imessage: (chatId: number) => Record<string, unknown>) {
     },
     "test-config",
   );
+  seed?.(ws.stateDir, first.chatId);
   const gw = Gateway.start({ config, stateDir: ws.stateDir, tuning: TUNING });
   res.track(() => gw.stop());
   await gw.ready;
@@ -46,5 +49,25 @@ describe("control commands", () => {
     sim.db.inject({ from: "+15550001111", text: "fresh", chatId });
     await replyTo("echo: fresh");
     expect(turns().at(-1).history).toEqual([]);
+  });
+});
+
+describe("recovery", () => {
+  test("at start, a journaled reply not yet sent is delivered and an interrupted turn runs again", async () => {
+    const { sim, turns, replyTo } = await start(
+      () => ({}),
+      (stateDir, chatId) => {
+        const store = Store.open(stateDir);
+        const replied = inbound({ id: 900, guid: "R-900", chatId, text: "question" });
+        store.setInbound("default", journal(store, replied), { state: "replied", reply: { text: "the answer we owed", media: [] } });
+        const dispatched = inbound({ id: 901, guid: "R-901", chatId, text: "interrupted" });
+        store.setInbound("default", journal(store, dispatched), { state: "dispatched", agentId: "main", sessionKey: "agent:main:main" });
+        store.close();
+      },
+    );
+    await replyTo("the answer we owed");
+    await replyTo("echo: interrupted");
+    expect(turns().map((t) => t.text)).toEqual(["interrupted"]);
+    expect(sim.db.sent().filter((s) => s.text === "the answer we owed")).toHaveLength(1);
   });
 });
