@@ -2,11 +2,7 @@
 // turn (CONTRACT §4 "Command backend protocol") and an OpenAI-compatible /v1/chat/completions endpoint.
 import { spawn } from "node:child_process";
 import type { AgentConfig, Binding, Config } from "./config.ts";
-
-export interface Peer {
-  kind: "direct" | "group";
-  id: string;
-}
+import type { Peer } from "./policy.ts";
 
 /** The agent a binding selects (most specific match wins), else the default agent. Pure. */
 export function routeAgent(cfg: Pick<Config, "agents" | "bindings">, accountId: string, peer: Peer): AgentConfig | undefined {
@@ -255,32 +251,4 @@ export function runAgent(agent: AgentConfig, turn: AgentTurn, signal?: AbortSign
   if (agent.command) return runCommandAgent(agent, turn, signal);
   if (agent.openai) return runOpenAiAgent(agent, turn, signal);
   return Promise.reject(new AgentError(`agent "${agent.id}" has no backend`, "protocol"));
-}
-
-export interface BodyInput {
-  isGroup: boolean;
-  sender: string;
-  text: string;
-  chatName: string;
-  chatId: number;
-  /** Group messages since the agent last answered, not addressed to it (oldest first). */
-  pending: { sender: string; text: string }[];
-  replyToText?: string;
-  replyToSender?: string;
-  /** Extra lines such as "[attachment unavailable]". */
-  notes: string[];
-}
-
-/** The message as a model should see it: group context, sender prefix in groups, reply context. Pure. */
-export function buildBody(b: BodyInput): string {
-  const lines: string[] = [];
-  if (b.isGroup && b.pending.length) {
-    lines.push("[Chat messages since your last reply - for context]");
-    for (const p of b.pending) lines.push(`${p.sender}: ${p.text}`);
-    lines.push("", "[Current message - respond to this]");
-  }
-  lines.push(b.isGroup ? `${b.sender}: ${b.text}` : b.text);
-  for (const n of b.notes) lines.push(n);
-  if (b.replyToText) lines.push("", `[Replying to ${b.replyToSender || "unknown sender"}]`, b.replyToText, "[/Replying]");
-  return lines.join("\n").trim();
 }

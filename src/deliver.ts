@@ -8,6 +8,7 @@ import type { ImessageAccount, Service } from "./config.ts";
 import { chatsList, messagesHistory, parseChat, sendMessage, type ImsgChat, type ImsgMessage, type SendResult } from "./imsg.ts";
 import { getLog, redact } from "./log.ts";
 import { isAlive } from "./lock.ts";
+import { until } from "./queues.ts";
 import { ImsgPermissionError, ImsgSpawnError, RpcClient, RpcClosedError, RpcError } from "./rpc.ts";
 import { normalizeForEcho, sanitizeOutbound } from "./sanitize.ts";
 import type { OutboundRow, Store } from "./store.ts";
@@ -275,12 +276,7 @@ async function historySince(client: RpcClient, row: Pick<OutboundRow, "chatId" |
 
 /** Waits (bounded) for the imsg child a part was handed to before a crash: it finishes that send, then exits. */
 async function childGone(pid: number | undefined, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (pid !== undefined && isAlive(pid)) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return true;
+  return (await until(() => (pid === undefined || !isAlive(pid) ? true : undefined), timeoutMs, 100)) === true;
 }
 
 /**

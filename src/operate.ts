@@ -4,22 +4,12 @@ import { chmodSync, closeSync, openSync, readFileSync, statSync } from "node:fs"
 import { CliError, EXIT } from "./errors.ts";
 import { readLock, type LockInfo } from "./lock.ts";
 import { getLog } from "./log.ts";
+import { until } from "./queues.ts";
 import { selfCommand } from "./runtime.ts";
 
 /** The live gateway holding the lock on this state dir, if any. */
 export function runningGateway(stateDir: string): LockInfo | undefined {
   return readLock(stateDir);
-}
-
-/** Polls `cond` every `everyMs` until it returns a value or `timeoutMs` passes. */
-async function until<T>(cond: () => T | undefined, timeoutMs: number, everyMs = 50): Promise<T | undefined> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = cond();
-    if (v !== undefined) return v;
-    if (Date.now() >= end) return undefined;
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 /** SIGTERMs the lock holder and waits for the lock to be free (it finishes in-flight replies first). */

@@ -74,7 +74,7 @@ export type Decision =
  * groups arrive that way), and so is any chat with more than one other participant: treating a multi-person
  * thread as a DM would admit every member through a DM allowlist and into the owner's DM session.
  */
-export function conversationOf(msg: ImsgMessage, account: ImessageAccount): { isGroup: boolean; peer: Peer } {
+export function conversationOf(msg: ImsgMessage, account: Pick<ImessageAccount, "groups">): { isGroup: boolean; peer: Peer } {
   const listed = msg.chatId > 0 && Object.hasOwn(account.groups, String(msg.chatId));
   const isGroup = msg.isGroup || listed || (msg.chatId > 0 && msg.participants.length > 1);
   return {

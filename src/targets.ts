@@ -177,9 +177,9 @@ export function formatTarget(t: Target): string {
 
 /**
  * Where a reply to `msg` goes: groups by chat id, DMs to the sender's handle on the service the chat uses
- * (so an SMS conversation is answered by SMS). Pass `isGroup` from policy when config overrides imsg's flag.
+ * (so an SMS conversation is answered by SMS). `isGroup` is policy's answer (conversationOf), never imsg's flag alone.
  */
-export function replyTargetFor(msg: ImsgMessage, isGroup: boolean = msg.isGroup): Target {
+export function replyTargetFor(msg: ImsgMessage, isGroup: boolean): Target {
   if (isGroup && msg.chatId > 0) return { kind: "chat_id", chatId: msg.chatId };
   const guid = msg.chatGuid ?? "";
   const service: Service = guid.startsWith("iMessage;") ? "imessage" : guid.startsWith("SMS;") ? "sms" : "auto";

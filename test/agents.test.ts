@@ -1,6 +1,8 @@
 // Pure parts of agents.ts: routing, session keys, reply parsing, the body a model sees.
 import { describe, expect, test } from "bun:test";
-import { buildBody, parseReply, routeAgent, sessionKey, type Peer } from "../src/agents.ts";
+import { parseReply, routeAgent, sessionKey } from "../src/agents.ts";
+import type { Peer } from "../src/policy.ts";
+import { buildBody } from "../src/turn.ts";
 import type { AgentConfig, Binding } from "../src/config.ts";
 
 const agent = (id: string, def = false): AgentConfig => ({ id, default: def, timeoutSeconds: 120, command: ["/bin/true"] });

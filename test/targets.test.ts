@@ -122,7 +122,7 @@ describe("replyTargetFor", () => {
     ["unknown chat service defers to the account", { ...base, isGroup: false, chatGuid: "" }, undefined, "auto:+15550001111"],
     ["config-made group (imsg said DM) goes to the chat id", { ...base, isGroup: false }, true, "chat_id:42"],
   ];
-  for (const [name, msg, isGroup, expected] of rows) test(name, () => expect(formatTarget(replyTargetFor(msg, isGroup))).toBe(expected));
+  for (const [name, msg, isGroup, expected] of rows) test(name, () => expect(formatTarget(replyTargetFor(msg, isGroup ?? msg.isGroup))).toBe(expected));
 });
 
 describe("allow lists", () => {

@@ -1,0 +1,84 @@
+// Small concurrency and timing primitives shared by the pipeline: a per-key serial queue, a counting semaphore,
+// a sliding-window counter and a poll-until. No I/O, no knowledge of messages.
+
+/**
+ * Runs tasks one at a time per key, keys in parallel. A task that failed does not block or poison the tasks
+ * queued behind it; a key is forgotten once its last task settles.
+ */
+export class KeyedQueue {
+  #tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const next = (this.#tails.get(key) ?? Promise.resolve()).catch(() => {}).then(task);
+    this.#tails.set(key, next);
+    const forget = () => {
+      if (this.#tails.get(key) === next) this.#tails.delete(key);
+    };
+    next.then(forget, forget);
+    return next;
+  }
+
+  /** Keys with a task queued or running. */
+  get size(): number {
+    return this.#tails.size;
+  }
+}
+
+/** A counting semaphore: at most `n` tasks run at once, the rest wait in arrival order. */
+export class Semaphore {
+  #free: number;
+  #queue: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((r) => this.#queue.push(r));
+    try {
+      return await fn();
+    } finally {
+      const next = this.#queue.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
+}
+
+/** Event timestamps per key within a sliding window; at most `maxKeys` keys (the least recently hit dropped). */
+export class WindowCounter {
+  #hits = new Map<string, number[]>();
+  constructor(
+    readonly windowMs: number,
+    readonly maxKeys = 1000,
+  ) {}
+
+  /** Records an event and returns how many fall in the window. */
+  hit(key: string, now = Date.now()): number {
+    const hits = this.#recent(key, now);
+    hits.push(now);
+    this.#hits.delete(key);
+    this.#hits.set(key, hits);
+    if (this.#hits.size > this.maxKeys) this.#hits.delete(this.#hits.keys().next().value!);
+    return hits.length;
+  }
+
+  count(key: string, now = Date.now()): number {
+    return this.#recent(key, now).length;
+  }
+
+  #recent(key: string, now: number): number[] {
+    return (this.#hits.get(key) ?? []).filter((t) => now - t < this.windowMs);
+  }
+}
+
+/** Polls `cond` every `everyMs` until it returns a value (returned) or `timeoutMs` passes (undefined). */
+export async function until<T>(cond: () => T | undefined, timeoutMs: number, everyMs = 50): Promise<T | undefined> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = cond();
+    if (v !== undefined) return v;
+    if (Date.now() >= end) return undefined;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -1,0 +1,131 @@
+// Screening: everything decided about an inbound row before policy. Our own rows and their echoes, rows too old
+// to answer, iCloud twins, reflected assistant markup and the loop breakers. Pure apart from the journal lookups,
+// which come in through a narrow interface.
+import type { ImessageAccount } from "./config.ts";
+import type { ImsgMessage } from "./imsg.ts";
+import { conversationOf } from "./policy.ts";
+import { WindowCounter } from "./queues.ts";
+import type { ScreenReason } from "./reasons.ts";
+import { looksReflected, normalizeForEcho } from "./sanitize.ts";
+import { normalizeHandle } from "./targets.ts";
+
+/** The journal lookups screening needs (Store implements them, with the account bound). */
+export interface ScreenLookups {
+  /** A message guid we sent. */
+  hasOutboundGuid(guid: string): boolean;
+  /** Outbound parts with this echo key recorded since `sinceMs`. */
+  outboundByEcho(echoKey: string, sinceMs: number): { chatId?: number; target: string }[];
+  /** Inbound rows of the chat and sender dated within `windowMs` of `createdAt`, other than `exceptKey`. */
+  inboundNear(chatId: number, sender: string, createdAt: number, windowMs: number, exceptKey: string): { rowid: number; message: unknown }[];
+}
+
+export interface ScreenInput {
+  key: string;
+  msg: ImsgMessage;
+  /** The row was part of the backlog at subscription (older rows may be answered, up to recoveryMaxAgeMinutes). */
+  catchup: boolean;
+  account: Pick<ImessageAccount, "groups" | "maxAgeMinutes" | "recoveryMaxAgeMinutes">;
+  /** An inbound row equal to something we sent in this conversation this recently is an echo. */
+  echoWindowMs: number;
+  now: number;
+}
+
+export type ScreenResult =
+  | { pass: true; conv: string }
+  | {
+      drop: ScreenReason;
+      detail?: string;
+      /** "skipped": not judged (too old, undatable); "dropped": judged and refused. */
+      state: "dropped" | "skipped";
+      /** Feeds the echo loop breaker (echo-like content that was not an expected echo). */
+      echo?: boolean;
+    };
+
+/** The loop breakers' key for a message's conversation: the chat for groups (policy's test), else the sender. */
+export function convKey(msg: ImsgMessage, account: Pick<ImessageAccount, "groups">): string {
+  const { isGroup, peer } = conversationOf(msg, account);
+  return isGroup || !msg.sender ? `chat:${msg.chatId}` : `dm:${peer.id}`;
+}
+
+/**
+ * Loop breakers, per conversation and per minute: 5 echo-like rows (our own text or assistant markup coming back),
+ * or 20 replies sent (two bots answering each other), stop dispatching there until the window has passed.
+ */
+export const ECHO_BREAKER = { windowMs: 60_000, threshold: 5 };
+export const REPLY_BREAKER = { windowMs: 60_000, threshold: 20 };
+
+export class LoopBreaker {
+  #echoes = new WindowCounter(ECHO_BREAKER.windowMs);
+  #replies = new WindowCounter(REPLY_BREAKER.windowMs);
+
+  /** Records an echo-like row; true when this one trips the breaker. */
+  echo(conv: string, now = Date.now()): boolean {
+    return this.#echoes.hit(conv, now) === ECHO_BREAKER.threshold;
+  }
+
+  /** Records a reply sent; true when this one trips the breaker. */
+  reply(conv: string, now = Date.now()): boolean {
+    return this.#replies.hit(conv, now) === REPLY_BREAKER.threshold;
+  }
+
+  open(conv: string, now = Date.now()): boolean {
+    return this.#echoes.count(conv, now) >= ECHO_BREAKER.threshold || this.#replies.count(conv, now) >= REPLY_BREAKER.threshold;
+  }
+}
+
+/** Screens one row, in order; the first rule that applies decides. */
+export function screen(input: ScreenInput, lookups: ScreenLookups, breaker: Pick<LoopBreaker, "open">): ScreenResult {
+  const { msg, account, now } = input;
+  if (msg.isFromMe) return { drop: "from me", state: "dropped" };
+  if (msg.guid && lookups.hasOutboundGuid(msg.guid)) return { drop: "echo (our own message guid)", state: "dropped" };
+  const age = now - Date.parse(msg.createdAt);
+  // No usable date: the stale fence cannot be applied, so the row is not trusted to be fresh.
+  if (!Number.isFinite(age)) return { drop: "unreadable created_at", detail: JSON.stringify(msg.createdAt), state: "skipped" };
+  if (input.catchup) {
+    if (age > account.recoveryMaxAgeMinutes * 60_000) return { drop: "stale at catch-up", detail: `older than ${account.recoveryMaxAgeMinutes} min`, state: "skipped" };
+  } else if (age > account.maxAgeMinutes * 60_000) {
+    return { drop: "stale", detail: `older than ${account.maxAgeMinutes} min`, state: "skipped" };
+  }
+  const conv = convKey(msg, account);
+  // Expected echoes (imsg's duplicate rows, self-chat twins) are dropped but do not feed the breaker: a long
+  // chunked reply would otherwise silence the conversation.
+  if (isTextEcho(msg, account, lookups, now - input.echoWindowMs)) return { drop: "echo (text we just sent)", state: "dropped" };
+  const twin = twinOf(input.key, msg, lookups);
+  if (twin !== undefined) return { drop: "icloud twin", detail: `duplicate of row ${twin} (same sender, text and time; another guid)`, state: "dropped" };
+  if (looksReflected(msg.text)) return { drop: "reflected assistant content", state: "dropped", echo: true };
+  if (breaker.open(conv, now)) return { drop: "loop breaker open", state: "dropped" };
+  return { pass: true, conv };
+}
+
+/**
+ * An inbound row that repeats what we just sent into the same conversation (imsg's duplicate echo rows,
+ * self-chat twins). Same chat id, or for a DM the handle we sent to (a first-contact send had no chat yet).
+ */
+export function isTextEcho(msg: ImsgMessage, account: Pick<ImessageAccount, "groups">, lookups: Pick<ScreenLookups, "outboundByEcho">, sinceMs: number): boolean {
+  const text = normalizeForEcho(msg.text);
+  if (!text) return false;
+  const { isGroup } = conversationOf(msg, account);
+  // In a group, another member may well say "OK" after us: only a row under our own handle can be our echo.
+  if (isGroup && !(msg.destinationCallerId && normalizeHandle(msg.sender) === normalizeHandle(msg.destinationCallerId))) return false;
+  const handles = isGroup ? [] : [msg.sender, msg.chatIdentifier].filter(Boolean).map((h) => normalizeHandle(h));
+  for (const o of lookups.outboundByEcho(text, sinceMs)) {
+    if (o.chatId && o.chatId === msg.chatId) return true;
+    const to = o.target.replace(/^(imessage|sms|auto):/, "");
+    if (handles.includes(to)) return true;
+  }
+  return false;
+}
+
+/**
+ * iCloud sync can write one message twice with different guids: an earlier row of the same chat and sender,
+ * with the same text, dated within 2 s, makes this one a twin. Returns the earlier row's id.
+ */
+export function twinOf(key: string, msg: ImsgMessage, lookups: Pick<ScreenLookups, "inboundNear">): number | undefined {
+  const text = normalizeForEcho(msg.text);
+  const at = Date.parse(msg.createdAt);
+  if (!text || !msg.chatId || !Number.isFinite(at)) return undefined;
+  for (const r of lookups.inboundNear(msg.chatId, msg.sender, at, 2000, key)) {
+    if (r.rowid < msg.id && normalizeForEcho((r.message as ImsgMessage | null)?.text ?? "") === text) return r.rowid;
+  }
+  return undefined;
+}

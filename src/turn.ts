@@ -1,0 +1,154 @@
+// The agent turn, assembled from what the pipeline gathered (pure), and the control commands the gateway answers
+// itself (/status, /reset, /new, /help, /config).
+import type { AgentTurn } from "./agents.ts";
+import { mediaKind, mediaPlaceholder } from "./attachments.ts";
+import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
+import { configCommand } from "./config-edit.ts";
+import type { ImsgMessage } from "./imsg.ts";
+import { isOwner, type ControlCommand, type Decision } from "./policy.ts";
+import type { Activity, Store } from "./store.ts";
+
+/** A dispatch decision from policy. */
+export type Dispatch = Extract<Decision, { kind: "dispatch" }>;
+
+/**
+ * Where a session's history is kept. Group session keys carry no account, and two Macs both have a chat 1, 2,
+ * 3…: group history is kept per account so one account's groups never feed another's.
+ */
+export function historyKey(accountId: string, sessionKey: string, isGroup: boolean): string {
+  return isGroup ? `${accountId}/${sessionKey}` : sessionKey;
+}
+
+export interface BodyInput {
+  isGroup: boolean;
+  sender: string;
+  text: string;
+  chatName: string;
+  chatId: number;
+  /** Group messages since the agent last answered, not addressed to it (oldest first). */
+  pending: { sender: string; text: string }[];
+  replyToText?: string;
+  replyToSender?: string;
+  /** Extra lines such as "[attachment unavailable]". */
+  notes: string[];
+}
+
+/** The message as a model should see it: group context, sender prefix in groups, reply context. Pure. */
+export function buildBody(b: BodyInput): string {
+  const lines: string[] = [];
+  if (b.isGroup && b.pending.length) {
+    lines.push("[Chat messages since your last reply - for context]");
+    for (const p of b.pending) lines.push(`${p.sender}: ${p.text}`);
+    lines.push("", "[Current message - respond to this]");
+  }
+  lines.push(b.isGroup ? `${b.sender}: ${b.text}` : b.text);
+  for (const n of b.notes) lines.push(n);
+  if (b.replyToText) lines.push("", `[Replying to ${b.replyToSender || "unknown sender"}]`, b.replyToText, "[/Replying]");
+  return lines.join("\n").trim();
+}
+
+export interface TurnInput {
+  accountId: string;
+  agentId: string;
+  sessionKey: string;
+  isGroup: boolean;
+  msg: ImsgMessage;
+  decision: Dispatch;
+  /** Attachments fetched for the agent; `notes` says which could not be. */
+  attachments: AgentTurn["attachments"];
+  notes: string[];
+  /** Group context since the last reply (empty for DMs). */
+  pending: { sender: string; text: string }[];
+  history: { role: "user" | "assistant"; text: string }[];
+}
+
+/** The turn a backend receives for one message. Pure. */
+export function assembleTurn(t: TurnInput): AgentTurn {
+  const { msg, decision: d, isGroup } = t;
+  // A message with only attachments is shown to the model by what they are ("<media:image>").
+  const placeholder = t.attachments.length ? mediaPlaceholder(t.attachments.map((a) => mediaKind(a.mimeType))) : "";
+  const body = buildBody({
+    isGroup,
+    sender: msg.sender,
+    text: msg.text || placeholder,
+    chatName: msg.chatName,
+    chatId: msg.chatId,
+    pending: t.pending,
+    replyToText: msg.replyToText,
+    replyToSender: msg.replyToSender,
+    notes: t.notes,
+  });
+  return {
+    sessionKey: t.sessionKey,
+    agentId: t.agentId,
+    accountId: t.accountId,
+    chatType: isGroup ? "group" : "direct",
+    sender: d.senderId,
+    chatId: msg.chatId,
+    chatGuid: msg.chatGuid,
+    chatName: msg.chatName,
+    messageId: msg.id,
+    messageGuid: msg.guid,
+    text: msg.text,
+    body,
+    attachments: t.attachments,
+    wasMentioned: d.wasMentioned,
+    commandAuthorized: d.commandAuthorized,
+    history: t.history.map((h) => ({ role: h.role, text: h.text })),
+    systemPrompt: d.groupConfig?.systemPrompt || undefined,
+  };
+}
+
+/** What a control command may read and change. */
+export interface CommandContext {
+  account: ImessageAccount;
+  cfg: Config;
+  agent: Pick<AgentConfig, "id">;
+  sessionKey: string;
+  /** Policy's answer (conversationOf): the same test the turn uses, so /reset clears the history a turn reads. */
+  isGroup: boolean;
+  msg: Pick<ImsgMessage, "chatId" | "sender">;
+  store: Pick<Store, "activity" | "clearHistory" | "takeGroupPending">;
+  /** Spreads a config saved by `/config set`. */
+  onConfig: (cfg: Config) => void;
+}
+
+/** The /status reply. Pure. */
+export function statusText(accountId: string, agentId: string, sessionKey: string, a: Activity): string {
+  return [
+    `account: ${accountId}`,
+    `agent: ${agentId}`,
+    `session: ${sessionKey}`,
+    `backlog: ${a.backlog}`,
+    `last inbound: ${a.lastInboundAt ? new Date(a.lastInboundAt).toISOString() : "never"}`,
+    `last outbound: ${a.lastOutboundAt ? new Date(a.lastOutboundAt).toISOString() : "never"}`,
+  ].join("\n");
+}
+
+export const RESET_REPLY = "Session cleared. The next message starts a new conversation.";
+export const HELP_REPLY = "Commands: /status, /reset (or /new) to start over, /config show|set|unset (when enabled), /help.";
+export const NOT_OWNER_REPLY = "Only the owner (a handle listed in channels.imessage.allowFrom) may use /config.";
+
+/** Answers a control command; undefined → the message goes to the agent. */
+export function controlCommand(cmd: ControlCommand, ctx: CommandContext): string | undefined {
+  const id = ctx.account.accountId;
+  switch (cmd.name) {
+    case "status":
+      return statusText(id, ctx.agent.id, ctx.sessionKey, ctx.store.activity(id));
+    case "reset":
+    case "new":
+      ctx.store.clearHistory(historyKey(id, ctx.sessionKey, ctx.isGroup));
+      if (ctx.isGroup) ctx.store.takeGroupPending(id, ctx.msg.chatId);
+      return RESET_REPLY;
+    case "help":
+      return HELP_REPLY;
+    case "config": {
+      if (!isOwner(ctx.account, ctx.msg.sender)) return NOT_OWNER_REPLY;
+      const r = configCommand(ctx.cfg, ctx.account, cmd.args);
+      if (r.config) ctx.onConfig(r.config);
+      return r.reply;
+    }
+    default:
+      return undefined;
+  }
+}

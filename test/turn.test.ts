@@ -1,0 +1,101 @@
+// The agent turn's assembly and the control commands, against a real Store file.
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildConfig, resolveAccount } from "../src/config.ts";
+import type { ImsgMessage } from "../src/imsg.ts";
+import { Store } from "../src/store.ts";
+import { assembleTurn, controlCommand, HELP_REPLY, historyKey, NOT_OWNER_REPLY, RESET_REPLY, statusText, type CommandContext, type Dispatch, type TurnInput } from "../src/turn.ts";
+
+const msg = (over: Partial<ImsgMessage> = {}): ImsgMessage => ({
+  id: 10, chatId: 7, guid: "IN-10", sender: "+15550001111", isFromMe: false, text: "hi", createdAt: "2026-01-01T12:00:00.000Z",
+  attachments: [], chatIdentifier: "+15550001111", chatGuid: "iMessage;-;+15550001111", chatName: "", participants: [], isGroup: false, ...over,
+} as ImsgMessage);
+
+const dispatch = (over: Partial<Dispatch> = {}): Dispatch => ({ kind: "dispatch", isGroup: false, senderId: "+15550001111", peer: { kind: "direct", id: "+15550001111" }, wasMentioned: true, commandAuthorized: true, ...over });
+
+describe("historyKey: group history is per account, DM history per session", () => {
+  const rows: [string, boolean, string][] = [
+    ["agent:main:main", false, "agent:main:main"],
+    ["agent:main:imessage:group:7", true, "work/agent:main:imessage:group:7"],
+  ];
+  test.each(rows)("%s (group %p)", (sk, isGroup, want) => expect(historyKey("work", sk, isGroup)).toBe(want));
+});
+
+describe("assembleTurn", () => {
+  const base: TurnInput = { accountId: "default", agentId: "main", sessionKey: "agent:main:main", isGroup: false, msg: msg(), decision: dispatch(), attachments: [], notes: [], pending: [], history: [] };
+  test("a DM: the text as typed, direct chat type, decision flags carried", () => {
+    const t = assembleTurn({ ...base, decision: dispatch({ wasMentioned: false, commandAuthorized: false }), history: [{ role: "user", text: "a" }, { role: "assistant", text: "b" }] });
+    expect(t).toMatchObject({ chatType: "direct", body: "hi", text: "hi", sender: "+15550001111", messageId: 10, messageGuid: "IN-10", wasMentioned: false, commandAuthorized: false });
+    expect(t.history).toEqual([{ role: "user", text: "a" }, { role: "assistant", text: "b" }]);
+    expect(t.systemPrompt).toBeUndefined();
+  });
+  test("a group: pending context, sender prefix, the group's system prompt", () => {
+    const t = assembleTurn({ ...base, isGroup: true, decision: dispatch({ groupConfig: { systemPrompt: "be brief" } }), pending: [{ sender: "+15550002222", text: "lunch?" }] });
+    expect(t.chatType).toBe("group");
+    expect(t.body).toBe("[Chat messages since your last reply - for context]\n+15550002222: lunch?\n\n[Current message - respond to this]\n+15550001111: hi");
+    expect(t.systemPrompt).toBe("be brief");
+  });
+  test("an attachment-only message is shown by its kind; unavailable ones as notes", () => {
+    const t = assembleTurn({ ...base, msg: msg({ text: "" }), attachments: [{ path: "/tmp/a.jpg", mimeType: "image/jpeg", name: "a.jpg", size: 3 }], notes: ["[attachment unavailable]"] });
+    expect(t.body).toBe("<media:image>\n[attachment unavailable]");
+    expect(t.text).toBe("");
+  });
+});
+
+const dirs: string[] = [];
+const stores: Store[] = [];
+afterEach(() => {
+  for (const s of stores.splice(0)) s.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function context(over: Partial<CommandContext> = {}, imessage: Record<string, unknown> = {}): CommandContext & { store: Store; configs: unknown[] } {
+  const dir = mkdtempSync(join(tmpdir(), "turn-"));
+  dirs.push(dir);
+  const store = Store.open(dir);
+  stores.push(store);
+  const cfg = buildConfig({ channels: { imessage: { allowFrom: ["+15550001111"], ...imessage } }, agents: { list: [{ id: "main", command: ["/bin/true"] }] }, commands: { config: true } }, "test");
+  const configs: unknown[] = [];
+  return { account: resolveAccount(cfg), cfg, agent: { id: "main" }, sessionKey: "agent:main:main", isGroup: false, msg: msg(), store, onConfig: (c) => configs.push(c), configs, ...over } as CommandContext & { store: Store; configs: unknown[] };
+}
+
+describe("controlCommand", () => {
+  test("/help", () => {
+    const ctx = context();
+    expect(controlCommand({ name: "help", args: "" }, ctx)).toBe(HELP_REPLY);
+  });
+
+  test("/status reports account, agent, session and activity", () => {
+    const ctx = context();
+    expect(controlCommand({ name: "status", args: "" }, ctx)).toBe(statusText("default", "main", "agent:main:main", ctx.store.activity("default")));
+    expect(statusText("a", "b", "c", { backlog: 2, lastInboundAt: 0, lastOutboundAt: Date.parse("2026-01-01T00:00:00Z") } as never)).toBe(
+      "account: a\nagent: b\nsession: c\nbacklog: 2\nlast inbound: never\nlast outbound: 2026-01-01T00:00:00.000Z",
+    );
+  });
+
+  const resets: [string, boolean, string][] = [
+    ["a DM clears the session's history", false, "agent:main:main"],
+    ["a group (as policy says) clears the per-account group history and its pending context", true, "default/agent:main:main"],
+  ];
+  test.each(resets)("/reset: %s", (_n, isGroup, key) => {
+    const ctx = context({ isGroup });
+    ctx.store.appendHistory(key, "user", "old");
+    ctx.store.appendHistory(isGroup ? "agent:main:main" : "default/agent:main:main", "user", "other key untouched");
+    ctx.store.addGroupPending("default", 7, { sender: "+15550002222", text: "context" }, 10);
+    expect(controlCommand({ name: "reset", args: "" }, ctx)).toBe(RESET_REPLY);
+    expect(ctx.store.getHistory(key, 10)).toEqual([]);
+    expect(ctx.store.getHistory(isGroup ? "agent:main:main" : "default/agent:main:main", 10)).toHaveLength(1);
+    expect(ctx.store.peekGroupPending("default", 7).entries).toHaveLength(isGroup ? 0 : 1);
+    expect(controlCommand({ name: "new", args: "" }, ctx)).toBe(RESET_REPLY);
+  });
+
+  test("/config: owners only; a saved change is handed to onConfig", () => {
+    const stranger = context({ msg: msg({ sender: "+15550002222" }) });
+    expect(controlCommand({ name: "config", args: "show" }, stranger)).toBe(NOT_OWNER_REPLY);
+    const owner = context();
+    expect(controlCommand({ name: "config", args: "show" }, owner)).toContain('"allowFrom"');
+    expect(owner.configs).toHaveLength(0);
+  });
+});
