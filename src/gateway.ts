@@ -607,7 +607,7 @@ class AccountRuntime {
         return "Commands: /status, /reset (or /new) to start over, /config show|set|unset (when enabled), /help.";
       case "config": {
         if (!isOwner(this.account, msg.sender)) return "Only the owner (a handle listed in channels.imessage.allowFrom) may use /config.";
-        const r = configCommand(this.cfg, this.account, cmd.args);
+        const r = configCommand(this.cfg, this.account, cmd.args, { ownerOf: (a) => isOwner(a, msg.sender) });
         if (r.config) this.onConfig(r.config);
         return r.reply;
       }
