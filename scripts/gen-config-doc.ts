@@ -25,8 +25,9 @@ export function renderConfigDoc(): string {
     "",
     "Related top-level keys: `channels.defaults.groupPolicy`, `session.dmScope` (`main` | `per-peer` |",
     "`per-channel-peer` | `per-account-channel-peer`), `session.mainKey`, `messages.groupChat.mentionPatterns`,",
-    "`messages.groupChat.historyLimit`, `messages.responsePrefix`, `commands.config`, `commands.useAccessGroups`,",
-    "`bindings`, `agents.list[]` (`id`, `default`, `command` | `openai`, `timeoutSeconds`, `groupChat.mentionPatterns`).",
+    "`messages.groupChat.historyLimit` (integer 0–1000), `messages.responsePrefix`, `commands.config`, `commands.useAccessGroups`,",
+    "`bindings`, `agents.list[]` (`id`, `default`, `command` | `openai`,",
+    "`timeoutSeconds` (integer 1–86400, default 120), `groupChat.mentionPatterns`).",
     "",
   ].join("\n");
 }

@@ -191,13 +191,16 @@ function strict<E extends v.ObjectEntries>(entries: E, elsewhere: Record<string,
   });
 }
 
-const int = (min: 0 | 1) =>
+// Every number has an upper bound: a huge timeout overflows the timer (Node fires at once above 2^31−1 ms) and a
+// huge limit is never meant; the bounds are stated in the config reference.
+const int = (min: 0 | 1, max: number) =>
   v.pipe(
     v.number(),
     v.check(
       (n) => Number.isInteger(n) && n >= min,
       (i) => `must be ${min === 1 ? "a positive integer" : "an integer ≥ 0"}, got ${i.received}`,
     ),
+    v.maxValue(max, (i) => `must be at most ${max}, got ${i.received}`),
   );
 const nonEmpty = v.pipe(v.string(), v.check((s) => s.trim() !== "", "must not be empty"));
 const oneOf = <const T extends readonly string[]>(options: T) =>
@@ -270,20 +273,20 @@ const accountEntries = {
       GroupEntrySchema,
     ),
   ),
-  mediaMaxMb: v.optional(int(1)),
-  textChunkLimit: v.optional(int(1)),
+  mediaMaxMb: v.optional(int(1, 1024)),
+  textChunkLimit: v.optional(int(1, 100000)),
   chunkMode: v.optional(oneOf(["length", "newline"] as const)),
   configWrites: v.optional(v.boolean()),
   service: v.optional(oneOf(["imessage", "sms", "auto"] as const)),
   region: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z]{2}$/, (i) => `expected a two-letter region code such as "US", got ${i.received}`))),
-  historyLimit: v.optional(int(0)),
-  dmHistoryLimit: v.optional(int(0)),
-  probeTimeoutMs: v.optional(int(1)),
+  historyLimit: v.optional(int(0, 1000)),
+  dmHistoryLimit: v.optional(int(0, 1000)),
+  probeTimeoutMs: v.optional(int(1, 600000)),
   responsePrefix: v.optional(v.string()),
   defaultTo: v.optional(nonEmpty),
-  maxAgeMinutes: v.optional(int(1)),
-  recoveryMaxAgeMinutes: v.optional(int(1)),
-  recoveryMaxRows: v.optional(int(1)),
+  maxAgeMinutes: v.optional(int(1, 10080)),
+  recoveryMaxAgeMinutes: v.optional(int(1, 43200)),
+  recoveryMaxRows: v.optional(int(1, 100000)),
 };
 
 const TOP_ONLY = "only allowed at the top level of channels.imessage, not inside an account";
@@ -298,7 +301,7 @@ const imessageEntries = {
     ),
   ),
   defaultAccount: v.optional(nonEmpty),
-  retentionDays: v.optional(int(1)),
+  retentionDays: v.optional(int(1, 3650)),
 };
 
 const ImessageSchema = strict(imessageEntries);
@@ -315,7 +318,7 @@ const AgentSchema = strict({
   default: v.optional(v.boolean()),
   command: v.optional(v.pipe(v.array(nonEmpty), v.minLength(1, "must name the program to run"))),
   openai: v.optional(OpenAiSchema),
-  timeoutSeconds: v.optional(int(1)),
+  timeoutSeconds: v.optional(int(1, 86400)),
   groupChat: v.optional(strict({ mentionPatterns: v.optional(mentionPatterns) })),
 });
 
@@ -336,7 +339,7 @@ const RootSchema = v.object({
   ),
   messages: v.optional(
     v.object({
-      groupChat: v.optional(v.object({ mentionPatterns: v.optional(mentionPatterns), historyLimit: v.optional(int(0)) })),
+      groupChat: v.optional(v.object({ mentionPatterns: v.optional(mentionPatterns), historyLimit: v.optional(int(0, 1000)) })),
       responsePrefix: v.optional(v.string()),
     }),
   ),
@@ -385,23 +388,23 @@ const KEY_DOCS: { [K in keyof typeof imessageEntries]: KeyDoc } = {
   groupPolicy: { type: '"allowlist" | "open" | "disabled"', default: q(d.groupPolicy), description: "group handling (falls back to channels.defaults.groupPolicy)" },
   groupAllowFrom: { type: "(string | number)[]", description: "group sender allowlist; unset falls back to allowFrom, [] blocks all" },
   groups: { type: 'record<chat_id | "*", {requireMention?, systemPrompt?}>', description: "group registry and per-chat settings" },
-  mediaMaxMb: { type: "integer > 0", default: String(d.mediaMaxMb), description: "attachment size cap in MB" },
-  textChunkLimit: { type: "integer > 0", default: String(d.textChunkLimit), description: "longest text sent in one message" },
+  mediaMaxMb: { type: "integer 1–1024", default: String(d.mediaMaxMb), description: "attachment size cap in MB (at most 1 GB)" },
+  textChunkLimit: { type: "integer 1–100000", default: String(d.textChunkLimit), description: "longest text sent in one message" },
   chunkMode: { type: '"length" | "newline"', default: q(d.chunkMode), description: "how long replies are split" },
   configWrites: { type: "boolean", default: String(d.configWrites), description: "allow /config set|unset from chats (needs commands.config)" },
   service: { type: '"imessage" | "sms" | "auto"', default: q(d.service), description: "send service for handle targets" },
   region: { type: "string", default: q(d.region), description: "region for SMS phone number parsing" },
-  historyLimit: { type: "integer ≥ 0", default: String(d.historyLimit), description: "pending group messages kept as context (fallback messages.groupChat.historyLimit; 0 disables)" },
-  dmHistoryLimit: { type: "integer ≥ 0", default: String(d.dmHistoryLimit), description: "DM session turns passed to the agent" },
-  probeTimeoutMs: { type: "integer > 0", default: String(d.probeTimeoutMs), description: "timeout for probe and RPC requests" },
+  historyLimit: { type: "integer 0–1000", default: String(d.historyLimit), description: "pending group messages kept as context (fallback messages.groupChat.historyLimit; 0 disables)" },
+  dmHistoryLimit: { type: "integer 0–1000", default: String(d.dmHistoryLimit), description: "DM session turns passed to the agent" },
+  probeTimeoutMs: { type: "integer 1–600000", default: String(d.probeTimeoutMs), description: "timeout for probe and RPC requests, in ms (at most 10 minutes)" },
   responsePrefix: { type: "string", description: "prefix for every reply (fallback messages.responsePrefix)" },
   defaultTo: { type: "string", description: "`send` target when --to is omitted" },
-  maxAgeMinutes: { type: "integer > 0", default: String(d.maxAgeMinutes), description: "live rows older than this are skipped" },
-  recoveryMaxAgeMinutes: { type: "integer > 0", default: String(d.recoveryMaxAgeMinutes), description: "oldest row answered when catching up after a restart" },
-  recoveryMaxRows: { type: "integer > 0", default: String(d.recoveryMaxRows), description: "most rows replayed when catching up" },
+  maxAgeMinutes: { type: "integer 1–10080", default: String(d.maxAgeMinutes), description: "live rows older than this are skipped (at most 7 days)" },
+  recoveryMaxAgeMinutes: { type: "integer 1–43200", default: String(d.recoveryMaxAgeMinutes), description: "oldest row answered when catching up after a restart (at most 30 days)" },
+  recoveryMaxRows: { type: "integer 1–100000", default: String(d.recoveryMaxRows), description: "most rows replayed when catching up" },
   accounts: { type: "record<id, account>", description: "per-account overrides of any key above (shallow)" },
   defaultAccount: { type: "string", default: '"default" or the first account', description: "account used when --account is omitted" },
-  retentionDays: { type: "integer > 0", default: String(d.retentionDays), description: "days the journal and session history are kept" },
+  retentionDays: { type: "integer 1–3650", default: String(d.retentionDays), description: "days the journal and session history are kept (at most 10 years)" },
 };
 
 /** One documented `channels.imessage` key. */

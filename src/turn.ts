@@ -144,7 +144,7 @@ export function controlCommand(cmd: ControlCommand, ctx: CommandContext): string
       return HELP_REPLY;
     case "config": {
       if (!isOwner(ctx.account, ctx.msg.sender)) return NOT_OWNER_REPLY;
-      const r = configCommand(ctx.cfg, ctx.account, cmd.args);
+      const r = configCommand(ctx.cfg, ctx.account, cmd.args, { ownerOf: (a) => isOwner(a, ctx.msg.sender) });
       if (r.config) ctx.onConfig(r.config);
       return r.reply;
     }
