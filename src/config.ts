@@ -2,11 +2,12 @@
 // The schema keeps values as written (no defaults filled in), because account overlay needs to know
 // what an account set itself; defaults are applied only in resolveAccount and buildConfig.
 import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import JSON5 from "json5";
 import * as v from "valibot";
-import { isValidRootPattern, normalizeRemoteHost } from "./attachments.ts";
+import { DEFAULT_ATTACHMENT_ROOT, isValidRootPattern, mergeRoots } from "./files.ts";
+import { expandHome } from "./paths.ts";
+import { normalizeRemoteHost } from "./ssh.ts";
 import { isNationalNumber } from "./targets.ts";
 import { closest } from "./suggest.ts";
 import { ConfigError, errorMessage } from "./errors.ts";
@@ -17,7 +18,6 @@ export type ChunkMode = "length" | "newline";
 export type Service = "imessage" | "sms" | "auto";
 export type DmScope = "main" | "per-peer" | "per-channel-peer" | "per-account-channel-peer";
 
-export const DEFAULT_ATTACHMENT_ROOT = "/Users/*/Library/Messages/Attachments";
 
 export interface GroupEntry {
   requireMention?: boolean;
@@ -641,29 +641,6 @@ export function buildConfig(raw: unknown, path: string): Config {
 
 // ---------------------------------------------------------------------------------------------
 // Resolution
-
-/** `~` and `~/…` → the home directory (other paths unchanged). */
-export function expandHome(p: string): string {
-  if (p === "~") return homedir();
-  if (p.startsWith("~/")) return join(homedir(), p.slice(2));
-  return p;
-}
-
-// Trailing and doubled slashes would defeat dedupe without changing meaning.
-function normalizeRoot(r: string): string {
-  return `/${r.split("/").filter(Boolean).join("/")}`;
-}
-
-/** Order-keeping union of root patterns (normalized, invalid ones dropped), always ending with the default root. */
-export function mergeRoots(...lists: (readonly string[] | undefined)[]): string[] {
-  const out: string[] = [];
-  for (const r of [...lists.flatMap((l) => l ?? []), DEFAULT_ATTACHMENT_ROOT]) {
-    if (!isValidRootPattern(r)) continue;
-    const n = normalizeRoot(r);
-    if (!out.includes(n)) out.push(n);
-  }
-  return out;
-}
 
 const cleanList = (list: readonly (string | number)[] | undefined) =>
   list?.map((e) => String(e).trim()).filter((e) => e !== "");

@@ -6,18 +6,17 @@ import JSON5 from "json5";
 import {
   buildConfig,
   closestKey,
-  DEFAULT_ATTACHMENT_ROOT,
   DEFAULTS,
   describeSchemaKeys,
   isSafeCliPath,
   loadConfig,
   MINIMAL_CONFIG_EXAMPLE,
-  mergeRoots,
   parseConfig,
   resolveAccount,
   type Config,
   type ImessageAccount,
 } from "../src/config.ts";
+import { DEFAULT_ATTACHMENT_ROOT, mergeRoots } from "../src/files.ts";
 import { ConfigError, EXIT } from "../src/errors.ts";
 
 const FILE = "/etc/openclaw/test.json5";
