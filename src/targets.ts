@@ -1,7 +1,7 @@
 // Handle normalization, send targets and allow-list entries. Pure: no I/O, no logging.
 // One normalizer serves config entries and inbound senders alike, so `+1 (555) 222-3333` in a config
 // matches `+15552223333` on the wire (user-problems S6).
-import type { Service } from "./config.ts";
+import type { Service } from "./config-schema.ts";
 import { UsageError } from "./errors.ts";
 import type { ImsgMessage } from "./imsg.ts";
 import { stripInvisible } from "./text.ts";

@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { renderConfigDoc } from "../scripts/gen-config-doc.ts";
-import { describeSchemaKeys } from "../src/config.ts";
+import { describeSchemaKeys } from "../src/config-schema.ts";
 
 const ROOT = join(import.meta.dir, "..");
 
