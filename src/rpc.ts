@@ -4,6 +4,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { getLog } from "./log.ts";
 import { runProcess } from "./proc.ts";
+import { clip } from "./text.ts";
 
 /** Per-request timeout when neither the request nor the client sets one (OpenClaw's probe default). */
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -199,7 +200,7 @@ export class RpcClient {
       if (!line) return;
       this.#remember(line);
       if (isPermissionText(line)) this.#raisePermission(line);
-      log.warn(`imsg stderr: ${line.length > 300 ? `${line.slice(0, 300)}…` : line}`);
+      log.warn(`imsg stderr: ${clip(line)}`);
     };
     this.#child.stderr.on("data", (c: Uint8Array) => err.push(c).forEach(onErrLine));
     this.#child.stderr.on("end", () => err.end().forEach(onErrLine));
@@ -342,7 +343,7 @@ export class RpcClient {
   }
 
   #remember(line: string): void {
-    this.#diag.push(line.length > 300 ? `${line.slice(0, 300)}…` : line);
+    this.#diag.push(clip(line));
     if (this.#diag.length > 5) this.#diag.shift();
   }
 
@@ -409,7 +410,7 @@ export class RpcClient {
     this.#remember(line);
     if (isPermissionText(line)) this.#raisePermission(line);
     // Bounded: a runaway child must not grow our memory.
-    if (this.#noise.length < 64) this.#noise.push(line.length > 300 ? `${line.slice(0, 300)}…` : line);
+    if (this.#noise.length < 64) this.#noise.push(clip(line));
   }
 
   #flushNoise(): void {
