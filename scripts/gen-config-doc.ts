@@ -1,9 +1,9 @@
 #!/usr/bin/env bun
-// Writes docs/CONFIG.md from the config schema (src/config.ts describeSchemaKeys), so the reference cannot
+// Writes docs/CONFIG.md from the config schema (src/config-schema.ts describeSchemaKeys), so the reference cannot
 // drift: test/docs.test.ts fails when the committed file differs from what this prints.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describeSchemaKeys } from "../src/config.ts";
+import { describeSchemaKeys } from "../src/config-schema.ts";
 
 /** The reference as Markdown. */
 export function renderConfigDoc(): string {

@@ -1,8 +1,10 @@
 // Agent routing (bindings, default agent), session keys, and the two backends: a command run once per
 // turn (CONTRACT §4 "Command backend protocol") and an OpenAI-compatible /v1/chat/completions endpoint.
-import { spawn } from "node:child_process";
 import type { AgentConfig, Binding, Config } from "./config.ts";
+import { getLog } from "./log.ts";
 import type { Peer } from "./policy.ts";
+import { runProcess } from "./proc.ts";
+import { clip } from "./text.ts";
 
 /** The agent a binding selects (most specific match wins), else the default agent. Pure. */
 export function routeAgent(cfg: Pick<Config, "agents" | "bindings">, accountId: string, peer: Peer): AgentConfig | undefined {
@@ -107,71 +109,32 @@ export function parseReply(stdout: string): AgentReply {
   return { text: keep.join("\n").trim(), media };
 }
 
-const MAX_STDOUT = 1024 * 1024;
-
 /** Runs the command backend once: JSON on stdin, reply on stdout; non-zero exit or timeout → AgentError. */
-export function runCommandAgent(agent: AgentConfig, turn: AgentTurn, signal?: AbortSignal): Promise<AgentReply> {
+export async function runCommandAgent(agent: AgentConfig, turn: AgentTurn, signal?: AbortSignal): Promise<AgentReply> {
   // An abort listener added to an already aborted signal never fires: check first.
-  if (signal?.aborted) return Promise.reject(new AgentError(`agent "${agent.id}" cancelled`, "timeout"));
+  if (signal?.aborted) throw new AgentError(`agent "${agent.id}" cancelled`, "timeout");
   const [cmd, ...args] = agent.command!;
   const { systemPrompt: _omit, ...doc } = turn;
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd!, args, {
-      stdio: ["pipe", "pipe", "pipe"],
-      env: {
-        ...process.env,
-        OPENCLAW_SESSION_KEY: turn.sessionKey,
-        OPENCLAW_AGENT_ID: turn.agentId,
-        OPENCLAW_ACCOUNT_ID: turn.accountId,
-        OPENCLAW_CHAT_TYPE: turn.chatType,
-      },
-    });
-    let out = "";
-    let err = "";
-    let done = false;
-    const finish = (e?: AgentError, r?: AgentReply) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      if (e) reject(e);
-      else resolve(r!);
-    };
-    const kill = () => {
-      child.kill("SIGTERM");
-      setTimeout(() => child.kill("SIGKILL"), 2000).unref?.();
-    };
-    const timer = setTimeout(() => {
-      kill();
-      finish(new AgentError(`agent "${agent.id}" timed out after ${agent.timeoutSeconds}s`, "timeout"));
-    }, agent.timeoutSeconds * 1000);
-    const onAbort = () => {
-      kill();
-      finish(new AgentError(`agent "${agent.id}" cancelled`, "timeout"));
-    };
-    signal?.addEventListener("abort", onAbort);
-    child.stdout.on("data", (c: Uint8Array) => {
-      if (out.length < MAX_STDOUT) out += Buffer.from(c).toString("utf8");
-    });
-    child.stderr.on("data", (c: Uint8Array) => {
-      if (err.length < 8192) err += Buffer.from(c).toString("utf8");
-    });
-    child.stdin.on("error", () => {
-      /* the agent may exit without reading stdin; its exit status decides */
-    });
-    child.on("error", (e: NodeJS.ErrnoException) => finish(new AgentError(`cannot start agent "${agent.id}" (${cmd}): ${e.code ?? e.message}`, "spawn")));
-    child.on("close", (code, sig) => {
-      if (code === 0) finish(undefined, parseReply(out));
-      else
-        finish(
-          new AgentError(
-            `agent "${agent.id}" exited with ${code !== null ? `code ${code}` : `signal ${sig}`}${err.trim() ? `: ${err.trim().split("\n").slice(-3).join(" | ").slice(0, 300)}` : ""}`,
-            "exit",
-          ),
-        );
-    });
-    child.stdin.end(JSON.stringify(doc) + "\n");
+  const r = await runProcess(cmd!, args, {
+    timeoutMs: agent.timeoutSeconds * 1000,
+    input: JSON.stringify(doc) + "\n",
+    signal,
+    env: {
+      ...process.env,
+      OPENCLAW_SESSION_KEY: turn.sessionKey,
+      OPENCLAW_AGENT_ID: turn.agentId,
+      OPENCLAW_ACCOUNT_ID: turn.accountId,
+      OPENCLAW_CHAT_TYPE: turn.chatType,
+    },
   });
+  if (r.spawnError) throw new AgentError(`cannot start agent "${agent.id}" (${cmd}): ${r.spawnError}`, "spawn");
+  if (r.aborted) throw new AgentError(`agent "${agent.id}" cancelled`, "timeout");
+  if (r.timedOut) throw new AgentError(`agent "${agent.id}" timed out after ${agent.timeoutSeconds}s`, "timeout");
+  if (r.code === 0) return parseReply(r.stdout);
+  // The stderr tail may quote message text and full handles: debug only, never in the error (logged at warn).
+  const tail = clip(r.stderr.trim().split("\n").slice(-3).join(" | "));
+  if (tail) getLog("agents").debug(`agent "${agent.id}" stderr: ${tail}`);
+  throw new AgentError(`agent "${agent.id}" exited with ${r.code !== null ? `code ${r.code}` : `signal ${r.signal}`}`, "exit");
 }
 
 /** The model endpoint is untrusted: a reply body larger than this is refused rather than buffered. */

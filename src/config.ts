@@ -1,427 +1,41 @@
-// Config loading: JSON5 → valibot schema → cross-field rules → per-account resolution.
+// Config loading: JSON5 → valibot schema (config-schema.ts) → cross-field rules → per-account resolution.
 // The schema keeps values as written (no defaults filled in), because account overlay needs to know
 // what an account set itself; defaults are applied only in resolveAccount and buildConfig.
 import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import JSON5 from "json5";
 import * as v from "valibot";
-import { isValidRootPattern, normalizeRemoteHost } from "./attachments.ts";
+import {
+  DEFAULTS,
+  MINIMAL_CONFIG_EXAMPLE,
+  RootSchema,
+  type AgentConfig,
+  type Binding,
+  type Config,
+  type ImessageAccount,
+  type ImessageAccountInput,
+} from "./config-schema.ts";
+import { mergeRoots } from "./files.ts";
+import { expandHome } from "./paths.ts";
+import { normalizeRemoteHost } from "./ssh.ts";
 import { isNationalNumber } from "./targets.ts";
-import { closest } from "./suggest.ts";
 import { ConfigError, errorMessage } from "./errors.ts";
 
-export type DmPolicy = "pairing" | "allowlist" | "open" | "disabled";
-export type GroupPolicy = "allowlist" | "open" | "disabled";
-export type ChunkMode = "length" | "newline";
-export type Service = "imessage" | "sms" | "auto";
-export type DmScope = "main" | "per-peer" | "per-channel-peer" | "per-account-channel-peer";
-
-export const DEFAULT_ATTACHMENT_ROOT = "/Users/*/Library/Messages/Attachments";
-
-export interface GroupEntry {
-  requireMention?: boolean;
-  systemPrompt?: string;
-}
-
-/** One account after `accounts.<id>` is laid (shallowly) over the top level and defaults are applied. */
-export interface ImessageAccount {
-  accountId: string;
-  enabled: boolean;
-  cliPath: string; // default "imsg"; "~" expanded
-  dbPath?: string; // "~" expanded
-  remoteHost?: string; // validated host | user@host
-  sshConfig?: string; // ssh config file for SCP/host-key checks (scp -F); "~" expanded
-  includeAttachments: boolean; // false
-  attachmentRoots: string[]; // configured roots + DEFAULT_ATTACHMENT_ROOT, deduped, order kept
-  remoteAttachmentRoots: string[]; // remote + local configured roots + default, deduped
-  dmPolicy: DmPolicy; // "pairing"
-  allowFrom: string[]; // entries stringified and trimmed
-  groupPolicy: GroupPolicy; // "allowlist"
-  groupAllowFrom?: string[]; // undefined = unset (falls back to allowFrom); [] = explicitly empty
-  groups: Record<string, GroupEntry>; // keys: chat ids or "*"
-  mediaMaxMb: number; // 16
-  textChunkLimit: number; // 4000
-  chunkMode: ChunkMode; // "length"
-  configWrites: boolean; // true
-  service: Service; // "auto"
-  region: string; // "US"
-  historyLimit: number; // group pending history: account → messages.groupChat.historyLimit → 50
-  dmHistoryLimit: number; // DM session history turns kept: 20
-  probeTimeoutMs: number; // 10000
-  responsePrefix?: string; // account → top level → messages.responsePrefix
-  defaultTo?: string; // `send` target when --to is omitted
-  /** Stale-row fences (CONTRACT §5). */
-  maxAgeMinutes: number; // 15: live rows older than this are skipped
-  recoveryMaxAgeMinutes: number; // 120: when catching up after a restart
-  recoveryMaxRows: number; // 500
-  /** true when the config has no `channels.imessage` at all (groupPolicy forced to allowlist, warn once). */
-  sectionMissing: boolean;
-}
-
-export interface AgentConfig {
-  id: string;
-  /** Exactly one agent of a non-empty list has it: the one marked `default: true`, else the first. */
-  default: boolean;
-  timeoutSeconds: number; // 120
-  groupChat?: { mentionPatterns?: string[] };
-  /** Exactly one backend is set. */
-  command?: string[];
-  openai?: { baseUrl: string; model: string; apiKeyEnv?: string; systemPrompt?: string };
-}
-
-export interface Binding {
-  agentId: string;
-  match: { channel?: string; accountId?: string; peer?: { kind: "direct" | "group"; id: string } };
-}
-
-export interface Config {
-  /** Absolute path of the file it came from (for /config writes and error messages). */
-  path: string;
-  /** The parsed JSON5 document, untouched (for /config show|set|unset). */
-  raw: Record<string, unknown>;
-  /** Every account id, sorted; ["default"] when `accounts` is absent. */
-  accountIds: string[];
-  /** `defaultAccount`, else "default" if present, else the first id. */
-  defaultAccount: string;
-  session: { dmScope: DmScope; mainKey: string };
-  messages: { groupChat: { mentionPatterns?: string[]; historyLimit?: number }; responsePrefix?: string };
-  commands: { config: boolean; useAccessGroups: boolean };
-  agents: AgentConfig[]; // when absent: one default agent "main" with no backend is NOT invented; list is []
-  /** Bindings that apply to iMessage (`match.channel` absent or "imessage"); other channels' are dropped. */
-  bindings: Binding[];
-  /** Days to keep the journal and session history (`channels.imessage.retentionDays`, default 30). */
-  retentionDays: number;
-  /** `channels.imessage` as written (validated, no defaults); undefined when the section is absent. */
-  imessage?: ImessageSection;
-  /** `channels.defaults` (only `groupPolicy` matters here). */
-  channelDefaults?: { groupPolicy?: GroupPolicy };
-}
-
-/** The documented defaults (also the source for the generated config reference). */
-export const DEFAULTS = {
-  accountId: "default",
-  imessage: {
-    enabled: true,
-    cliPath: "imsg",
-    includeAttachments: false,
-    attachmentRoots: [DEFAULT_ATTACHMENT_ROOT],
-    remoteAttachmentRoots: [DEFAULT_ATTACHMENT_ROOT],
-    dmPolicy: "pairing",
-    groupPolicy: "allowlist",
-    mediaMaxMb: 16,
-    textChunkLimit: 4000,
-    chunkMode: "length",
-    configWrites: true,
-    service: "auto",
-    region: "US",
-    historyLimit: 50,
-    dmHistoryLimit: 20,
-    probeTimeoutMs: 10_000,
-    maxAgeMinutes: 15,
-    recoveryMaxAgeMinutes: 120,
-    recoveryMaxRows: 500,
-    retentionDays: 30,
-  },
-  session: { dmScope: "main", mainKey: "main" },
-  commands: { config: false, useAccessGroups: true },
-  agent: { timeoutSeconds: 120 },
-} as const;
-
-/** The smallest useful config, shown when the file is missing. */
-export const MINIMAL_CONFIG_EXAMPLE =
-  '{ channels: { imessage: { enabled: true, cliPath: "imsg" } }, agents: { list: [ { id: "main", default: true, command: ["/path/to/agent"] } ] } }';
-
-// ---------------------------------------------------------------------------------------------
-// Field rules (pure predicates, shared by the schema and by tests)
-
-// Characters a shell would interpret; cliPath is spawned directly, so they can only be a mistake or an attack.
-const SHELL_META = /[;|&$`<>(){}'"\\*?[\]!\u0000-\u001f\u007f]/;
-
-/** A cliPath that is a plain executable path (spaces allowed, shell metacharacters and leading "-" not). */
-export function isSafeCliPath(value: string): boolean {
-  const t = value.trim();
-  return t.length > 0 && !SHELL_META.test(value) && !t.startsWith("-");
-}
-
-/** Account ids and agent ids end up in session keys and SQLite rows, so keep them plain. */
-const ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
-const GROUP_KEY = /^(\d+|\*)$/;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-function regexError(pattern: string): string | undefined {
-  try {
-    new RegExp(pattern, "i");
-    return undefined;
-  } catch (err) {
-    return errorMessage(err);
-  }
-}
-
-function isHttpUrl(value: string): boolean {
-  try {
-    const u = new URL(value);
-    return (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "";
-  } catch {
-    return false;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Schema
-
-/** Closest known key to a misspelt one (see suggest.ts). */
-export const closestKey = closest;
-
-// strictObject with messages that name the unknown key's closest known sibling. `elsewhere` maps keys
-// that are valid one level up to a message saying so (e.g. retentionDays inside an account).
-function strict<E extends v.ObjectEntries>(entries: E, elsewhere: Record<string, string> = {}) {
-  const keys = Object.keys(entries);
-  return v.strictObject(entries, (issue) => {
-    if (issue.expected === "never") {
-      const key = String(issue.input);
-      if (Object.hasOwn(elsewhere, key)) return elsewhere[key]!;
-      const s = closestKey(key, keys);
-      if (s) return `unknown key (did you mean "${s}"?)`;
-      // A long list would bury the message; the generated config reference has it.
-      return keys.length <= 8 ? `unknown key (known keys: ${keys.join(", ")})` : "unknown key";
-    }
-    if (issue.received === "undefined" && issue.path?.length) return "is required";
-    return `expected an object, got ${issue.received}`;
-  });
-}
-
-// Every number has an upper bound: a huge timeout overflows the timer (Node fires at once above 2^31−1 ms) and a
-// huge limit is never meant; the bounds are stated in the config reference.
-const int = (min: 0 | 1, max: number) =>
-  v.pipe(
-    v.number(),
-    v.check(
-      (n) => Number.isInteger(n) && n >= min,
-      (i) => `must be ${min === 1 ? "a positive integer" : "an integer ≥ 0"}, got ${i.received}`,
-    ),
-    v.maxValue(max, (i) => `must be at most ${max}, got ${i.received}`),
-  );
-const nonEmpty = v.pipe(v.string(), v.check((s) => s.trim() !== "", "must not be empty"));
-const oneOf = <const T extends readonly string[]>(options: T) =>
-  v.picklist(options, (i) => `expected one of ${options.map((o) => `"${o}"`).join(", ")}, got ${i.received}`);
-const allowList = v.array(
-  v.pipe(
-    v.union([v.string(), v.number()], (i) => `expected a string or number, got ${i.received}`),
-    v.check(
-      (x) => (typeof x === "string" ? x.trim() !== "" : Number.isInteger(x) && x >= 0),
-      (i) => `must be a non-empty handle or chat target, got ${i.received}`,
-    ),
-  ),
-);
-const root = v.pipe(
-  v.string(),
-  v.check(isValidRootPattern, (i) => `must be an absolute path pattern where "*" is a whole segment, got ${i.received}`),
-);
-const mentionPatterns = v.array(
-  v.pipe(
-    v.string(),
-    v.check(
-      (p) => regexError(p) === undefined,
-      (i) => `invalid regular expression: ${regexError(String(i.input))}`,
-    ),
-  ),
-);
-
-const GroupEntrySchema = strict({
-  requireMention: v.optional(v.boolean()),
-  systemPrompt: v.optional(v.string()),
-});
-
-const accountEntries = {
-  enabled: v.optional(v.boolean()),
-  cliPath: v.optional(
-    v.pipe(
-      v.string(),
-      v.check(
-        isSafeCliPath,
-        (i) => `must be a path to imsg or a wrapper script, without shell metacharacters or options (it is run directly, not through a shell), got ${i.received}`,
-      ),
-    ),
-  ),
-  dbPath: v.optional(nonEmpty),
-  remoteHost: v.optional(
-    v.pipe(
-      v.string(),
-      v.check((s) => normalizeRemoteHost(s) !== undefined, (i) => `expected SSH host or user@host, no spaces or options, got ${i.received}`),
-    ),
-  ),
-  sshConfig: v.optional(
-    v.pipe(
-      v.string(),
-      v.check((s) => /^(~\/|\/)/.test(s.trim()) && !s.includes("\u0000"), (i) => `must be an absolute path (or start with ~/), got ${i.received}`),
-    ),
-  ),
-  includeAttachments: v.optional(v.boolean()),
-  attachmentRoots: v.optional(v.array(root)),
-  remoteAttachmentRoots: v.optional(v.array(root)),
-  dmPolicy: v.optional(oneOf(["pairing", "allowlist", "open", "disabled"] as const)),
-  allowFrom: v.optional(allowList),
-  groupPolicy: v.optional(oneOf(["allowlist", "open", "disabled"] as const)),
-  groupAllowFrom: v.optional(allowList),
-  groups: v.optional(
-    v.record(
-      v.pipe(
-        v.string(),
-        v.regex(GROUP_KEY, (i) => `group keys are numeric chat ids (see \`openclaw-imsg chats\`) or "*", got ${i.received}`),
-      ),
-      GroupEntrySchema,
-    ),
-  ),
-  mediaMaxMb: v.optional(int(1, 1024)),
-  textChunkLimit: v.optional(int(1, 100000)),
-  chunkMode: v.optional(oneOf(["length", "newline"] as const)),
-  configWrites: v.optional(v.boolean()),
-  service: v.optional(oneOf(["imessage", "sms", "auto"] as const)),
-  region: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z]{2}$/, (i) => `expected a two-letter region code such as "US", got ${i.received}`))),
-  historyLimit: v.optional(int(0, 1000)),
-  dmHistoryLimit: v.optional(int(0, 1000)),
-  probeTimeoutMs: v.optional(int(1, 600000)),
-  responsePrefix: v.optional(v.string()),
-  defaultTo: v.optional(nonEmpty),
-  maxAgeMinutes: v.optional(int(1, 10080)),
-  recoveryMaxAgeMinutes: v.optional(int(1, 43200)),
-  recoveryMaxRows: v.optional(int(1, 100000)),
-};
-
-const TOP_ONLY = "only allowed at the top level of channels.imessage, not inside an account";
-const AccountSchema = strict(accountEntries, { accounts: TOP_ONLY, defaultAccount: TOP_ONLY, retentionDays: TOP_ONLY });
-
-const imessageEntries = {
-  ...accountEntries,
-  accounts: v.optional(
-    v.record(
-      v.pipe(v.string(), v.regex(ID_PATTERN, (i) => `account ids are lowercase letters, digits, "-" or "_", got ${i.received}`)),
-      AccountSchema,
-    ),
-  ),
-  defaultAccount: v.optional(nonEmpty),
-  retentionDays: v.optional(int(1, 3650)),
-};
-
-const ImessageSchema = strict(imessageEntries);
-
-const OpenAiSchema = strict({
-  baseUrl: v.pipe(v.string(), v.check(isHttpUrl, (i) => `expected an http(s) URL, got ${i.received}`)),
-  model: nonEmpty,
-  apiKeyEnv: v.optional(v.pipe(v.string(), v.regex(ENV_NAME, (i) => `expected an environment variable name, got ${i.received}`))),
-  systemPrompt: v.optional(v.string()),
-});
-
-const AgentSchema = strict({
-  id: v.pipe(v.string(), v.regex(ID_PATTERN, (i) => `agent ids are lowercase letters, digits, "-" or "_", got ${i.received}`)),
-  default: v.optional(v.boolean()),
-  command: v.optional(v.pipe(v.array(nonEmpty), v.minLength(1, "must name the program to run"))),
-  openai: v.optional(OpenAiSchema),
-  timeoutSeconds: v.optional(int(1, 86400)),
-  groupChat: v.optional(strict({ mentionPatterns: v.optional(mentionPatterns) })),
-});
-
-// Everything outside channels.imessage, agents and their entries is loose: a full OpenClaw config carries
-// many keys we do not use, and those must not stop us.
-const RootSchema = v.object({
-  channels: v.optional(
-    v.object({
-      defaults: v.optional(v.object({ groupPolicy: v.optional(oneOf(["allowlist", "open", "disabled"] as const)) })),
-      imessage: v.optional(ImessageSchema),
-    }),
-  ),
-  session: v.optional(
-    v.object({
-      dmScope: v.optional(oneOf(["main", "per-peer", "per-channel-peer", "per-account-channel-peer"] as const)),
-      mainKey: v.optional(nonEmpty),
-    }),
-  ),
-  messages: v.optional(
-    v.object({
-      groupChat: v.optional(v.object({ mentionPatterns: v.optional(mentionPatterns), historyLimit: v.optional(int(0, 1000)) })),
-      responsePrefix: v.optional(v.string()),
-    }),
-  ),
-  commands: v.optional(v.object({ config: v.optional(v.boolean()), useAccessGroups: v.optional(v.boolean()) })),
-  agents: v.optional(strict({ list: v.optional(v.array(AgentSchema)) })),
-  bindings: v.optional(
-    v.array(
-      v.object({
-        agentId: nonEmpty,
-        match: v.optional(
-          v.object({
-            channel: v.optional(v.string()),
-            accountId: v.optional(v.string()),
-            peer: v.optional(v.object({ kind: v.string(), id: v.union([nonEmpty, v.number()]) })),
-          }),
-        ),
-      }),
-    ),
-  ),
-});
-
-/** `channels.imessage` as written, after validation. */
-export type ImessageSection = v.InferOutput<typeof ImessageSchema>;
-/** One `channels.imessage.accounts.<id>` entry (also the shape of the overlayable top-level fields). */
-export type ImessageAccountInput = v.InferOutput<typeof AccountSchema>;
-
-// ---------------------------------------------------------------------------------------------
-// Config reference
-
-type KeyDoc = { type: string; default?: string; description: string };
-const q = (s: string) => JSON.stringify(s);
-const d = DEFAULTS.imessage;
-
-// Typed over the schema's keys, so adding a key without documenting it fails type-checking.
-const KEY_DOCS: { [K in keyof typeof imessageEntries]: KeyDoc } = {
-  enabled: { type: "boolean", default: String(d.enabled), description: "false at the top level disables every account" },
-  cliPath: { type: "string", default: q(d.cliPath), description: "imsg binary or a stdio-transparent SSH wrapper; `~` expanded; no shell metacharacters" },
-  dbPath: { type: "string", description: "Messages database passed to `imsg rpc --db`; `~` expanded" },
-  remoteHost: { type: "string", description: "host or user@host for SCP attachment fetches (no spaces or options)" },
-  sshConfig: { type: "string", description: "ssh config file used for SCP fetches and the probe's host-key check (scp -F); default ~/.ssh/config" },
-  includeAttachments: { type: "boolean", default: String(d.includeAttachments), description: "pass inbound attachments to the agent" },
-  attachmentRoots: { type: "string[]", default: q(DEFAULT_ATTACHMENT_ROOT), description: "allowed local attachment roots; extend the default" },
-  remoteAttachmentRoots: { type: "string[]", default: q(DEFAULT_ATTACHMENT_ROOT), description: "allowed remote roots; extend attachmentRoots and the default" },
-  dmPolicy: { type: '"pairing" | "allowlist" | "open" | "disabled"', default: q(d.dmPolicy), description: 'who may DM the agent; "open" needs "*" in allowFrom' },
-  allowFrom: { type: "(string | number)[]", description: 'DM allowlist: handles, chat_id:/chat_guid:/chat_identifier: targets, or "*"' },
-  groupPolicy: { type: '"allowlist" | "open" | "disabled"', default: q(d.groupPolicy), description: "group handling (falls back to channels.defaults.groupPolicy)" },
-  groupAllowFrom: { type: "(string | number)[]", description: "group sender allowlist; unset falls back to allowFrom, [] blocks all" },
-  groups: { type: 'record<chat_id | "*", {requireMention?, systemPrompt?}>', description: "group registry and per-chat settings" },
-  mediaMaxMb: { type: "integer 1–1024", default: String(d.mediaMaxMb), description: "attachment size cap in MB (at most 1 GB)" },
-  textChunkLimit: { type: "integer 1–100000", default: String(d.textChunkLimit), description: "longest text sent in one message" },
-  chunkMode: { type: '"length" | "newline"', default: q(d.chunkMode), description: "how long replies are split" },
-  configWrites: { type: "boolean", default: String(d.configWrites), description: "allow /config set|unset from chats (needs commands.config)" },
-  service: { type: '"imessage" | "sms" | "auto"', default: q(d.service), description: "send service for handle targets" },
-  region: { type: "string", default: q(d.region), description: "region for SMS phone number parsing" },
-  historyLimit: { type: "integer 0–1000", default: String(d.historyLimit), description: "pending group messages kept as context (fallback messages.groupChat.historyLimit; 0 disables)" },
-  dmHistoryLimit: { type: "integer 0–1000", default: String(d.dmHistoryLimit), description: "DM session turns passed to the agent" },
-  probeTimeoutMs: { type: "integer 1–600000", default: String(d.probeTimeoutMs), description: "timeout for probe and RPC requests, in ms (at most 10 minutes)" },
-  responsePrefix: { type: "string", description: "prefix for every reply (fallback messages.responsePrefix)" },
-  defaultTo: { type: "string", description: "`send` target when --to is omitted" },
-  maxAgeMinutes: { type: "integer 1–10080", default: String(d.maxAgeMinutes), description: "live rows older than this are skipped (at most 7 days)" },
-  recoveryMaxAgeMinutes: { type: "integer 1–43200", default: String(d.recoveryMaxAgeMinutes), description: "oldest row answered when catching up after a restart (at most 30 days)" },
-  recoveryMaxRows: { type: "integer 1–100000", default: String(d.recoveryMaxRows), description: "most rows replayed when catching up" },
-  accounts: { type: "record<id, account>", description: "per-account overrides of any key above (shallow)" },
-  defaultAccount: { type: "string", default: '"default" or the first account', description: "account used when --account is omitted" },
-  retentionDays: { type: "integer 1–3650", default: String(d.retentionDays), description: "days the journal and session history are kept (at most 10 years)" },
-};
-
-/** One documented `channels.imessage` key. */
-export interface SchemaKeyDoc extends KeyDoc {
-  key: string;
-  /** Also accepted inside `accounts.<id>`. */
-  perAccount: boolean;
-}
-
-/** Every `channels.imessage` key with type, default and description, in schema order (for the config reference). */
-export function describeSchemaKeys(): SchemaKeyDoc[] {
-  return Object.keys(imessageEntries).map((key) => ({
-    key,
-    perAccount: key in accountEntries,
-    ...KEY_DOCS[key as keyof typeof imessageEntries],
-  }));
-}
+// The types live with the schema; re-exported because most modules only need them and already import here.
+export type {
+  AgentConfig,
+  Binding,
+  ChunkMode,
+  Config,
+  DmPolicy,
+  DmScope,
+  GroupEntry,
+  GroupPolicy,
+  ImessageAccount,
+  ImessageAccountInput,
+  ImessageSection,
+  Service,
+} from "./config-schema.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Cross-field rules: run on the raw document, with type guards, so they are reported together with
@@ -644,29 +258,6 @@ export function buildConfig(raw: unknown, path: string): Config {
 
 // ---------------------------------------------------------------------------------------------
 // Resolution
-
-/** `~` and `~/…` → the home directory (other paths unchanged). */
-export function expandHome(p: string): string {
-  if (p === "~") return homedir();
-  if (p.startsWith("~/")) return join(homedir(), p.slice(2));
-  return p;
-}
-
-// Trailing and doubled slashes would defeat dedupe without changing meaning.
-function normalizeRoot(r: string): string {
-  return `/${r.split("/").filter(Boolean).join("/")}`;
-}
-
-/** Order-keeping union of root patterns (normalized, invalid ones dropped), always ending with the default root. */
-export function mergeRoots(...lists: (readonly string[] | undefined)[]): string[] {
-  const out: string[] = [];
-  for (const r of [...lists.flatMap((l) => l ?? []), DEFAULT_ATTACHMENT_ROOT]) {
-    if (!isValidRootPattern(r)) continue;
-    const n = normalizeRoot(r);
-    if (!out.includes(n)) out.push(n);
-  }
-  return out;
-}
 
 const cleanList = (list: readonly (string | number)[] | undefined) =>
   list?.map((e) => String(e).trim()).filter((e) => e !== "");

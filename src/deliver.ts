@@ -1,9 +1,9 @@
 // Outbound delivery: sanitize, prefix, chunk, then send each part in order on a dedicated imsg child, recording
 // every part `pending` before the send and `sent`/`failed`/`unknown` after (at most once per part).
 import { realpathSync, statSync } from "node:fs";
-import { homedir } from "node:os";
 import { basename, isAbsolute } from "node:path";
 import { chunkText } from "./chunk.ts";
+import { sensitivePath } from "./files.ts";
 import type { ImessageAccount, Service } from "./config.ts";
 import { chatsList, messagesHistory, parseChat, sendMessage, type ImsgChat, type ImsgMessage, type SendResult } from "./imsg.ts";
 import { getLog, redact } from "./log.ts";
@@ -146,21 +146,6 @@ export function planParts(
     }
   }
   return { parts, rejected };
-}
-
-/**
- * Why an agent's MEDIA path must not be sent, if it must not: agents relay model text, so a prompt-injected
- * `MEDIA:~/.ssh/id_ed25519` or `MEDIA:<state dir>/state.db` must not leak a secret into the chat. Pure.
- */
-export function sensitivePath(real: string, stateDir: string, home = homedir()): string | undefined {
-  const under = (dir: string) => real === dir || real.startsWith(dir.endsWith("/") ? dir : `${dir}/`);
-  if (under(stateDir)) return "inside the gateway's state dir";
-  if (real.startsWith(`${home}/.`)) return "inside a hidden directory of the home folder";
-  for (const d of [`${home}/Library/Keychains`, "/etc", "/private/etc", "/proc", "/sys", "/dev", "/var/db", "/Library/Keychains"]) {
-    if (under(d)) return `inside ${d}`;
-  }
-  if (under(`${home}/Library/Messages`) && !under(`${home}/Library/Messages/Attachments`)) return "the Messages database folder";
-  return undefined;
 }
 
 export interface DeliverJob {

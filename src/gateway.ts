@@ -4,9 +4,10 @@
 import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { resolveAccount } from "./config.ts";
 import { AgentError, routeAgent, runAgent, sessionKey as makeSessionKey, type AgentTurn } from "./agents.ts";
-import { fetchAttachments, pruneMediaCache, resolveRemoteHost } from "./attachments.ts";
+import { fetchAttachments, pruneMediaCache } from "./attachments.ts";
 import { reconcileOutbound, SendClient, SETTLE_MS } from "./deliver.ts";
 import { parseMessage, toWireMessage, type ImsgMessage } from "./imsg.ts";
+import { resolveRemoteHost } from "./ssh.ts";
 import { acquireLock, type Lock } from "./lock.ts";
 import { getLog, preview, redact, type Logger } from "./log.ts";
 import { Outbox, type OutboundReply } from "./outbox.ts";

@@ -115,49 +115,65 @@ function issuesText(issues: v.BaseIssue<unknown>[]): string {
     .join("; ");
 }
 
+// The one wire ↔ camelCase field map, used by parseMessage and toWireMessage alike, so a field added here
+// survives the journal round trip in both directions. Keys are typed against ImsgMessage/ImsgAttachment.
+const ATTACHMENT_FIELDS = {
+  filename: "filename",
+  transferName: "transfer_name",
+  uti: "uti",
+  mimeType: "mime_type",
+  totalBytes: "total_bytes",
+  isSticker: "is_sticker",
+  originalPath: "original_path",
+  missing: "missing",
+} as const satisfies Record<keyof ImsgAttachment, keyof v.InferOutput<typeof AttachmentSchema>>;
+
+const MESSAGE_FIELDS = {
+  id: "id",
+  chatId: "chat_id",
+  guid: "guid",
+  sender: "sender",
+  senderName: "sender_name",
+  isFromMe: "is_from_me",
+  text: "text",
+  createdAt: "created_at",
+  attachments: "attachments",
+  replyToGuid: "reply_to_guid",
+  replyToText: "reply_to_text",
+  replyToSender: "reply_to_sender",
+  threadOriginatorGuid: "thread_originator_guid",
+  destinationCallerId: "destination_caller_id",
+  chatIdentifier: "chat_identifier",
+  chatGuid: "chat_guid",
+  chatName: "chat_name",
+  participants: "participants",
+  isGroup: "is_group",
+  isReaction: "is_reaction",
+  reactionType: "reaction_type",
+  reactionEmoji: "reaction_emoji",
+  isReactionAdd: "is_reaction_add",
+  reactedToGuid: "reacted_to_guid",
+} as const satisfies Record<keyof ImsgMessage, keyof v.InferOutput<typeof MessageSchema>>;
+
+/** Renames an object's keys by `map` (camel → wire when `toWire`, wire → camel otherwise). */
+function renameKeys(obj: Record<string, unknown>, map: Record<string, string>, toWire: boolean): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [camel, wire] of Object.entries(map)) {
+    const [from, to] = toWire ? [camel, wire] : [wire, camel];
+    out[to] = obj[from];
+  }
+  return out;
+}
+
 /** Parses a watch/history message; `{error}` for a malformed payload (logged and dropped by the caller). */
 export function parseMessage(raw: unknown): { message: ImsgMessage } | { error: string } {
   const r = v.safeParse(MessageSchema, raw);
   if (!r.success) return { error: issuesText(r.issues) };
-  const m = r.output;
-  return {
-    message: {
-      id: m.id,
-      chatId: m.chat_id,
-      guid: m.guid,
-      sender: m.sender,
-      senderName: m.sender_name,
-      isFromMe: m.is_from_me,
-      // Messages stores one U+FFFC per attachment in the text; it is not something the user typed.
-      text: m.text.replace(/\uFFFC/g, "").trim(),
-      createdAt: m.created_at,
-      attachments: m.attachments.map((a) => ({
-        filename: a.filename,
-        transferName: a.transfer_name,
-        uti: a.uti,
-        mimeType: a.mime_type,
-        totalBytes: a.total_bytes,
-        isSticker: a.is_sticker,
-        originalPath: a.original_path,
-        missing: a.missing,
-      })),
-      replyToGuid: m.reply_to_guid,
-      replyToText: m.reply_to_text,
-      replyToSender: m.reply_to_sender,
-      threadOriginatorGuid: m.thread_originator_guid,
-      destinationCallerId: m.destination_caller_id,
-      chatIdentifier: m.chat_identifier,
-      chatGuid: m.chat_guid,
-      chatName: m.chat_name,
-      participants: m.participants,
-      isGroup: m.is_group,
-      isReaction: m.is_reaction,
-      reactionType: m.reaction_type,
-      reactionEmoji: m.reaction_emoji,
-      isReactionAdd: m.is_reaction_add,
-      reactedToGuid: m.reacted_to_guid,
-    },
-  };
+  const m = renameKeys(r.output, MESSAGE_FIELDS, false) as unknown as ImsgMessage;
+  // Messages stores one U+FFFC per attachment in the text; it is not something the user typed.
+  m.text = m.text.replace(/\uFFFC/g, "").trim();
+  m.attachments = r.output.attachments.map((a) => renameKeys(a, ATTACHMENT_FIELDS, false) as unknown as ImsgAttachment);
+  return { message: m };
 }
 
 /** Parses a chats.list entry. */
@@ -264,33 +280,7 @@ export function versionSupportsRpc(v3: [number, number, number]): boolean {
 export function toWireMessage(m: unknown): unknown {
   const x = m as ImsgMessage;
   if (!x || typeof x !== "object") return m;
-  return {
-    id: x.id,
-    chat_id: x.chatId,
-    guid: x.guid,
-    sender: x.sender,
-    sender_name: x.senderName,
-    is_from_me: x.isFromMe,
-    text: x.text,
-    created_at: x.createdAt,
-    attachments: (x.attachments ?? []).map((a) => ({
-      filename: a.filename,
-      transfer_name: a.transferName,
-      uti: a.uti,
-      mime_type: a.mimeType,
-      total_bytes: a.totalBytes,
-      is_sticker: a.isSticker,
-      original_path: a.originalPath,
-      missing: a.missing,
-    })),
-    reply_to_guid: x.replyToGuid,
-    reply_to_text: x.replyToText,
-    reply_to_sender: x.replyToSender,
-    destination_caller_id: x.destinationCallerId,
-    chat_identifier: x.chatIdentifier,
-    chat_guid: x.chatGuid,
-    chat_name: x.chatName,
-    participants: x.participants,
-    is_group: x.isGroup,
-  };
+  const wire = renameKeys(x as unknown as Record<string, unknown>, MESSAGE_FIELDS, true);
+  wire.attachments = (x.attachments ?? []).map((a) => renameKeys(a as unknown as Record<string, unknown>, ATTACHMENT_FIELDS, true));
+  return wire;
 }

@@ -1,6 +1,7 @@
 // One consola instance, always writing to stderr (stdout is reserved for command output).
 import { appendFileSync, renameSync, statSync } from "node:fs";
 import { createConsola, LogLevels, type ConsolaInstance, type ConsolaReporter, type LogObject } from "consola";
+import { clip } from "./text.ts";
 
 export type LogFormat = "pretty" | "json";
 export type Logger = ConsolaInstance;
@@ -82,5 +83,5 @@ export function redact(handle: string | undefined | null): string {
 /** Short, single-line preview of message text for debug logs only (never info). */
 export function preview(text: string | undefined, max = 60): string {
   const t = (text ?? "").replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
-  return t.length > max ? `${t.slice(0, max)}…` : t;
+  return clip(t, max);
 }

@@ -3,6 +3,7 @@
 import type { GroupEntry, ImessageAccount } from "./config.ts";
 import type { ImsgMessage } from "./imsg.ts";
 import { matchesAllowList, normalizeHandle, parseAllowEntry, type AllowSubject } from "./targets.ts";
+import { hasInvisible, stripInvisible } from "./text.ts";
 
 /** Every reason a message is dropped, in decision order (stable strings: logs and tests rely on them). */
 export const DROP_REASONS = [
@@ -83,8 +84,6 @@ export function conversationOf(msg: ImsgMessage, account: Pick<ImessageAccount, 
   };
 }
 
-const INVISIBLE_IN_HANDLE = /[\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]/;
-
 const COMMAND_RE = new RegExp(`^/(${CONTROL_COMMANDS.join("|")})(?:\\s+([\\s\\S]*))?$`, "i");
 
 /** `/status`, `/reset`, `/new`, `/config …`, `/help` (any case) with the rest as args; else undefined. */
@@ -94,12 +93,9 @@ export function parseControlCommand(text: string): ControlCommand | undefined {
   return { name: m[1]!.toLowerCase() as ControlCommand["name"], args: (m[2] ?? "").trim() };
 }
 
-// Zero-width and bidi controls let "@cl\u200baw" dodge a pattern; remove them before matching.
-const INVISIBLE = /[\u200b-\u200f\u202a-\u202e\u2060-\u206f]/g;
-
 /** True when any pattern matches the text (invisible characters removed first). */
 export function matchesMention(text: string, patterns: readonly RegExp[]): boolean {
-  const cleaned = text.replace(INVISIBLE, "");
+  const cleaned = stripInvisible(text);
   // search() ignores lastIndex, so a caller's /g regex cannot make results depend on earlier calls.
   return patterns.some((re) => cleaned.search(re) !== -1);
 }
@@ -151,7 +147,7 @@ export function decide(input: PolicyInput): Decision {
   if (!m.sender.trim()) return drop("missing sender");
   // Real handles never contain invisible characters; normalizing them away could make a look-alike match an
   // allowlisted handle, so such a sender is refused outright.
-  if (INVISIBLE_IN_HANDLE.test(m.sender)) return drop("malformed");
+  if (hasInvisible(m.sender)) return drop("malformed");
   // Echo and self-chat handling happen in the gateway before this call; what reaches here is ours.
   if (m.isFromMe) return drop("from me");
   // Tapbacks are never a turn; deciding them before access control keeps them from earning pairing codes.

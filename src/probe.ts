@@ -3,7 +3,7 @@
 // by side within the limit minus a shutdown reserve, so a hung imsg cannot starve the others.
 import { accessSync, closeSync, constants, existsSync, openSync, readSync, statSync } from "node:fs";
 import { delimiter, join } from "node:path";
-import { checkKnownHost, resolveRemoteHost } from "./attachments.ts";
+import { checkKnownHost, mentionsSsh, resolveRemoteHost } from "./ssh.ts";
 import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { routeAgent } from "./agents.ts";
 import { chatsList, messagesHistory, parseVersion, versionSupportsRpc } from "./imsg.ts";
@@ -72,7 +72,7 @@ export function shutdownReserveMs(timeoutMs: number): number {
 /** Classifies an executable from its first bytes: `#!` scripts that run ssh, other scripts, binaries. */
 export function cliKind(head: string): CliKind {
   if (!head.startsWith("#!") || head.includes("\u0000")) return "binary";
-  return /(^|[\s;&|(`'"=/])ssh($|[\s;&|)`'"])/m.test(head) ? "ssh" : "script";
+  return mentionsSsh(head) ? "ssh" : "script";
 }
 
 /** Reads the start of the file (a wrapper is small; a binary's first bytes are enough to tell). */

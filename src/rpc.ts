@@ -3,6 +3,8 @@
 // stderr drained, non-JSON stdout treated as diagnostics, Full Disk Access failures raised as a typed error.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { getLog } from "./log.ts";
+import { runProcess } from "./proc.ts";
+import { clip } from "./text.ts";
 
 /** Per-request timeout when neither the request nor the client sets one (OpenClaw's probe default). */
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -231,7 +233,7 @@ export class RpcClient {
       if (!line) return;
       this.#remember(line);
       if (isPermissionText(line)) this.#raisePermission(line);
-      log.warn(`imsg stderr: ${line.length > 300 ? `${line.slice(0, 300)}…` : line}`);
+      log.warn(`imsg stderr: ${clip(line)}`);
     };
     this.#child.stderr.on("data", (c: Uint8Array) => err.push(c).forEach(onErrLine));
     this.#child.stderr.on("end", () => err.end().forEach(onErrLine));
@@ -374,7 +376,7 @@ export class RpcClient {
   }
 
   #remember(line: string): void {
-    this.#diag.push(line.length > 300 ? `${line.slice(0, 300)}…` : line);
+    this.#diag.push(clip(line));
     if (this.#diag.length > 5) this.#diag.shift();
   }
 
@@ -441,7 +443,7 @@ export class RpcClient {
     this.#remember(line);
     if (isPermissionText(line)) this.#raisePermission(line);
     // Bounded: a runaway child must not grow our memory.
-    if (this.#noise.length < 64) this.#noise.push(line.length > 300 ? `${line.slice(0, 300)}…` : line);
+    if (this.#noise.length < 64) this.#noise.push(clip(line));
   }
 
   #flushNoise(): void {
@@ -480,40 +482,9 @@ export interface CommandResult {
   error?: ImsgSpawnError | Error;
 }
 
-/** Runs a one-shot imsg command (`rpc --help`, `--version`) with a timeout; never throws. */
-export function runImsg(cliPath: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<CommandResult> {
-  return new Promise((resolve) => {
-    let stdout = "";
-    let stderr = "";
-    let timedOut = false;
-    let settled = false;
-    let drainTimer: ReturnType<typeof setTimeout> | undefined;
-    const child = spawn(cliPath, args, { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env });
-    const cap = (s: string, c: Uint8Array) => (s.length > 65536 ? s : s + Buffer.from(c).toString("utf8"));
-    child.stdout.on("data", (c: Uint8Array) => (stdout = cap(stdout, c)));
-    child.stderr.on("data", (c: Uint8Array) => (stderr = cap(stderr, c)));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, timeoutMs);
-    const done = (r: Omit<CommandResult, "stdout" | "stderr" | "timedOut">) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      clearTimeout(drainTimer);
-      resolve({ ...r, stdout, stderr, timedOut });
-    };
-    child.on("error", (e: NodeJS.ErrnoException) => {
-      if (child.pid === undefined) done({ code: null, signal: null, error: spawnFailure(cliPath, e) });
-    });
-    // A killed wrapper's grandchildren may keep the pipes open: settle shortly after the exit regardless.
-    child.on("exit", (code, signal) => {
-      drainTimer = setTimeout(() => {
-        child.stdout.destroy();
-        child.stderr.destroy();
-        done({ code, signal });
-      }, EXIT_DRAIN_MS);
-    });
-    child.on("close", (code, signal) => done({ code, signal }));
-  });
+/** Runs a one-shot imsg command (`rpc --help`, `--version`) with a timeout (proc.ts); never throws. */
+export async function runImsg(cliPath: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<CommandResult> {
+  const r = await runProcess(cliPath, args, { timeoutMs, env });
+  const base = { code: r.code, signal: r.signal, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut };
+  return r.spawnError !== undefined ? { ...base, error: new ImsgSpawnError(cliPath, r.spawnError) } : base;
 }

@@ -1,9 +1,10 @@
 // Handle normalization, send targets and allow-list entries. Pure: no I/O, no logging.
 // One normalizer serves config entries and inbound senders alike, so `+1 (555) 222-3333` in a config
 // matches `+15552223333` on the wire (user-problems S6).
-import type { Service } from "./config.ts";
+import type { Service } from "./config-schema.ts";
 import { UsageError } from "./errors.ts";
 import type { ImsgMessage } from "./imsg.ts";
+import { stripInvisible } from "./text.ts";
 
 /** Where a message goes: a chat by one of its three ids, or a handle with a service. */
 export type Target =
@@ -37,8 +38,6 @@ export interface AllowSubject {
 
 type ChatKind = "chat_id" | "chat_guid" | "chat_identifier";
 
-// Copying a number out of Contacts brings bidi marks and zero-width characters along.
-const INVISIBLE = /[\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]/g;
 const SERVICE_PREFIX = /^(imessage|sms|auto):/i;
 const CHAT_PREFIX = /^(chat_identifier|chatidentifier|chatident|chat_guid|chatguid|guid|chat_id|chatid|chat):([\s\S]*)$/i;
 const CHAT_ALIASES: Record<string, ChatKind> = {
@@ -100,7 +99,7 @@ function toE164(value: string): string | undefined {
  * emails lowercased, a bare 32-hex id as `chat_identifier:`, phones as E.164, anything else without spaces.
  */
 export function normalizeHandle(raw: string): string {
-  const { rest } = stripServicePrefixes(String(raw ?? "").replace(INVISIBLE, "").trim());
+  const { rest } = stripServicePrefixes(stripInvisible(String(raw ?? "")).trim());
   if (!rest) return "";
   const chat = splitChatPrefix(rest);
   if (chat) return `${chat.kind}:${chat.value}`;
@@ -125,7 +124,7 @@ function parseChatId(value: string): number {
  * handles, bare phone or email). A service prefix in front of a chat target is ignored. Throws UsageError.
  */
 export function parseTarget(raw: string, defaultService: Service = "auto"): Target {
-  const value = String(raw ?? "").replace(INVISIBLE, "").trim();
+  const value = stripInvisible(String(raw ?? "")).trim();
   if (!value) throw new UsageError("iMessage target is required", "Use chat_id:<id>, a phone number or an email.");
   const { rest, service } = stripServicePrefixes(value);
   if (!rest) throw new UsageError(`${service}: target is required (e.g. ${service}:+15550001111)`);

@@ -1,9 +1,11 @@
-// Pure parts of agents.ts: routing, session keys, reply parsing, the body a model sees.
+// agents.ts: routing, session keys, reply parsing, the body a model sees (pure), and the command backend.
 import { describe, expect, test } from "bun:test";
-import { parseReply, routeAgent, sessionKey } from "../src/agents.ts";
+import { readdirSync, readFileSync } from "node:fs";
+import { AgentError, parseReply, routeAgent, runCommandAgent, sessionKey, type AgentTurn } from "../src/agents.ts";
 import type { Peer } from "../src/policy.ts";
 import { buildBody } from "../src/turn.ts";
 import type { AgentConfig, Binding } from "../src/config.ts";
+import { waitFor } from "./helpers/sim.ts";
 
 const agent = (id: string, def = false): AgentConfig => ({ id, default: def, timeoutSeconds: 120, command: ["/bin/true"] });
 const agents = [agent("main", true), agent("ops"), agent("family")];
@@ -70,3 +72,58 @@ describe("buildBody", () => {
     expect(body).toBe(["hi", "[attachment unavailable]", "", "[Replying to +15550002222]", "earlier", "[/Replying]"].join("\n"));
   });
 });
+
+describe("runCommandAgent (real child processes)", () => {
+  const turn = {
+    sessionKey: "agent:main:imessage:direct:+15550001111",
+    agentId: "main",
+    accountId: "default",
+    chatType: "direct",
+    sender: "+15550001111",
+    chatId: 1,
+    chatGuid: "iMessage;-;+15550001111",
+    chatName: "",
+    messageId: 1,
+    messageGuid: "G1",
+    text: "hi",
+    body: "hi",
+    attachments: [],
+    wasMentioned: false,
+    commandAuthorized: false,
+    history: [],
+  } satisfies AgentTurn;
+
+  test("a timed-out agent leaves no process behind, even one that ignores SIGTERM", async () => {
+    const marker = `${47 + Math.floor(Math.random() * 1000) / 1000 + 0.0001}`;
+    const slow: AgentConfig = { ...agent("slow"), timeoutSeconds: 1, command: ["sh", "-c", `trap '' TERM; sleep ${marker} & sleep ${marker}`] };
+    const err = await runCommandAgent(slow, turn).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AgentError);
+    expect((err as AgentError).message).toContain("timed out");
+    await waitFor(() => livePids(`sleep\u0000${marker}`).length === 0, 10_000, "no orphaned agent process");
+  });
+
+  test("a failing agent's stderr stays out of the error (it is logged at debug only)", async () => {
+    const bad: AgentConfig = { ...agent("bad"), command: ["sh", "-c", "echo 'secret text from +15550001111' >&2; exit 2"] };
+    const err = (await runCommandAgent(bad, turn).catch((e: unknown) => e)) as AgentError;
+    expect(err.message).toBe('agent "bad" exited with code 2');
+  });
+
+  test("long non-ASCII output arrives intact", async () => {
+    const script = `const b = Buffer.from("é€😀".repeat(40000)); for (let i = 0; i < b.length; i += 4093) process.stdout.write(b.subarray(i, i + 4093));`;
+    const a: AgentConfig = { ...agent("utf8"), command: [process.execPath, "-e", script] };
+    const r = await runCommandAgent(a, turn);
+    expect(r.text).toBe("é€😀".repeat(40000));
+  });
+});
+
+/** Pids of live (non-zombie) processes whose command line contains `marker` (Linux /proc). */
+function livePids(marker: string): string[] {
+  return readdirSync("/proc").filter((d) => {
+    if (!/^\d+$/.test(d)) return false;
+    try {
+      return readFileSync(`/proc/${d}/cmdline`, "utf8").includes(marker) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${d}/stat`, "utf8"));
+    } catch {
+      return false;
+    }
+  });
+}

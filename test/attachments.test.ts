@@ -3,25 +3,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import {
-  checkKnownHost,
-  checkLocalAttachment,
-  detectRemoteHost,
-  fetchAttachments,
-  isPathAllowed,
-  isValidRootPattern,
-  matchesRoot,
-  mediaCacheDir,
-  mediaKind,
-  mediaPlaceholder,
-  normalizeRemoteHost,
-  pruneMediaCache,
-  resolveRemoteHost,
-  safeSessionDirName,
-  sanitizeFileName,
-  scpFetch,
-  validateRemotePath,
-} from "../src/attachments.ts";
+import { fetchAttachments, mediaCacheDir, mediaKind, mediaPlaceholder, pruneMediaCache, safeSessionDirName, sanitizeFileName } from "../src/attachments.ts";
+import { checkLocalAttachment, isPathAllowed, isValidRootPattern, matchesRoot } from "../src/files.ts";
+import { checkKnownHost, detectRemoteHost, normalizeRemoteHost, resolveRemoteHost, scpFetch, validateRemotePath } from "../src/ssh.ts";
 import type { ImsgAttachment } from "../src/imsg.ts";
 import { waitFor } from "./helpers/sim.ts";
 import { sshdMissing, startSshd, type Sshd } from "./helpers/sshd.ts";

@@ -3,21 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import JSON5 from "json5";
-import {
-  buildConfig,
-  closestKey,
-  DEFAULT_ATTACHMENT_ROOT,
-  DEFAULTS,
-  describeSchemaKeys,
-  isSafeCliPath,
-  loadConfig,
-  MINIMAL_CONFIG_EXAMPLE,
-  mergeRoots,
-  parseConfig,
-  resolveAccount,
-  type Config,
-  type ImessageAccount,
-} from "../src/config.ts";
+import { buildConfig, loadConfig, parseConfig, resolveAccount, type Config, type ImessageAccount } from "../src/config.ts";
+import { closestKey, DEFAULTS, describeSchemaKeys, isSafeCliPath, MINIMAL_CONFIG_EXAMPLE } from "../src/config-schema.ts";
+import { DEFAULT_ATTACHMENT_ROOT, mergeRoots } from "../src/files.ts";
 import { ConfigError, EXIT } from "../src/errors.ts";
 
 const FILE = "/etc/openclaw/test.json5";

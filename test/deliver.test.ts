@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { classifySendError, matchSent, planParts, sensitivePath } from "../src/deliver.ts";
+import { classifySendError, matchSent, planParts } from "../src/deliver.ts";
+import { sensitivePath } from "../src/files.ts";
 import type { ImsgMessage } from "../src/imsg.ts";
 import { ImsgPermissionError, ImsgSpawnError, RpcClosedError, RpcError, RpcTimeoutError } from "../src/rpc.ts";
 

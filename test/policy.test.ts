@@ -231,6 +231,9 @@ describe("mention patterns", () => {
     ["zero-width space removed", "@c\u200bl\u200daw", true],
     ["bidi controls removed", "@\u202eclaw\u202c", true],
     ["word joiner removed", "@cl\u2060aw", true],
+    ["zero-width no-break space (BOM) removed", "@cl\uFEFFaw", true],
+    ["zero-width non-joiner removed", "@cl\u200Caw", true],
+    ["left-to-right mark removed", "@cl\u200Eaw", true],
     ["no mention", "hello all", false],
   ];
   for (const [name, text, expected] of rows) test(name, () => expect(matchesMention(text, regexes)).toBe(expected));

@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { DatabaseSync } from "node:sqlite";
-import { type InboundInput, inboundKey, migrate, MIGRATIONS, Store } from "../src/store.ts";
+import { type InboundInput, inboundKey, Store } from "../src/store.ts";
+import { migrate, MIGRATIONS } from "../src/store-schema.ts";
 import { stateDirProblem } from "../src/state-dir.ts";
 
 const DAY = 86_400_000;

@@ -1,8 +1,8 @@
 // Argument fragments shared by every command, and the per-command setup they drive.
 import type { ArgsDef } from "citty";
-import { homedir } from "node:os";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { UsageError } from "../errors.ts";
+import { expandHome } from "../paths.ts";
 
 /** CONTRACT §2: accepted by every subcommand. */
 export const globalArgs = {
@@ -25,12 +25,6 @@ export interface GlobalOptions {
   stateDir: string;
   verbose: boolean;
   logFormat: "pretty" | "json";
-}
-
-export function expandHome(p: string): string {
-  if (p === "~") return homedir();
-  if (p.startsWith("~/")) return join(homedir(), p.slice(2));
-  return p;
 }
 
 /** Resolves CONTRACT §2 defaults and configures logging. Call first in every command's run(). */

@@ -20,7 +20,7 @@ export default defineCommand({
     if (args.replace && args["if-not-running"]) throw new UsageError("use --replace or --if-not-running, not both");
     const { loadConfig } = await import("../config.ts");
     const config = loadConfig(g.configPath);
-    const ops = await import("../operate.ts");
+    const ops = await import("../daemon.ts");
     if (args["if-not-running"] && ops.runningGateway(g.stateDir)) return;
     if (args.replace) await ops.replaceRunning(g.stateDir);
     if (args.detach) {
