@@ -250,10 +250,12 @@ async function handshake(bin: string, account: ImessageAccount, kind: CliKind, t
   let chats: unknown[] | undefined;
   let error: unknown;
   let newest: number | undefined;
-  // Its failures (timeout, permission, crash) show again, better worded, as chats.list's.
+  // chats.list goes first: a child that dies on its first request must fail it with the exit reason, not with
+  // a write error. initialize's failures (timeout, permission, crash) show, better worded, as chats.list's.
+  const list = chatsList(client, 1, budgetMs);
   const init = initialize(client, 1, budgetMs).catch(() => undefined);
   try {
-    chats = await chatsList(client, 1, budgetMs);
+    chats = await list;
     const c = chats[0] as { id?: unknown } | undefined;
     const left = start + budgetMs - Date.now();
     if (c && typeof c.id === "number" && left > 0) newest = (await messagesHistory(client, c.id, { limit: 1 }, left).catch(() => []))[0]?.id;
