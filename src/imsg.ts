@@ -1,6 +1,7 @@
 // Typed imsg objects (../shared/reference/imsg-rpc.md §4), their validation, and typed RPC calls.
 import * as v from "valibot";
 import type { RpcClient } from "./rpc.ts";
+import { RpcError } from "./rpc-errors.ts";
 
 /** An attachment of a message, normalised to camelCase. */
 export interface ImsgAttachment {
@@ -283,4 +284,134 @@ export function toWireMessage(m: unknown): unknown {
   const wire = renameKeys(x as unknown as Record<string, unknown>, MESSAGE_FIELDS, true);
   wire.attachments = (x.attachments ?? []).map((a) => renameKeys(a as unknown as Record<string, unknown>, ATTACHMENT_FIELDS, true));
   return wire;
+}
+
+// --- imsg 0.14+ reads: initialize/status and messages.after (absent on 0.9: -32601, reported as undefined) ---
+
+/** What `initialize`/`status` report, reduced to what we act on; unknown fields are ignored. */
+export interface ImsgStatus {
+  version?: string;
+  protocolVersion?: number;
+  database: { ready: boolean; path?: string; error?: string };
+  /** The IMCore bridge (tapback, reply_to, bridge sends); undefined when imsg does not report it. */
+  bridge?: { ready: boolean; error?: string };
+  /** Methods usable right now (database reads only while the database is ready). */
+  methods: string[];
+  /** Methods this imsg implements at all. */
+  supportedMethods: string[];
+  /** Database features that are on (reactions, reply_context, ...). */
+  features: string[];
+  /** Engine capability names that are on (e.g. tapback.emoji). */
+  capabilities: string[];
+}
+
+const strList = v.fallback(v.array(v.string()), []);
+const onFlags = v.fallback(v.record(v.string(), v.unknown()), {});
+const StatusSchema = v.object({
+  version: v.fallback(v.optional(v.string()), undefined),
+  protocol_version: v.fallback(v.optional(v.number()), undefined),
+  database: v.object({
+    ready: v.boolean(),
+    path: v.fallback(v.optional(v.string()), undefined),
+    error: v.fallback(v.optional(v.string()), undefined),
+    features: v.optional(onFlags, {}),
+  }),
+  bridge: v.fallback(v.optional(v.object({ ready: v.boolean(), error: v.fallback(v.optional(v.string()), undefined) })), undefined),
+  methods: v.optional(strList, []),
+  supported_methods: v.optional(strList, []),
+  capabilities: v.fallback(v.optional(v.object({ features: v.optional(onFlags, {}) })), undefined),
+});
+
+const isOn = (x: unknown) => x === true || (typeof x === "number" && x > 0) || (typeof x === "string" && x !== "" && x !== "0");
+
+/** Parses an `initialize`/`status` result; `{error}` when even the database readiness is missing. */
+export function parseStatus(raw: unknown): { status: ImsgStatus } | { error: string } {
+  const r = v.safeParse(StatusSchema, raw);
+  if (!r.success) return { error: issuesText(r.issues) };
+  const s = r.output;
+  return {
+    status: {
+      version: s.version,
+      protocolVersion: s.protocol_version,
+      database: { ready: s.database.ready, path: s.database.path, error: s.database.error },
+      bridge: s.bridge && { ready: s.bridge.ready, error: s.bridge.error },
+      methods: s.methods,
+      supportedMethods: s.supported_methods,
+      features: Object.keys(s.database.features).filter((k) => isOn(s.database.features[k])),
+      capabilities: Object.keys(s.capabilities?.features ?? {}).filter((k) => isOn(s.capabilities!.features[k])),
+    },
+  };
+}
+
+function isMethodNotFound(e: unknown): boolean {
+  return e instanceof RpcError && e.code === -32601;
+}
+
+async function statusCall(client: RpcClient, method: string, params: Record<string, unknown>, timeoutMs?: number): Promise<ImsgStatus | undefined> {
+  let raw: unknown;
+  try {
+    raw = await client.request(method, params, { timeoutMs });
+  } catch (e) {
+    if (isMethodNotFound(e)) return undefined;
+    throw e;
+  }
+  const p = parseStatus(raw);
+  if ("error" in p) throw new Error(`imsg ${method}: unexpected result (${p.error})`);
+  return p.status;
+}
+
+/** `initialize {protocol_version}` (0.14+): the status snapshot; undefined on an imsg without it (0.9). */
+export function initialize(client: RpcClient, protocolVersion = 1, timeoutMs?: number): Promise<ImsgStatus | undefined> {
+  return statusCall(client, "initialize", { protocol_version: protocolVersion }, timeoutMs);
+}
+
+/** `status` (0.14+): the status snapshot; undefined on an imsg without it (0.9). */
+export function status(client: RpcClient, timeoutMs?: number): Promise<ImsgStatus | undefined> {
+  return statusCall(client, "status", {}, timeoutMs);
+}
+
+/** One page of `messages.after`: rows after the cursor in exact ROWID order. */
+export interface MessagesAfterPage {
+  messages: ImsgMessage[];
+  /** The cursor for the next page (imsg's next_rowid; the request's cursor when nothing came). */
+  nextRowid: number;
+  hasMore: boolean;
+  /** Entries dropped because they did not parse (the caller logs them). */
+  malformed: number;
+}
+
+/** `messages.after` options (sent snake_case); `limit` is 1–500. */
+export interface MessagesAfterParams {
+  sinceRowid: number;
+  chatId?: number;
+  limit: number;
+  attachments?: boolean;
+  includeReactions?: boolean;
+}
+
+/** `messages.after` (0.14+): rows with ROWID > sinceRowid; undefined on an imsg without it (0.9). */
+export async function messagesAfter(client: RpcClient, p: MessagesAfterParams, timeoutMs?: number): Promise<MessagesAfterPage | undefined> {
+  const params: Record<string, unknown> = { since_rowid: p.sinceRowid, limit: p.limit };
+  if (p.chatId !== undefined) params.chat_id = p.chatId;
+  if (p.attachments !== undefined) params.attachments = p.attachments;
+  if (p.includeReactions !== undefined) params.include_reactions = p.includeReactions;
+  let raw: unknown;
+  try {
+    raw = await client.request("messages.after", params, { timeoutMs });
+  } catch (e) {
+    if (isMethodNotFound(e)) return undefined;
+    throw e;
+  }
+  const r = objectResult("messages.after", raw);
+  if (!Array.isArray(r.messages)) throw new Error("imsg messages.after: result has no messages array");
+  const messages: ImsgMessage[] = [];
+  let malformed = 0;
+  for (const m of r.messages) {
+    const parsed = parseMessage(m);
+    if ("message" in parsed) messages.push(parsed.message);
+    else malformed++;
+  }
+  const last = messages.reduce((n, m) => Math.max(n, m.id), p.sinceRowid);
+  const nextRowid = typeof r.next_rowid === "number" && Number.isInteger(r.next_rowid) ? r.next_rowid : last;
+  return { messages, nextRowid, hasMore: r.has_more === true, malformed };
 }

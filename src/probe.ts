@@ -6,9 +6,9 @@ import { delimiter, join } from "node:path";
 import { checkKnownHost, mentionsSsh, resolveRemoteHost } from "./ssh.ts";
 import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { routeAgent } from "./agents.ts";
-import { chatsList, messagesHistory, parseVersion, versionSupportsRpc } from "./imsg.ts";
+import { chatsList, initialize, messagesHistory, parseVersion, versionSupportsRpc, type ImsgStatus } from "./imsg.ts";
 import { readLock } from "./lock.ts";
-import { ImsgPermissionError, ImsgSpawnError, RpcClient, RpcTimeoutError, runImsg, type CommandResult } from "./rpc.ts";
+import { classifyError, ImsgPermissionError, ImsgSpawnError, RpcClient, RpcTimeoutError, runImsg, type CommandResult } from "./rpc.ts";
 import { Store } from "./store.ts";
 
 /** One probe check as printed in the JSON report (CONTRACT §3). */
@@ -24,6 +24,47 @@ export interface AccountReport {
   accountId: string;
   ok: boolean;
   checks: Check[];
+  /** What imsg says about itself; only from imsg with `initialize`/`status` (0.14+). Informational. */
+  imsg?: ImsgInfo;
+}
+
+/** Methods and options beyond the basics, each usable now or not (from `status`). */
+export const ADVANCED = ["messages.after", "typing", "read", "tapback", "reply_to"] as const;
+export type Advanced = (typeof ADVANCED)[number];
+
+/** The probe's view of `initialize`: version, database, bridge (never a failure), usable methods. */
+export interface ImsgInfo {
+  version?: string;
+  protocolVersion?: number;
+  database: { ready: boolean; path?: string; error?: string };
+  bridge?: { ready: boolean; error?: string };
+  methods: string[];
+  advanced: Record<Advanced, boolean>;
+}
+
+/** Which advanced features this imsg can use now: listed methods, and `reply_to` only with a ready bridge. */
+export function imsgInfo(st: ImsgStatus): ImsgInfo {
+  const has = (m: string) => st.methods.includes(m);
+  const advanced = {
+    "messages.after": has("messages.after"),
+    typing: has("typing"),
+    read: has("read"),
+    tapback: has("tapback"),
+    reply_to: has("send") && st.bridge?.ready === true,
+  };
+  return { version: st.version, protocolVersion: st.protocolVersion, database: st.database, bridge: st.bridge, methods: st.methods, advanced };
+}
+
+/** The text report's lines for ImsgInfo (informational, so never FAIL). */
+export function describeImsgInfo(i: ImsgInfo): string[] {
+  const db = i.database.ready ? `database ready${i.database.path ? ` (${i.database.path})` : ""}` : `database not ready: ${i.database.error ?? "no reason given"}`;
+  const bridge = !i.bridge ? "bridge not reported" : i.bridge.ready ? "bridge ready" : `bridge not ready${i.bridge.error ? ` (${i.bridge.error})` : ""}`;
+  const on = ADVANCED.filter((a) => i.advanced[a]);
+  const off = ADVANCED.filter((a) => !i.advanced[a]);
+  return [
+    `imsg ${i.version ?? "(version not reported)"}: ${db}; ${bridge}`,
+    `advanced methods: ${on.length ? `usable ${on.join(", ")}` : "none usable"}${off.length ? `; not usable ${off.join(", ")}` : ""}`,
+  ];
 }
 
 /** How one account is probed. */
@@ -44,10 +85,17 @@ const GATEWAY_NOT_REQUIRED = "(not required; --require-gateway makes this a fail
 
 const DEFAULT_DB = "~/Library/Messages/chat.db";
 
-const FDA_HINT =
-  "Grant Full Disk Access (System Settings → Privacy & Security → Full Disk Access) to the process that runs imsg: " +
-  "your terminal for interactive runs; for launchd the gateway binary; over SSH `sshd-keygen-wrapper` on the Mac. Then restart it. " +
-  "Also check that dbPath points at an existing chat.db.";
+const FDA_WHO =
+  "Grant Full Disk Access (System Settings → Privacy & Security → Full Disk Access) to the process that runs imsg and its parent: " +
+  "your terminal for interactive runs; for launchd the gateway binary; over SSH `sshd-keygen-wrapper` on the Mac.";
+
+// imsg before 0.14 cannot tell a wrong path from missing access, and needs a restart after the grant.
+const FDA_HINT = `${FDA_WHO} Then restart it. Also check that dbPath points at an existing chat.db.`;
+
+// imsg 0.14+ says which it is, and reopens the database by itself once access is granted.
+const FDA_ONLY_HINT = `${FDA_WHO} The running imsg picks it up by itself.`;
+const DBPATH_HINT =
+  "No chat.db at that path: fix channels.imessage.dbPath (or remove it for ~/Library/Messages/chat.db) so it names the Messages database on the Mac that runs imsg.";
 
 /** Finds an executable: a path is checked directly, a bare name is searched on PATH. */
 export function findExecutable(cliPath: string): string | undefined {
@@ -105,7 +153,7 @@ export async function probeAccount(config: Config, account: ImessageAccount, opt
   const agents = agentsFor(config, account.accountId);
 
   const [imsg, remote, agentChecks] = await Promise.all([
-    bin ? probeImsg(bin, account, kind, { budgetMs, reserveMs, deadline, limitMs: opts.timeoutMs }) : Promise.resolve({ checks: [], newest: undefined }),
+    bin ? probeImsg(bin, account, kind, { budgetMs, reserveMs, deadline, limitMs: opts.timeoutMs }) : Promise.resolve<ImsgProbe>({ checks: [] }),
     remoteChecks(account, kind),
     agents.length
       ? Promise.all(agents.map((a) => checkAgent(a, budgetMs)))
@@ -127,7 +175,14 @@ export async function probeAccount(config: Config, account: ImessageAccount, opt
     ...agentChecks,
     gatewayCheck(account, opts, imsg.newest),
   ];
-  return { accountId: account.accountId, ok: checks.every((c) => c.ok), checks };
+  return { accountId: account.accountId, ok: checks.every((c) => c.ok), checks, ...(imsg.info ? { imsg: imsg.info } : {}) };
+}
+
+/** The imsg checks, the newest row (staleness check) and what imsg 0.14+ reports about itself. */
+interface ImsgProbe {
+  checks: Check[];
+  newest?: number;
+  info?: ImsgInfo;
 }
 
 /** The probe's time limit split into the part for requests and checks and the part kept for shutdown. */
@@ -139,13 +194,13 @@ interface Timing {
 }
 
 /** "rpc supported", "RPC handshake" and "Messages database readable", run side by side. */
-async function probeImsg(bin: string, account: ImessageAccount, kind: CliKind, t: Timing): Promise<{ checks: Check[]; newest?: number }> {
+async function probeImsg(bin: string, account: ImessageAccount, kind: CliKind, t: Timing): Promise<ImsgProbe> {
   const [help, ver, hs] = await Promise.all([
     runImsg(bin, ["rpc", "--help"], t.budgetMs),
     runImsg(bin, ["--version"], t.budgetMs),
     handshake(bin, account, kind, t),
   ]);
-  return { checks: [rpcSupported(account.cliPath, kind, help, ver), ...hs.checks], newest: hs.newest };
+  return { checks: [rpcSupported(account.cliPath, kind, help, ver), ...hs.checks], newest: hs.newest, info: hs.info };
 }
 
 function rpcSupported(cliPath: string, kind: CliKind, help: CommandResult, ver: CommandResult): Check {
@@ -184,16 +239,23 @@ function rpcSupported(cliPath: string, kind: CliKind, help: CommandResult, ver: 
   };
 }
 
-/** `chats.list {limit:1}` over a real `imsg rpc`, then the newest row (for the gateway staleness check). */
-async function handshake(bin: string, account: ImessageAccount, kind: CliKind, t: Timing): Promise<{ checks: Check[]; newest?: number }> {
+/**
+ * `initialize` (0.14+; undefined on 0.9) and `chats.list {limit:1}` side by side over a real `imsg rpc`, then the
+ * newest row (for the gateway staleness check). The handshake verdict is chats.list's: it needs the database.
+ */
+async function handshake(bin: string, account: ImessageAccount, kind: CliKind, t: Timing): Promise<ImsgProbe> {
   const { budgetMs, limitMs } = t;
   const start = Date.now();
   const client = RpcClient.start({ cliPath: bin, dbPath: account.dbPath, timeoutMs: budgetMs, tag: "probe" });
   let chats: unknown[] | undefined;
   let error: unknown;
   let newest: number | undefined;
+  // chats.list goes first: a child that dies on its first request must fail it with the exit reason, not with
+  // a write error. initialize's failures (timeout, permission, crash) show, better worded, as chats.list's.
+  const list = chatsList(client, 1, budgetMs);
+  const init = initialize(client, 1, budgetMs).catch(() => undefined);
   try {
-    chats = await chatsList(client, 1, budgetMs);
+    chats = await list;
     const c = chats[0] as { id?: unknown } | undefined;
     const left = start + budgetMs - Date.now();
     if (c && typeof c.id === "number" && left > 0) newest = (await messagesHistory(client, c.id, { limit: 1 }, left).catch(() => []))[0]?.id;
@@ -203,8 +265,10 @@ async function handshake(bin: string, account: ImessageAccount, kind: CliKind, t
   // Closing stdin ends a healthy imsg, and makes a buffering wrapper flush the answer it held back.
   const grace = Math.min(t.reserveMs, Math.max(0, t.deadline - Date.now()));
   const backstop = setTimeout(() => client.kill(), grace + 100);
+  const st = await init;
   await client.stop(grace);
   clearTimeout(backstop);
+  const info = st && imsgInfo(st);
 
   const db = account.dbPath ?? DEFAULT_DB;
   const hs = "RPC handshake";
@@ -214,9 +278,22 @@ async function handshake(bin: string, account: ImessageAccount, kind: CliKind, t
     return {
       checks: [
         { name: hs, ok: true, detail: `chats.list answered (${chats.length} chat${chats.length === 1 ? "" : "s"})` },
-        { name: dbName, ok: true, detail: db },
+        { name: dbName, ok: true, detail: st?.database.path ?? db },
       ],
       newest,
+      info,
+    };
+  }
+  const why = classifyError(error);
+  if (why?.kind === "database_unavailable" && !(error instanceof ImsgPermissionError)) {
+    // imsg 0.14+ answered -32002 and says whether the file is missing or cannot be opened.
+    const hint = why.cause === "missing" ? DBPATH_HINT : why.cause === "permission" ? FDA_ONLY_HINT : FDA_HINT;
+    return {
+      checks: [
+        { name: hs, ok: false, detail: "imsg answered, but it cannot open the Messages database", hint: why.cause === "missing" ? "Fix dbPath (see the next check)." : "See the next check." },
+        { name: dbName, ok: false, detail: `imsg cannot open the Messages database at ${why.path ?? db}: ${why.detail}`, hint },
+      ],
+      info,
     };
   }
   if (error instanceof ImsgPermissionError) {
@@ -246,6 +323,7 @@ async function handshake(bin: string, account: ImessageAccount, kind: CliKind, t
           : { name: hs, ok: false, detail: `chats.list did not answer within ${budgetMs} ms (of the probe's ${limitMs} ms limit)`, hint: hungHint(kind) },
         buffered ? { name: dbName, ok: false, detail: "not checked: the answer came too late", hint: bufferingHint(kind) } : notChecked,
       ],
+      info,
     };
   }
   const hint =
@@ -254,7 +332,7 @@ async function handshake(bin: string, account: ImessageAccount, kind: CliKind, t
       : kind === "ssh"
         ? `Run \`${account.cliPath} rpc\` by hand: ssh must connect without a prompt (keys, host key in known_hosts, BatchMode=yes) and start \`imsg rpc\` on the Mac.`
         : "Run `imsg rpc` by hand to see its error; update imsg if it is older than 0.3.0.";
-  return { checks: [{ name: hs, ok: false, detail: (error as Error).message, hint }, notChecked] };
+  return { checks: [{ name: hs, ok: false, detail: (error as Error).message, hint }, notChecked], info };
 }
 
 function bufferingHint(kind: CliKind): string {

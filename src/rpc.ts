@@ -5,75 +5,26 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { getLog } from "./log.ts";
 import { runProcess } from "./proc.ts";
 import { clip } from "./text.ts";
+import { ImsgPermissionError, ImsgSpawnError, RpcClosedError, RpcError, RpcTimeoutError, dataText, firstLine, isPermissionText } from "./rpc-errors.ts";
 
 /** Per-request timeout when neither the request nor the client sets one (OpenClaw's probe default). */
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
-/** A JSON-RPC error response from imsg. */
-export class RpcError extends Error {
-  constructor(
-    readonly method: string,
-    readonly code: number,
-    readonly rpcMessage: string,
-    readonly data?: string,
-  ) {
-    super(`imsg ${method} failed: ${rpcMessage} (code ${code})${data ? `: ${firstLine(data)}` : ""}`);
-    this.name = "RpcError";
-  }
-}
-
-/** No response within the request's timeout (the child may be hung or the wrapper buffering). */
-export class RpcTimeoutError extends Error {
-  constructor(
-    readonly method: string,
-    readonly timeoutMs: number,
-  ) {
-    super(`imsg rpc timeout (${method}) after ${timeoutMs} ms`);
-    this.name = "RpcTimeoutError";
-  }
-}
-
-/** The child is gone (exited, killed, stdin broken) or was never running. */
-export class RpcClosedError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode?: number | null,
-    readonly signal?: string | null,
-  ) {
-    super(message);
-    this.name = "RpcClosedError";
-  }
-}
-
-/** imsg cannot read the Messages database: Full Disk Access is missing (or the --db path does not exist). */
-export class ImsgPermissionError extends Error {
-  constructor(readonly detail: string) {
-    super("imsg cannot read the Messages database (Full Disk Access missing, or dbPath does not exist)");
-    this.name = "ImsgPermissionError";
-  }
-}
-
-/** The imsg binary could not be started at all. */
-export class ImsgSpawnError extends Error {
-  constructor(
-    readonly cliPath: string,
-    readonly errno: string,
-  ) {
-    super(errno === "ENOENT" ? `imsg not found: ${cliPath}` : `cannot start ${cliPath}: ${errno}`);
-    this.name = "ImsgSpawnError";
-  }
-}
-
-const PERMISSION_RE = /(permission\s+error|authorization\s+denied|full\s+disk\s+access)/i;
-
-function firstLine(s: string): string {
-  return s.split("\n").find((l) => l.trim())?.trim() ?? s;
-}
-
-/** Recognises imsg's Full Disk Access text, whether it arrived as a JSON-RPC error or as a stdout banner. */
-export function isPermissionText(text: string): boolean {
-  return PERMISSION_RE.test(text);
-}
+// The error classes and their classifier live in rpc-errors.ts; importers keep using this module.
+export {
+  ImsgPermissionError,
+  ImsgSpawnError,
+  RpcClosedError,
+  RpcError,
+  RpcTimeoutError,
+  classifyError,
+  classifyRpcError,
+  databaseCause,
+  isPermissionText,
+  type DatabaseCause,
+  type RpcErrorClass,
+  type RpcErrorKind,
+} from "./rpc-errors.ts";
 
 /**
  * Splits a byte stream into lines on "\n" only (byte 0x0A never occurs inside a UTF-8 sequence), decoding each
@@ -409,18 +360,19 @@ export class RpcClient {
     const id = typeof m.id === "number" ? m.id : typeof m.id === "string" && /^\d+$/.test(m.id) ? Number(m.id) : undefined;
     if (m.error && typeof m.error === "object") {
       const e = m.error as { code?: unknown; message?: unknown; data?: unknown };
-      const data = typeof e.data === "string" ? e.data : e.data !== undefined ? JSON.stringify(e.data) : undefined;
-      if (data && isPermissionText(data)) {
-        // Startup-error mode (imsg ≥ 0.8.2): every request gets the banner. Fail everything fast.
-        this.#raisePermission(data);
+      if (typeof e.data === "string" && isPermissionText(e.data)) {
+        // Startup-error mode (imsg 0.8.2–0.13): every request gets the banner. Fail everything fast.
+        // Object data (0.14+ -32002) is per request and heals once access is granted: it stays an RpcError.
+        this.#raisePermission(e.data);
         return;
       }
+      const text = dataText(e.data);
       if (id === undefined) {
-        getLog(this.#opts.tag ?? "rpc").warn(`imsg error without id: ${String(e.message)}${data ? `: ${firstLine(data)}` : ""}`);
+        getLog(this.#opts.tag ?? "rpc").warn(`imsg error without id: ${String(e.message)}${text ? `: ${firstLine(text)}` : ""}`);
         return;
       }
       const p = this.#pending.get(id);
-      this.#settle(id, new RpcError(p?.method ?? "?", typeof e.code === "number" ? e.code : -1, String(e.message ?? "error"), data));
+      this.#settle(id, new RpcError(p?.method ?? "?", typeof e.code === "number" ? e.code : -1, String(e.message ?? "error"), e.data));
       return;
     }
     if (id !== undefined) this.#settle(id, undefined, m.result);

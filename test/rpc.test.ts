@@ -102,14 +102,17 @@ afterEach(async () => {
   expect(unhandled).toEqual([]);
 });
 
-function sim(env: Record<string, string> = {}): Sim {
-  const s = createSim({ env });
+/** A simulator in the suite's imsg version ($IMSG_SIM_VERSION), or the given one for pre-0.14 behaviour. */
+function sim(env: Record<string, string> = {}, version?: string): Sim {
+  const s = createSim({ env, version });
   sims.push(s);
   return s;
 }
 
 function start(cliPath: string, opts: { timeoutMs?: number; onNotification?: (n: Notification) => void; dbPath?: string } = {}): RpcClient {
-  const c = RpcClient.start({ cliPath, tag: "test", ...opts });
+  // Without $IMSG_SIM_VERSION the wrapper's baked version applies: a sim pinned to 0.9.0 stays 0.9.0 in a 0.15 run.
+  const { IMSG_SIM_VERSION: _suite, ...env } = process.env;
+  const c = RpcClient.start({ cliPath, tag: "test", env, ...opts });
   clients.push(c);
   return c;
 }
@@ -290,8 +293,18 @@ describe("RpcClient against the simulator", () => {
   });
 
   test("Full Disk Access startup-error mode: ImsgPermissionError, later requests fail fast", async () => {
-    const c = start(sim({ IMSG_SIM_FDA: "1" }).cliPath);
+    const s = sim({ IMSG_SIM_FDA: "1" });
+    const c = start(s.cliPath);
     const e = await rejection(c.request("chats.list", { limit: 1 }));
+    if (s.version !== "0.9.0") {
+      // 0.14+ has no startup-error mode: each database request answers -32002 and the child stays usable.
+      expect(e).toBeInstanceOf(RpcError);
+      expect((e as RpcError).classified).toMatchObject({ kind: "database_unavailable", cause: "permission" });
+      expect(c.permissionError).toBeUndefined();
+      expect(await rejection(c.request("chats.list"))).toBeInstanceOf(RpcError);
+      expect(c.alive).toBe(true);
+      return;
+    }
     expect(e).toBeInstanceOf(ImsgPermissionError);
     expect((e as ImsgPermissionError).detail).toContain("Full Disk Access");
     expect(c.permissionError).toBe(e as ImsgPermissionError);
@@ -305,7 +318,7 @@ describe("RpcClient against the simulator", () => {
   });
 
   test("legacy Full Disk Access banner on stdout (imsg < 0.8.2): ImsgPermissionError", async () => {
-    const c = start(sim({ IMSG_SIM_FDA: "legacy" }).cliPath);
+    const c = start(sim({ IMSG_SIM_FDA: "legacy" }, "0.9.0").cliPath);
     const e = await rejection(c.request("chats.list", { limit: 1 }));
     expect(e).toBeInstanceOf(ImsgPermissionError);
     const info = await c.closed;
@@ -315,7 +328,8 @@ describe("RpcClient against the simulator", () => {
   });
 
   test("imsg without rpc (0.2.0): the close error carries what it printed", async () => {
-    const c = start(sim({ IMSG_VERSION: "0.2.0" }).cliPath);
+    // Versions before 0.9 are played by the 0.9 profile (IMSG_VERSION picks the reported version).
+    const c = start(sim({ IMSG_VERSION: "0.2.0" }, "0.9.0").cliPath);
     const e = await rejection(c.request("chats.list"));
     expect(e).toBeInstanceOf(RpcClosedError);
     expect(e.message).toContain("exited (code 1): Unknown subcommand 'rpc'");
@@ -433,9 +447,10 @@ for await (const chunk of process.stdin) {
 
 describe("runImsg", () => {
   test("captures stdout and the exit code", async () => {
-    const r = await runImsg(sim().cliPath, ["--version"], 5000);
+    const s = sim();
+    const r = await runImsg(s.cliPath, ["--version"], 5000);
     expect(r).toMatchObject({ code: 0, timedOut: false });
-    expect(r.stdout.trim()).toBe("0.9.0");
+    expect(r.stdout.trim()).toBe(s.version);
   });
 
   test("a missing binary is an ImsgSpawnError result, not a throw", async () => {

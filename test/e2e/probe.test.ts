@@ -17,7 +17,8 @@ const CORE_CHECKS = ["config valid", "imsg binary found", "rpc supported", "RPC 
 const e2e = e2eResources();
 let ws: Workspace | undefined;
 
-const sim = (env: Record<string, string> = {}): Sim => e2e.sim({ env });
+/** A simulator in the suite's imsg version ($IMSG_SIM_VERSION), or the given one for behaviour of older imsg. */
+const sim = (env: Record<string, string> = {}, version?: string): Sim => e2e.sim({ env, version });
 
 function setup(cliPath: string, imessage: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Workspace {
   ws = e2e.workspace();
@@ -28,7 +29,8 @@ function setup(cliPath: string, imessage: Record<string, unknown> = {}, extra: R
 /** Runs the CLI without blocking this process (tests serve HTTP from here while the probe runs). */
 async function cli(args: string[], runtime: Runtime = "bun"): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const [cmd, pre] = cliCommand(runtime);
-  const p = Bun.spawn([cmd, ...pre, ...args], { env: childEnv(), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  // Without $IMSG_SIM_VERSION each sim's wrapper decides its version (a sim pinned to 0.9.0 stays 0.9.0).
+  const p = Bun.spawn([cmd, ...pre, ...args], { env: childEnv({ IMSG_SIM_VERSION: undefined }), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   return { code, stdout, stderr };
 }
@@ -105,13 +107,14 @@ describe("probe: healthy", () => {
     expect(r.report.ok).toBe(true);
     expect(r.report.accounts).toHaveLength(1);
     const a = r.report.accounts[0]!;
-    expect(Object.keys(a).sort()).toEqual(["accountId", "checks", "ok"]);
+    // imsg 0.14+ adds the informational `imsg` report (initialize); 0.9 has no such method.
+    expect(Object.keys(a).sort()).toEqual(s.version === "0.9.0" ? ["accountId", "checks", "ok"] : ["accountId", "checks", "imsg", "ok"]);
     expect(a.accountId).toBe("default");
     expect(a.checks.map((c) => c.name)).toEqual(CORE_CHECKS);
     for (const c of a.checks) expect(c.ok).toBe(true);
     expectConsistent(r.report);
     expect(check(r.report, "imsg binary found").detail).toBe(s.cliPath);
-    expect(check(r.report, "rpc supported").detail).toBe("imsg 0.9.0");
+    expect(check(r.report, "rpc supported").detail).toBe(`imsg ${s.version}`);
     expect(check(r.report, "RPC handshake").detail).toBe("chats.list answered (1 chat)");
   });
 
@@ -205,7 +208,8 @@ describe("probe: unhealthy setups exit 1 and name the failing check", () => {
   });
 
   test("imsg too old for rpc (0.2.0)", async () => {
-    const r = await probeJson(setup(sim({ IMSG_VERSION: "0.2.0" }).cliPath));
+    // Versions before 0.9 are played by the 0.9 profile (IMSG_VERSION picks the reported version).
+    const r = await probeJson(setup(sim({ IMSG_VERSION: "0.2.0" }, "0.9.0").cliPath));
     const c = expectFailed(r, "rpc supported", "brew upgrade");
     expect(c.detail).toContain("imsg 0.2.0 has no `rpc` command");
     expectCheck(check(r.report, "RPC handshake"), false, "Unknown subcommand 'rpc'");
@@ -214,7 +218,8 @@ describe("probe: unhealthy setups exit 1 and name the failing check", () => {
 
   for (const mode of ["1", "legacy"]) {
     test(`missing Full Disk Access (IMSG_SIM_FDA=${mode})`, async () => {
-      const r = await probeJson(setup(sim({ IMSG_SIM_FDA: mode }).cliPath));
+      // The legacy banner is pre-0.8.2 behaviour, played by the 0.9 profile.
+      const r = await probeJson(setup(sim({ IMSG_SIM_FDA: mode }, mode === "legacy" ? "0.9.0" : undefined).cliPath));
       expectFailed(r, "Messages database readable", "Full Disk Access");
       // The request failed, so the handshake is not ok either.
       expectCheck(check(r.report, "RPC handshake"), false, "cannot open the Messages database");
