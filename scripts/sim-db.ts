@@ -43,9 +43,12 @@ const shQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
  * Writes an executable `imsg` stand-in at `path`: a sh wrapper that runs the simulator with `env` as defaults
  * (the caller's environment overrides them), usable as `cliPath` exactly like the real binary.
  */
-export function writeSimWrapper(path: string, env: Record<string, string>): void {
+export function writeSimWrapper(path: string, env: Record<string, string>, opts: { version?: string } = {}): void {
   const exports = Object.entries(env).map(([k, v]) => `[ -n "\${${k}+x}" ] || ${k}=${shQuote(v)}; export ${k}`);
-  writeFileSync(path, ["#!/bin/sh", ...exports, `exec ${shQuote(process.execPath)} ${shQuote(SIM_SCRIPT)} "$@"`, ""].join("\n"));
+  // A version given here is a flag, which wins over IMSG_SIM_VERSION: a test pinned to one imsg keeps it when the
+  // suite runs in the other mode.
+  const pin = opts.version ? ` --imsg-version ${shQuote(opts.version)}` : "";
+  writeFileSync(path, ["#!/bin/sh", ...exports, `exec ${shQuote(process.execPath)} ${shQuote(SIM_SCRIPT)}${pin} "$@"`, ""].join("\n"));
   chmodSync(path, 0o755);
 }
 

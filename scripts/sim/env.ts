@@ -17,14 +17,18 @@ export function versionAtLeast(v: string, min: string): boolean {
   return true;
 }
 
-/** `--imsg-version X` / `--imsg-version=X` anywhere on the command line (the flag wins over IMSG_SIM_VERSION). */
+/**
+ * `--imsg-version X` / `--imsg-version=X` anywhere on the command line (the flag wins over IMSG_SIM_VERSION; the last
+ * one wins, so a caller's flag beats the one a test wrapper pins).
+ */
 function flagVersion(argv: string[]): string | undefined {
+  let found: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === "--imsg-version") return argv[i + 1];
-    if (a.startsWith("--imsg-version=")) return a.slice("--imsg-version=".length);
+    if (a === "--imsg-version") found = argv[i + 1];
+    else if (a.startsWith("--imsg-version=")) found = a.slice("--imsg-version=".length);
   }
-  return undefined;
+  return found;
 }
 
 /** argv without the simulator-only `--imsg-version` flag. */

@@ -42,7 +42,7 @@ export function createSim(opts: { env?: Record<string, string>; selfHandle?: str
     ...opts.env,
   };
   const cliPath = join(dir, "imsg");
-  writeSimWrapper(cliPath, env);
+  writeSimWrapper(cliPath, env, { version });
   return {
     dir,
     dbPath,
