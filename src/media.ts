@@ -113,7 +113,7 @@ export function planImages(sizes: readonly number[], imageMax: number, turnMax: 
   const send: boolean[] = [];
   const notes: string[] = [];
   for (const s of sizes) {
-    const fmt = (n: number) => `${(n / MB).toFixed(1)} MB`;
+    const fmt = (n: number) => `${(Math.ceil((n / MB) * 10) / 10).toFixed(1)} MB`; // rounded up: never "1.0 over 1.0"
     if (s > imageMax) {
       send.push(false);
       notes.push(`[image not sent: ${fmt(s)} is over the ${fmt(imageMax)} limit]`);
