@@ -37,9 +37,9 @@ export const OPENAI_MEDIA_KEYS: { key: string; type: string; default?: string; d
     description:
       "transcribe voice memos with this model through the same endpoint's /audio/transcriptions; the transcript goes into the user text as `[voice memo transcript] …`. Unset: no transcription (audio leaves the machine only when you ask for it)",
   },
-  { key: "imageMaxMb", type: "integer > 0", default: String(MEDIA_DEFAULTS.imageMaxMb), description: "largest image sent (after conversion); a larger one is left out with a note line" },
-  { key: "turnImagesMaxMb", type: "integer > 0", default: String(MEDIA_DEFAULTS.turnImagesMaxMb), description: "all images of one turn together; the ones past the cap are left out with a note line" },
-  { key: "audioMaxMb", type: "integer > 0", default: String(MEDIA_DEFAULTS.audioMaxMb), description: "largest voice memo sent for transcription (OpenAI's own limit is 25 MB)" },
+  { key: "imageMaxMb", type: "integer 1–1024", default: String(MEDIA_DEFAULTS.imageMaxMb), description: "largest image sent (after conversion); a larger one is left out with a note line" },
+  { key: "turnImagesMaxMb", type: "integer 1–1024", default: String(MEDIA_DEFAULTS.turnImagesMaxMb), description: "all images of one turn together; the ones past the cap are left out with a note line" },
+  { key: "audioMaxMb", type: "integer 1–1024", default: String(MEDIA_DEFAULTS.audioMaxMb), description: "largest voice memo sent for transcription (OpenAI's own limit is 25 MB)" },
 ];
 
 const MB = 1024 * 1024;
@@ -94,7 +94,7 @@ export function preferred(a: TurnAttachment): { path: string; mimeType: string; 
 /**
  * The converter for HEIC → JPEG. macOS: `sips`, part of the system. Elsewhere: `heif-convert` from Debian's
  * libheif-examples — small, on the same libheif every distro ships, and it decodes the tiled (grid) HEICs an
- * iPhone writes, which ffmpeg before 7.0 cannot. Pure.
+ * iPhone writes, which Debian 12’s ffmpeg (5.1) cannot; ffmpeg is far heavier too. Pure.
  */
 export function heicCommand(platform: string, src: string, dest: string): [string, string[]] {
   if (platform === "darwin") return ["sips", ["-s", "format", "jpeg", "-s", "formatOptions", "85", "-Z", "4096", src, "--out", dest]];
@@ -256,8 +256,18 @@ async function transcribe(model: string, data: Buffer, f: { mimeType: string; na
   const { "content-type": _json, ...headers } = ctx.headers;
   const url = `${ctx.baseUrl.replace(/\/+$/, "")}/audio/transcriptions`;
   const res = await fetch(url, { method: "POST", headers, body: form, signal: ctx.signal });
-  const body = (await res.text()).slice(0, 64 * 1024);
-  if (!res.ok) throw new Error(`HTTP ${res.status} from ${url}`);
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new Error(`HTTP ${res.status} from ${url}`);
+  }
+  // The endpoint is untrusted: a transcript response past this size is refused, not buffered.
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const c of (res.body ?? []) as AsyncIterable<Uint8Array>) {
+    if ((size += c.byteLength) > 256 * 1024) throw new Error("transcription response too large");
+    chunks.push(c);
+  }
+  const body = Buffer.concat(chunks).toString("utf8");
   let text: unknown;
   try {
     text = (JSON.parse(body) as { text?: unknown }).text;
