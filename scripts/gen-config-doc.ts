@@ -4,6 +4,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describeSchemaKeys } from "../src/config-schema.ts";
+import { OPENAI_MEDIA_KEYS } from "../src/media.ts";
 
 /** The reference as Markdown. */
 export function renderConfigDoc(): string {
@@ -28,6 +29,18 @@ export function renderConfigDoc(): string {
     "`messages.groupChat.historyLimit` (integer 0–1000), `messages.responsePrefix`, `commands.config`, `commands.useAccessGroups`,",
     "`bindings`, `agents.list[]` (`id`, `default`, `command` | `openai`,",
     "`timeoutSeconds` (integer 1–86400, default 120), `groupChat.mentionPatterns`).",
+    "",
+    "## Media keys of an openai agent: `agents.list[].openai`",
+    "",
+    "Besides `baseUrl`, `model`, `apiKeyEnv` and `systemPrompt`. Off unless set: a photo or a voice memo reaches the",
+    "model only when the agent asks for it. HEIC photos are converted to JPEG with `sips` on macOS and with",
+    "`heif-convert` (Debian/Ubuntu package `libheif-examples`) elsewhere — small, built on the libheif every distro",
+    "ships, and it decodes the tiled HEICs an iPhone writes, which Debian 12’s ffmpeg (5.1) cannot. Voice memos use imsg's",
+    "own CAF → M4A conversion when present, else `afconvert` (macOS) or `ffmpeg` (when installed).",
+    "",
+    "| key | type | default | meaning |",
+    "|---|---|---|---|",
+    ...OPENAI_MEDIA_KEYS.map((k) => `| \`${k.key}\` | ${k.type} | ${k.default === undefined ? "" : `\`${k.default}\``} | ${k.description.replace(/\|/g, "\\|")} |`),
     "",
   ].join("\n");
 }

@@ -2,6 +2,7 @@
 // turn (CONTRACT §4 "Command backend protocol") and an OpenAI-compatible /v1/chat/completions endpoint.
 import type { AgentConfig, Binding, Config } from "./config.ts";
 import { getLog } from "./log.ts";
+import { userContent, type ContentPart, type TurnAttachment } from "./media.ts";
 import type { Peer } from "./policy.ts";
 import { runProcess } from "./proc.ts";
 import { clip } from "./text.ts";
@@ -70,7 +71,7 @@ export interface AgentTurn {
   messageGuid: string;
   text: string;
   body: string;
-  attachments: { path: string; mimeType: string; name: string; size: number }[];
+  attachments: TurnAttachment[];
   wasMentioned: boolean;
   commandAuthorized: boolean;
   history: { role: "user" | "assistant"; text: string }[];
@@ -156,11 +157,10 @@ async function readCapped(res: Response, max: number): Promise<string> {
 export async function runOpenAiAgent(agent: AgentConfig, turn: AgentTurn, signal?: AbortSignal): Promise<AgentReply> {
   if (signal?.aborted) throw new AgentError(`agent "${agent.id}" cancelled`, "timeout");
   const o = agent.openai!;
-  const messages: { role: string; content: string }[] = [];
+  const messages: { role: string; content: string | ContentPart[] }[] = [];
   const system = [o.systemPrompt, turn.systemPrompt].filter(Boolean).join("\n\n");
   if (system) messages.push({ role: "system", content: system });
   for (const h of turn.history) messages.push({ role: h.role, content: h.text });
-  messages.push({ role: "user", content: turn.body });
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (o.apiKeyEnv) {
     const key = process.env[o.apiKeyEnv];
@@ -181,6 +181,7 @@ export async function runOpenAiAgent(agent: AgentConfig, turn: AgentTurn, signal
   let res: Response;
   let body: string;
   try {
+    messages.push({ role: "user", content: await userContent(o, turn.body, turn.attachments, { baseUrl: o.baseUrl, headers, signal: ctl.signal }) });
     res = await fetch(url, {
       method: "POST",
       headers,

@@ -62,7 +62,18 @@ export interface AgentConfig {
   groupChat?: { mentionPatterns?: string[] };
   /** Exactly one backend is set. */
   command?: string[];
-  openai?: { baseUrl: string; model: string; apiKeyEnv?: string; systemPrompt?: string };
+  openai?: {
+    baseUrl: string;
+    model: string;
+    apiKeyEnv?: string;
+    systemPrompt?: string;
+    /** Media understanding (src/media.ts holds the defaults and the meaning of each key). */
+    vision?: boolean;
+    transcribeModel?: string;
+    imageMaxMb?: number;
+    turnImagesMaxMb?: number;
+    audioMaxMb?: number;
+  };
 }
 
 export interface Binding {
@@ -306,6 +317,11 @@ const OpenAiSchema = strict({
   model: nonEmpty,
   apiKeyEnv: v.optional(v.pipe(v.string(), v.regex(ENV_NAME, (i) => `expected an environment variable name, got ${i.received}`))),
   systemPrompt: v.optional(v.string()),
+  vision: v.optional(v.boolean()),
+  transcribeModel: v.optional(nonEmpty),
+  imageMaxMb: v.optional(int(1, 1024)),
+  turnImagesMaxMb: v.optional(int(1, 1024)),
+  audioMaxMb: v.optional(int(1, 1024)),
 });
 
 const AgentSchema = strict({

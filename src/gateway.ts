@@ -7,6 +7,7 @@ import { AgentError, routeAgent, runAgent, sessionKey as makeSessionKey, type Ag
 import { fetchAttachments, pruneMediaCache } from "./attachments.ts";
 import { reconcileOutbound, SendClient, SETTLE_MS } from "./deliver.ts";
 import { parseMessage, toWireMessage, type ImsgMessage } from "./imsg.ts";
+import { fetchWithConverted } from "./media.ts";
 import { resolveRemoteHost } from "./ssh.ts";
 import { acquireLock, type Lock } from "./lock.ts";
 import { getLog, preview, redact, type Logger } from "./log.ts";
@@ -288,16 +289,18 @@ class AccountRuntime {
     const attachments: AgentTurn["attachments"] = [];
     const notes: string[] = [];
     if (!this.account.includeAttachments || !msg.attachments.length) return { attachments, notes };
-    const res = await fetchAttachments(msg.attachments, {
-      stateDir: this.stateDir,
-      sessionKey: sk,
-      maxBytes: this.account.mediaMaxMb * 1024 * 1024,
-      roots: this.#remoteHost ? this.account.remoteAttachmentRoots : this.account.attachmentRoots,
-      remoteHost: this.#remoteHost,
-      ...(this.account.sshConfig ? { scp: { sshOptions: ["-F", this.account.sshConfig] } } : {}),
-    });
-    for (const r of res) {
-      if (r.ok) attachments.push({ path: r.path, mimeType: r.mimeType, name: r.name, size: r.size });
+    const res = await fetchWithConverted(msg.attachments, (list) =>
+      fetchAttachments(list, {
+        stateDir: this.stateDir,
+        sessionKey: sk,
+        maxBytes: this.account.mediaMaxMb * 1024 * 1024,
+        roots: this.#remoteHost ? this.account.remoteAttachmentRoots : this.account.attachmentRoots,
+        remoteHost: this.#remoteHost,
+        ...(this.account.sshConfig ? { scp: { sshOptions: ["-F", this.account.sshConfig] } } : {}),
+      }),
+    );
+    for (const { result: r, converted: c } of res) {
+      if (r.ok) attachments.push({ path: r.path, mimeType: r.mimeType, name: r.name, size: r.size, ...(c ? { convertedPath: c.path, convertedMimeType: c.mimeType } : {}) });
       else {
         notes.push("[attachment unavailable]");
         this.log.debug(`attachment of row ${msg.id} unavailable: ${r.reason}`);

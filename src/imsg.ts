@@ -13,6 +13,9 @@ export interface ImsgAttachment {
   isSticker: boolean;
   originalPath: string;
   missing: boolean;
+  /** imsg's own conversion (watch.subscribe `convert_attachments`): CAF → M4A, GIF → PNG. */
+  convertedPath?: string;
+  convertedMimeType?: string;
 }
 
 /** A `message` notification's message, normalised to camelCase; optional strings stay undefined. */
@@ -67,6 +70,8 @@ const AttachmentSchema = v.object({
   is_sticker: v.optional(v.boolean(), false),
   original_path: v.optional(v.string(), ""),
   missing: v.optional(v.boolean(), false),
+  converted_path: str,
+  converted_mime_type: str,
 });
 
 // Lenient on optional fields (imsg omits them, older versions lack some), strict on the ones we act on.
@@ -127,6 +132,8 @@ const ATTACHMENT_FIELDS = {
   isSticker: "is_sticker",
   originalPath: "original_path",
   missing: "missing",
+  convertedPath: "converted_path",
+  convertedMimeType: "converted_mime_type",
 } as const satisfies Record<keyof ImsgAttachment, keyof v.InferOutput<typeof AttachmentSchema>>;
 
 const MESSAGE_FIELDS = {
@@ -215,6 +222,7 @@ export interface WatchParams {
   attachments?: boolean;
   includeReactions?: boolean;
   debounceMs?: number;
+  convertAttachments?: boolean;
 }
 
 /** `watch.subscribe` → subscription id. */
@@ -222,6 +230,7 @@ export async function watchSubscribe(client: RpcClient, p: WatchParams, timeoutM
   const params: Record<string, unknown> = { attachments: p.attachments ?? false, include_reactions: p.includeReactions ?? false };
   if (p.sinceRowid !== undefined) params.since_rowid = p.sinceRowid;
   if (p.debounceMs !== undefined) params.debounce_ms = p.debounceMs;
+  if (p.convertAttachments) params.convert_attachments = true;
   const r = objectResult("watch.subscribe", await client.request("watch.subscribe", params, { timeoutMs }));
   if (typeof r.subscription !== "number") throw new Error("imsg watch.subscribe: no subscription id in result");
   return r.subscription;

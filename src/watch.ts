@@ -133,7 +133,7 @@ export class Watch {
     const since = cursor > 0 ? cursor : -1;
     this.#subscription = await watchSubscribe(
       client,
-      { sinceRowid: since, attachments: a.includeAttachments, includeReactions: false, debounceMs: this.opts.tuning.debounceMs },
+      { sinceRowid: since, attachments: a.includeAttachments, convertAttachments: a.includeAttachments, includeReactions: false, debounceMs: this.opts.tuning.debounceMs },
       a.probeTimeoutMs,
     );
     this.subscribedAt = Date.now();

@@ -1,7 +1,20 @@
 import { describe, expect, test } from "bun:test";
-import { parseMessage, toWireMessage, type ImsgMessage } from "../src/imsg.ts";
+import { parseMessage, toWireMessage, type ImsgAttachment, type ImsgMessage } from "../src/imsg.ts";
 
 // Every field set to a value that differs from its default, so a field dropped in either direction shows.
+const fullAttachment: Required<ImsgAttachment> = {
+  filename: "~/Library/Messages/Attachments/a.caf",
+  transferName: "a.caf",
+  uti: "com.apple.coreaudio-format",
+  mimeType: "audio/x-caf",
+  totalBytes: 123,
+  isSticker: true,
+  originalPath: "/Users/x/Library/Messages/Attachments/a.caf",
+  missing: true,
+  convertedPath: "/Users/x/Library/Messages/Attachments/a.m4a",
+  convertedMimeType: "audio/mp4",
+};
+
 const full: Required<ImsgMessage> = {
   id: 42,
   chatId: 7,
@@ -11,18 +24,7 @@ const full: Required<ImsgMessage> = {
   isFromMe: true,
   text: "hello",
   createdAt: "2026-01-01T00:00:00.000Z",
-  attachments: [
-    {
-      filename: "~/Library/Messages/Attachments/a.jpg",
-      transferName: "a.jpg",
-      uti: "public.jpeg",
-      mimeType: "image/jpeg",
-      totalBytes: 123,
-      isSticker: true,
-      originalPath: "/Users/x/Library/Messages/Attachments/a.jpg",
-      missing: true,
-    },
-  ],
+  attachments: [fullAttachment],
   replyToGuid: "GUID-0",
   replyToText: "earlier",
   replyToSender: "+15550002222",
@@ -50,6 +52,11 @@ describe("imsg wire ↔ camelCase", () => {
   test.each(Object.keys(full) as (keyof ImsgMessage)[])("field %s survives the round trip", (key) => {
     const r = parseMessage(toWireMessage(full)) as { message: ImsgMessage };
     expect(r.message[key]).toEqual(full[key]);
+  });
+
+  test.each(Object.keys(fullAttachment) as (keyof ImsgAttachment)[])("attachment field %s survives the round trip", (key) => {
+    const r = parseMessage(toWireMessage(full)) as { message: ImsgMessage };
+    expect(r.message.attachments[0]![key]).toEqual(fullAttachment[key]);
   });
 
   test("optional fields left out stay undefined", () => {
