@@ -1,5 +1,5 @@
 // Agent routing (bindings, default agent), session keys, and the two backends: a command run once per
-// turn (CONTRACT §4 "Command backend protocol") and an OpenAI-compatible /v1/chat/completions endpoint.
+// turn (docs/CONTRACT.md §7.2) and an OpenAI-compatible /v1/chat/completions endpoint.
 import type { AgentConfig, Binding, Config } from "./config.ts";
 import { getLog } from "./log.ts";
 import { userContent, type ContentPart, type TurnAttachment } from "./media.ts";
@@ -42,7 +42,7 @@ function bindingScore(b: Binding, accountId: string, peer: Peer): number {
 
 export type DmScope = Config["session"]["dmScope"];
 
-/** CONTRACT §5: groups `agent:<id>:imessage:group:<chat_id>`; DMs follow `session.dmScope`. Pure. */
+/** docs/CONTRACT.md §8.1: groups `agent:<id>:imessage:group:<chat_id>`; DMs follow `session.dmScope`. Pure. */
 export function sessionKey(agentId: string, accountId: string, peer: Peer, session: { dmScope: DmScope; mainKey: string }): string {
   if (peer.kind === "group") return `agent:${agentId}:imessage:group:${peer.id}`;
   switch (session.dmScope) {

@@ -46,7 +46,7 @@ export interface ImessageAccount {
   probeTimeoutMs: number; // 10000
   responsePrefix?: string; // account → top level → messages.responsePrefix
   defaultTo?: string; // `send` target when --to is omitted
-  /** Stale-row fences (CONTRACT §5). */
+  /** Stale-row fences (docs/CONTRACT.md §8.5). */
   maxAgeMinutes: number; // 15: live rows older than this are skipped
   recoveryMaxAgeMinutes: number; // 120: when catching up after a restart
   recoveryMaxRows: number; // 500

@@ -14,7 +14,7 @@ import { normalizeForEcho, sanitizeOutbound } from "./sanitize.ts";
 import type { OutboundRow, Store } from "./store.ts";
 import { formatTarget, normalizeHandle, targetToSendParams, type Target } from "./targets.ts";
 
-/** imsg serialises requests and AppleScript sends can stall for minutes (openclaw-behaviour.md §2). */
+/** imsg serialises requests and AppleScript sends can stall for minutes (docs/IMSG-PROTOCOL.md). */
 export const SEND_TIMEOUT_MS = 120_000;
 
 /**

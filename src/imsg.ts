@@ -1,4 +1,4 @@
-// Typed imsg objects (../shared/reference/imsg-rpc.md §4), their validation, and typed RPC calls.
+// Typed imsg objects (docs/IMSG-PROTOCOL.md, Payloads), their validation, and typed RPC calls.
 import * as v from "valibot";
 import type { RpcClient } from "./rpc.ts";
 import { RpcError } from "./rpc-errors.ts";
@@ -209,7 +209,7 @@ function objectResult(method: string, r: unknown): Record<string, unknown> {
   return r as Record<string, unknown>;
 }
 
-/** `chats.list`: the raw chat objects as imsg returns them (CONTRACT: `chats --json` prints them unchanged). */
+/** `chats.list`: the raw chat objects as imsg returns them (docs/CONTRACT.md §4.2: `chats --json` prints them unchanged). */
 export async function chatsList(client: RpcClient, limit: number, timeoutMs?: number): Promise<unknown[]> {
   const r = objectResult("chats.list", await client.request("chats.list", { limit }, { timeoutMs }));
   if (!Array.isArray(r.chats)) throw new Error("imsg chats.list: result has no chats array");

@@ -1,4 +1,4 @@
-// The probe: every check a working gateway needs (CONTRACT §7), each with ok, detail and a hint naming the fix.
+// The probe: every check a working gateway needs (docs/CONTRACT.md §9), each with ok, detail and a hint naming the fix.
 // It never reports ok for a request that failed, and it is bounded by one overall deadline: the checks run side
 // by side within the limit minus a shutdown reserve, so a hung imsg cannot starve the others.
 import { accessSync, closeSync, constants, existsSync, openSync, readSync, statSync } from "node:fs";
@@ -11,7 +11,7 @@ import { readLock } from "./lock.ts";
 import { classifyError, ImsgPermissionError, ImsgSpawnError, RpcClient, RpcTimeoutError, runImsg, type CommandResult } from "./rpc.ts";
 import { Store } from "./store.ts";
 
-/** One probe check as printed in the JSON report (CONTRACT §3). */
+/** One probe check as printed in the JSON report (docs/CONTRACT.md §4.1). */
 export interface Check {
   name: string;
   ok: boolean;

@@ -1,4 +1,4 @@
-// The only file allowed to look at Bun/Deno globals (see ../shared/reference/bun-deno.md §2.5).
+// The only file allowed to look at Bun/Deno globals (every other module runs unchanged under Bun and Deno).
 declare const Bun: { version: string } | undefined;
 declare const Deno: { version: { deno: string } } | undefined;
 

@@ -3,7 +3,7 @@
 import type { DatabaseSync } from "node:sqlite";
 import { CliError } from "./errors.ts";
 
-/** Inbound journal states; see DESIGN.md (new → dropped | pairing | skipped | dispatched → replied → done | failed). */
+/** Inbound journal states; see docs/ARCHITECTURE.md (new → dropped | pairing | skipped | dispatched → replied → done | failed). */
 export type InboundState = "new" | "dropped" | "pairing" | "skipped" | "dispatched" | "replied" | "done" | "failed";
 /** Outbound chunk states: "unknown" = the send may or may not have happened (crash, timeout). */
 export type OutboundState = "pending" | "sent" | "failed" | "unknown";

@@ -1,6 +1,6 @@
 // Handle normalization, send targets and allow-list entries. Pure: no I/O, no logging.
 // One normalizer serves config entries and inbound senders alike, so `+1 (555) 222-3333` in a config
-// matches `+15552223333` on the wire (user-problems S6).
+// matches `+15552223333` on the wire (a config written by hand rarely matches imsg's form).
 import type { Service } from "./config-schema.ts";
 import { UsageError } from "./errors.ts";
 import type { ImsgMessage } from "./imsg.ts";
