@@ -20,7 +20,7 @@ function account(over: Partial<ImessageAccount> = {}): ImessageAccount {
   return {
     accountId: "default", enabled: true, cliPath: "imsg", includeAttachments: false,
     attachmentRoots: [], remoteAttachmentRoots: [], dmPolicy: "pairing", allowFrom: [], groupPolicy: "allowlist",
-    groups: {}, mediaMaxMb: 16, textChunkLimit: 4000, chunkMode: "length", configWrites: true, service: "auto",
+    groups: {}, mediaMaxMb: 16, textChunkLimit: 4000, chunkMode: "length", reactionNotifications: "own", configWrites: true, service: "auto",
     region: "US", historyLimit: 50, dmHistoryLimit: 20, probeTimeoutMs: 10000, maxAgeMinutes: 15,
     recoveryMaxAgeMinutes: 120, recoveryMaxRows: 500, sectionMissing: false,
     ...over,
