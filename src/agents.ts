@@ -4,6 +4,7 @@ import type { AgentConfig, Binding, Config } from "./config.ts";
 import { getLog } from "./log.ts";
 import type { Peer } from "./policy.ts";
 import { runProcess } from "./proc.ts";
+import type { ReactionEvent } from "./reactions.ts";
 import { clip } from "./text.ts";
 
 /** The agent a binding selects (most specific match wins), else the default agent. Pure. */
@@ -58,24 +59,36 @@ export function sessionKey(agentId: string, accountId: string, peer: Peer, sessi
 
 /** What a backend receives for one turn (the command backend gets exactly this on stdin). */
 export interface AgentTurn {
+  /** "message": someone wrote; "reaction": a tapback (see `reaction`), an event to note, not a question. */
+  event: "message" | "reaction";
   sessionKey: string;
   agentId: string;
   accountId: string;
   chatType: "direct" | "group";
   sender: string;
+  /** The sender's Contacts name, when imsg reports one. */
+  senderName?: string;
+  /** The chat's members (handles), with names where imsg has reported them. */
+  participants: { handle: string; name?: string }[];
+  /** When the message was sent (ISO 8601). */
+  createdAt: string;
   chatId: number;
   chatGuid: string;
   chatName: string;
   messageId: number;
   messageGuid: string;
+  /** Guid of the message this one replies to. */
+  replyToGuid?: string;
   text: string;
   body: string;
   attachments: { path: string; mimeType: string; name: string; size: number }[];
   wasMentioned: boolean;
   commandAuthorized: boolean;
   history: { role: "user" | "assistant"; text: string }[];
-  /** Not part of the stdin document: the group's systemPrompt, passed to the openai backend. */
+  /** The group's systemPrompt (groups.<chat_id|*>.systemPrompt). */
   systemPrompt?: string;
+  /** Only for event "reaction". */
+  reaction?: ReactionEvent;
 }
 
 export interface AgentReply {
@@ -114,10 +127,9 @@ export async function runCommandAgent(agent: AgentConfig, turn: AgentTurn, signa
   // An abort listener added to an already aborted signal never fires: check first.
   if (signal?.aborted) throw new AgentError(`agent "${agent.id}" cancelled`, "timeout");
   const [cmd, ...args] = agent.command!;
-  const { systemPrompt: _omit, ...doc } = turn;
   const r = await runProcess(cmd!, args, {
     timeoutMs: agent.timeoutSeconds * 1000,
-    input: JSON.stringify(doc) + "\n",
+    input: JSON.stringify(turn) + "\n",
     signal,
     env: {
       ...process.env,
@@ -160,7 +172,8 @@ export async function runOpenAiAgent(agent: AgentConfig, turn: AgentTurn, signal
   const system = [o.systemPrompt, turn.systemPrompt].filter(Boolean).join("\n\n");
   if (system) messages.push({ role: "system", content: system });
   for (const h of turn.history) messages.push({ role: h.role, content: h.text });
-  messages.push({ role: "user", content: turn.body });
+  // A tapback is something that happened in the chat, not something the person asked.
+  messages.push({ role: turn.event === "reaction" ? "system" : "user", content: turn.body });
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (o.apiKeyEnv) {
     const key = process.env[o.apiKeyEnv];
