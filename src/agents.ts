@@ -5,6 +5,7 @@ import { getLog } from "./log.ts";
 import { userContent, type ContentPart, type TurnAttachment } from "./media.ts";
 import type { Peer } from "./policy.ts";
 import { runProcess } from "./proc.ts";
+import type { ReactionEvent } from "./reactions.ts";
 import { clip } from "./text.ts";
 
 /** The agent a binding selects (most specific match wins), else the default agent. Pure. */
@@ -59,24 +60,36 @@ export function sessionKey(agentId: string, accountId: string, peer: Peer, sessi
 
 /** What a backend receives for one turn (the command backend gets exactly this on stdin). */
 export interface AgentTurn {
+  /** "message": someone wrote; "reaction": a tapback (see `reaction`), an event to note, not a question. */
+  event: "message" | "reaction";
   sessionKey: string;
   agentId: string;
   accountId: string;
   chatType: "direct" | "group";
   sender: string;
+  /** The sender's Contacts name, when imsg reports one. */
+  senderName?: string;
+  /** The chat's members (handles), with names where imsg has reported them. */
+  participants: { handle: string; name?: string }[];
+  /** When the message was sent (ISO 8601). */
+  createdAt: string;
   chatId: number;
   chatGuid: string;
   chatName: string;
   messageId: number;
   messageGuid: string;
+  /** Guid of the message this one replies to. */
+  replyToGuid?: string;
   text: string;
   body: string;
   attachments: TurnAttachment[];
   wasMentioned: boolean;
   commandAuthorized: boolean;
   history: { role: "user" | "assistant"; text: string }[];
-  /** Not part of the stdin document: the group's systemPrompt, passed to the openai backend. */
+  /** The group's systemPrompt (groups.<chat_id|*>.systemPrompt). */
   systemPrompt?: string;
+  /** Only for event "reaction". */
+  reaction?: ReactionEvent;
 }
 
 export interface AgentReply {
@@ -115,10 +128,9 @@ export async function runCommandAgent(agent: AgentConfig, turn: AgentTurn, signa
   // An abort listener added to an already aborted signal never fires: check first.
   if (signal?.aborted) throw new AgentError(`agent "${agent.id}" cancelled`, "timeout");
   const [cmd, ...args] = agent.command!;
-  const { systemPrompt: _omit, ...doc } = turn;
   const r = await runProcess(cmd!, args, {
     timeoutMs: agent.timeoutSeconds * 1000,
-    input: JSON.stringify(doc) + "\n",
+    input: JSON.stringify(turn) + "\n",
     signal,
     env: {
       ...process.env,
@@ -181,7 +193,9 @@ export async function runOpenAiAgent(agent: AgentConfig, turn: AgentTurn, signal
   let res: Response;
   let body: string;
   try {
-    messages.push({ role: "user", content: await userContent(o, turn.body, turn.attachments, { baseUrl: o.baseUrl, headers, signal: ctl.signal }) });
+    // A tapback is something that happened in the chat, not something the person asked.
+    if (turn.event === "reaction") messages.push({ role: "system", content: turn.body });
+    else messages.push({ role: "user", content: await userContent(o, turn.body, turn.attachments, { baseUrl: o.baseUrl, headers, signal: ctl.signal }) });
     res = await fetch(url, {
       method: "POST",
       headers,

@@ -12,6 +12,8 @@ export type GroupPolicy = "allowlist" | "open" | "disabled";
 export type ChunkMode = "length" | "newline";
 export type Service = "imessage" | "sms" | "auto";
 export type DmScope = "main" | "per-peer" | "per-channel-peer" | "per-account-channel-peer";
+/** Which tapbacks reach the agent: none, those on messages we sent, or every one. */
+export type ReactionNotifications = "off" | "own" | "all";
 
 
 export interface GroupEntry {
@@ -37,7 +39,8 @@ export interface ImessageAccount {
   groups: Record<string, GroupEntry>; // keys: chat ids or "*"
   mediaMaxMb: number; // 16
   textChunkLimit: number; // 4000
-  chunkMode: ChunkMode; // "length"
+  chunkMode: ChunkMode; // "length"; streaming.chunkMode (OpenClaw 2026.9) or the older top-level chunkMode
+  reactionNotifications: ReactionNotifications; // "own"
   configWrites: boolean; // true
   service: Service; // "auto"
   region: string; // "US"
@@ -98,6 +101,8 @@ export interface Config {
   bindings: Binding[];
   /** Days to keep the journal and session history (`channels.imessage.retentionDays`, default 30). */
   retentionDays: number;
+  /** One line per accepted-but-unsupported OpenClaw key that is set (logged once when the file is loaded). */
+  warnings: string[];
   /** `channels.imessage` as written (validated, no defaults); undefined when the section is absent. */
   imessage?: ImessageSection;
   /** `channels.defaults` (only `groupPolicy` matters here). */
@@ -118,6 +123,7 @@ export const DEFAULTS = {
     mediaMaxMb: 16,
     textChunkLimit: 4000,
     chunkMode: "length",
+    reactionNotifications: "own",
     configWrites: true,
     service: "auto",
     region: "US",
@@ -183,7 +189,7 @@ export const closestKey = closest;
 // that are valid one level up to a message saying so (e.g. retentionDays inside an account).
 function strict<E extends v.ObjectEntries>(entries: E, elsewhere: Record<string, string> = {}) {
   const keys = Object.keys(entries);
-  return v.strictObject(entries, (issue) => {
+  const schema = v.strictObject(entries, (issue) => {
     if (issue.expected === "never") {
       const key = String(issue.input);
       if (Object.hasOwn(elsewhere, key)) return elsewhere[key]!;
@@ -195,6 +201,23 @@ function strict<E extends v.ObjectEntries>(entries: E, elsewhere: Record<string,
     if (issue.received === "undefined" && issue.path?.length) return "is required";
     return `expected an object, got ${issue.received}`;
   });
+  // valibot's strictObject stops at the first unknown key; a file with three typos should list all three at once.
+  type Run = (dataset: { value: unknown }, config: v.Config<v.BaseIssue<unknown>>) => { value: unknown };
+  const run = schema["~run"] as unknown as Run;
+  const addIssue = v._addIssue as unknown as (context: unknown, label: string, dataset: unknown, config: unknown, other: unknown) => void;
+  const reportAll: Run = (dataset, config) => {
+    const input = dataset.value;
+    const out = run.call(schema, dataset, config);
+    if (typeof input !== "object" || input === null || config.abortEarly) return out;
+    const unknown = Object.keys(input).filter((k) => !Object.hasOwn(entries, k));
+    for (const key of unknown.slice(1)) {
+      const path = [{ type: "object", origin: "key", input, key, value: (input as Record<string, unknown>)[key] }];
+      addIssue(schema, "key", out, config, { input: key, expected: "never", path });
+    }
+    return out;
+  };
+  (schema as unknown as { "~run": Run })["~run"] = reportAll;
+  return schema;
 }
 
 // Every number has an upper bound: a huge timeout overflows the timer (Node fires at once above 2^31−1 ms) and a
@@ -237,7 +260,31 @@ const mentionPatterns = v.array(
 const GroupEntrySchema = strict({
   requireMention: v.optional(v.boolean()),
   systemPrompt: v.optional(v.string()),
+  // OpenClaw 2026.9 tool policies: accepted so its configs load, not supported (a warning says so).
+  tools: v.optional(v.unknown()),
+  toolsBySender: v.optional(v.unknown()),
 });
+
+const bool = v.optional(v.boolean());
+const ACTIONS = ["reactions", "edit", "unsend", "reply", "sendWithEffect", "renameGroup", "setGroupIcon", "addParticipant", "removeParticipant", "leaveGroup", "sendAttachment", "polls"] as const;
+
+// OpenClaw 2026.9 keys this gateway accepts so an OpenClaw config loads as written, but does not act on:
+// each one set gets ONE warning at load naming it and why (config.ts unsupportedWarnings).
+export const UNSUPPORTED_KEYS = {
+  name: "account display names are not used",
+  capabilities: "capability flags are not used",
+  markdown: "replies are sent as plain text",
+  contextVisibility: "quoted context is always passed through access rules, not filtered further",
+  heartbeatVisibility: "there are no heartbeat messages",
+  healthMonitor: "health is reported by `openclaw-imsg probe` and /status",
+  actions: "message actions (react, edit, unsend, effects, group admin) need imsg's private-API bridge",
+  sendTransport: "imsg picks the send transport itself",
+  sendReadReceipts: "read receipts need imsg's private-API bridge",
+  catchup: "deprecated in OpenClaw; use recoveryMaxAgeMinutes and recoveryMaxRows",
+  "streaming.block": "replies are sent whole (chunked by streaming.chunkMode), not streamed in blocks",
+  "groups.*.tools": "tool policies belong to the agent, not this gateway",
+  "groups.*.toolsBySender": "tool policies belong to the agent, not this gateway",
+} as const;
 
 const accountEntries = {
   enabled: v.optional(v.boolean()),
@@ -282,6 +329,32 @@ const accountEntries = {
   mediaMaxMb: v.optional(int(1, 1024)),
   textChunkLimit: v.optional(int(1, 100000)),
   chunkMode: v.optional(oneOf(["length", "newline"] as const)),
+  streaming: v.optional(
+    strict({
+      chunkMode: v.optional(oneOf(["length", "newline"] as const)),
+      block: v.optional(strict({ enabled: bool, coalesce: v.optional(strict({ minChars: v.optional(int(0, 100000)), maxChars: v.optional(int(0, 100000)), idleMs: v.optional(int(0, 600000)) })) })),
+    }),
+  ),
+  reactionNotifications: v.optional(oneOf(["off", "own", "all"] as const)),
+  dms: v.optional(v.record(nonEmpty, strict({ historyLimit: v.optional(int(0, 1000)) }))),
+  name: v.optional(v.string()),
+  capabilities: v.optional(v.array(v.string())),
+  markdown: v.optional(strict({ tables: v.optional(oneOf(["off", "bullets", "code", "block"] as const)) })),
+  contextVisibility: v.optional(oneOf(["all", "allowlist", "allowlist_quote"] as const)),
+  heartbeatVisibility: v.optional(strict({ showOk: bool, showAlerts: bool, useIndicator: bool })),
+  healthMonitor: v.optional(strict({ enabled: bool })),
+  actions: v.optional(strict(Object.fromEntries(ACTIONS.map((a) => [a, bool])) as Record<(typeof ACTIONS)[number], typeof bool>)),
+  sendTransport: v.optional(oneOf(["auto", "bridge", "applescript"] as const)),
+  sendReadReceipts: bool,
+  catchup: v.optional(
+    strict({
+      enabled: bool,
+      maxAgeMinutes: v.optional(int(0, 43200)),
+      perRunLimit: v.optional(int(0, 100000)),
+      firstRunLookbackMinutes: v.optional(int(0, 43200)),
+      maxFailureRetries: v.optional(int(0, 1000)),
+    }),
+  ),
   configWrites: v.optional(v.boolean()),
   service: v.optional(oneOf(["imessage", "sms", "auto"] as const)),
   region: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z]{2}$/, (i) => `expected a two-letter region code such as "US", got ${i.received}`))),
@@ -384,6 +457,11 @@ type KeyDoc = { type: string; default?: string; description: string };
 const q = (s: string) => JSON.stringify(s);
 const d = DEFAULTS.imessage;
 
+const unsupported = (type: string, key: keyof typeof UNSUPPORTED_KEYS): KeyDoc => ({
+  type,
+  description: `accepted for OpenClaw compatibility, not supported (one warning at load): ${UNSUPPORTED_KEYS[key]}`,
+});
+
 // Typed over the schema's keys, so adding a key without documenting it fails type-checking.
 const KEY_DOCS: { [K in keyof typeof imessageEntries]: KeyDoc } = {
   enabled: { type: "boolean", default: String(d.enabled), description: "false at the top level disables every account" },
@@ -398,10 +476,23 @@ const KEY_DOCS: { [K in keyof typeof imessageEntries]: KeyDoc } = {
   allowFrom: { type: "(string | number)[]", description: 'DM allowlist: handles, chat_id:/chat_guid:/chat_identifier: targets, or "*"' },
   groupPolicy: { type: '"allowlist" | "open" | "disabled"', default: q(d.groupPolicy), description: "group handling (falls back to channels.defaults.groupPolicy)" },
   groupAllowFrom: { type: "(string | number)[]", description: "group sender allowlist; unset falls back to allowFrom, [] blocks all" },
-  groups: { type: 'record<chat_id | "*", {requireMention?, systemPrompt?}>', description: "group registry and per-chat settings" },
+  groups: { type: 'record<chat_id | "*", {requireMention?, systemPrompt?, tools?, toolsBySender?}>', description: "group registry and per-chat settings (`tools`/`toolsBySender` accepted with a warning, not supported)" },
   mediaMaxMb: { type: "integer 1–1024", default: String(d.mediaMaxMb), description: "attachment size cap in MB (at most 1 GB)" },
   textChunkLimit: { type: "integer 1–100000", default: String(d.textChunkLimit), description: "longest text sent in one message" },
-  chunkMode: { type: '"length" | "newline"', default: q(d.chunkMode), description: "how long replies are split" },
+  chunkMode: { type: '"length" | "newline"', default: q(d.chunkMode), description: "how long replies are split (older spelling of streaming.chunkMode, which wins when both are set)" },
+  streaming: { type: '{chunkMode?, block?}', description: 'OpenClaw 2026.9: `chunkMode` ("length" | "newline") is honoured; `block` is accepted with a warning (not supported)' },
+  reactionNotifications: { type: '"off" | "own" | "all"', default: q(d.reactionNotifications), description: "tapbacks passed to the agent as reaction events: none, those on our own messages, or all (senders must pass the same access rules as a text)" },
+  dms: { type: "record<handle, {historyLimit?}>", description: "per-sender DM settings" },
+  name: unsupported("string", "name"),
+  capabilities: unsupported("string[]", "capabilities"),
+  markdown: unsupported("{tables?}", "markdown"),
+  contextVisibility: unsupported('"all" | "allowlist" | "allowlist_quote"', "contextVisibility"),
+  heartbeatVisibility: unsupported("{showOk?, showAlerts?, useIndicator?}", "heartbeatVisibility"),
+  healthMonitor: unsupported("{enabled?}", "healthMonitor"),
+  actions: unsupported("{reactions?, edit?, unsend?, …}", "actions"),
+  sendTransport: unsupported('"auto" | "bridge" | "applescript"', "sendTransport"),
+  sendReadReceipts: unsupported("boolean", "sendReadReceipts"),
+  catchup: unsupported("{enabled?, maxAgeMinutes?, perRunLimit?, …}", "catchup"),
   configWrites: { type: "boolean", default: String(d.configWrites), description: "allow /config set|unset from chats (needs commands.config)" },
   service: { type: '"imessage" | "sms" | "auto"', default: q(d.service), description: "send service for handle targets" },
   region: { type: "string", default: q(d.region), description: "region for SMS phone number parsing" },

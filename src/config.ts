@@ -9,6 +9,7 @@ import {
   DEFAULTS,
   MINIMAL_CONFIG_EXAMPLE,
   RootSchema,
+  UNSUPPORTED_KEYS,
   type AgentConfig,
   type Binding,
   type Config,
@@ -20,6 +21,7 @@ import { expandHome } from "./paths.ts";
 import { normalizeRemoteHost } from "./ssh.ts";
 import { isNationalNumber } from "./targets.ts";
 import { ConfigError, errorMessage } from "./errors.ts";
+import { getLog } from "./log.ts";
 
 // The types live with the schema; re-exported because most modules only need them and already import here.
 export type {
@@ -34,6 +36,7 @@ export type {
   ImessageAccount,
   ImessageAccountInput,
   ImessageSection,
+  ReactionNotifications,
   Service,
 } from "./config-schema.ts";
 
@@ -136,6 +139,32 @@ function crossFieldProblems(raw: Record<string, unknown>): Problem[] {
   return out;
 }
 
+/**
+ * One warning per OpenClaw key that is accepted but not acted on, naming every place it is set, so a config
+ * written for OpenClaw loads and says plainly what it will not do. Pure.
+ */
+export function unsupportedWarnings(raw: Record<string, unknown>): string[] {
+  const im = objAt(objAt(raw.channels)?.imessage);
+  if (!im) return [];
+  const accounts = objAt(im.accounts) ?? {};
+  const sections: [string, Record<string, unknown>][] = [["channels.imessage", im]];
+  for (const [id, a] of Object.entries(accounts)) if (objAt(a)) sections.push([`channels.imessage.accounts.${id}`, a as Record<string, unknown>]);
+  const out: string[] = [];
+  for (const [key, why] of Object.entries(UNSUPPORTED_KEYS)) {
+    const where: string[] = [];
+    for (const [base, sec] of sections) {
+      if (key === "streaming.block") {
+        if (objAt(sec.streaming)?.block !== undefined) where.push(`${base}.streaming.block`);
+      } else if (key.startsWith("groups.*.")) {
+        const sub = key.slice("groups.*.".length);
+        for (const [chat, g] of Object.entries(objAt(sec.groups) ?? {})) if (objAt(g)?.[sub] !== undefined) where.push(`${base}.groups.${chat}.${sub}`);
+      } else if (sec[key] !== undefined) where.push(`${base}.${key}`);
+    }
+    if (where.length) out.push(`${where.join(", ")}: accepted but not supported (ignored): ${why}`);
+  }
+  return out;
+}
+
 function appliesToImessage(channel: unknown): boolean {
   return channel === undefined || (typeof channel === "string" && channel.trim().toLowerCase() === "imessage");
 }
@@ -155,6 +184,12 @@ function issueMessage(issue: v.BaseIssue<unknown>): string {
 
 /** Reads and validates the file. Throws ConfigError (exit 2) with file:line:column or dotted paths. */
 export function loadConfig(path: string): Config {
+  const cfg = readConfig(path);
+  for (const w of cfg.warnings) getLog("config").warn(w);
+  return cfg;
+}
+
+function readConfig(path: string): Config {
   const file = resolve(expandHome(path));
   let text: string;
   try {
@@ -251,6 +286,7 @@ export function buildConfig(raw: unknown, path: string): Config {
     agents,
     bindings,
     retentionDays: im?.retentionDays ?? DEFAULTS.imessage.retentionDays,
+    warnings: unsupportedWarnings(raw),
     ...(im ? { imessage: im } : {}),
     channelDefaults: doc.channels?.defaults?.groupPolicy ? { groupPolicy: doc.channels.defaults.groupPolicy } : {},
   };
@@ -296,7 +332,9 @@ export function resolveAccount(cfg: Config, id?: string): ImessageAccount {
     groups: m.groups ?? {},
     mediaMaxMb: m.mediaMaxMb ?? D.mediaMaxMb,
     textChunkLimit: m.textChunkLimit ?? D.textChunkLimit,
-    chunkMode: m.chunkMode ?? D.chunkMode,
+    // OpenClaw 2026.9 moved chunkMode under streaming; either spelling works, the account's own first.
+    chunkMode: acct.streaming?.chunkMode ?? acct.chunkMode ?? top.streaming?.chunkMode ?? top.chunkMode ?? D.chunkMode,
+    reactionNotifications: m.reactionNotifications ?? D.reactionNotifications,
     configWrites: m.configWrites ?? D.configWrites,
     service: m.service ?? D.service,
     region: m.region ?? D.region,

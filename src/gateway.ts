@@ -15,6 +15,7 @@ import { Outbox, type OutboundReply } from "./outbox.ts";
 import { approvedSenders, pairingReply, requestPairing } from "./pairing.ts";
 import { compileMentionPatterns, conversationOf, decide, type Decision, type Peer } from "./policy.ts";
 import { KeyedQueue, Semaphore } from "./queues.ts";
+import { describeReaction, reactionGate } from "./reactions.ts";
 import { reasonText, type InboundReason } from "./reasons.ts";
 import { convKey, LoopBreaker, screen, type ScreenLookups } from "./screen.ts";
 import { inboundKey, Store, type InboundRow } from "./store.ts";
@@ -182,6 +183,10 @@ class AccountRuntime {
       }
       return this.#drop(key, msg, s.drop, s.detail, s.state);
     }
+    if (msg.isReaction) {
+      const g = reactionGate(msg, this.account.reactionNotifications, (guid) => this.store.hasOutboundGuid(this.id, guid));
+      if ("drop" in g) return this.#drop(key, msg, "reaction not passed on", g.drop);
+    }
     const { isGroup, peer } = conversationOf(msg, this.account);
     const agent = routeAgent(this.cfg, this.id, peer);
     if (!agent) return this.#drop(key, msg, "no agent configured");
@@ -258,10 +263,13 @@ class AccountRuntime {
     const { attachments, notes } = await this.#attachments(msg, sk);
     if (this.#abort.signal.aborted) return; // shutdown while fetching: stays "dispatched"
     // Read now, cleared only with the reply: a failed or cancelled turn keeps the group's context for the next one.
-    const { entries: pending, upTo } = isGroup ? this.store.peekGroupPending(this.id, msg.chatId) : { entries: [], upTo: 0 };
+    // A tapback leaves the group's pending context for the next real message.
+    const { entries: pending, upTo } = isGroup && !d.reaction ? this.store.peekGroupPending(this.id, msg.chatId) : { entries: [], upTo: 0 };
     const hk = historyKey(this.id, sk, isGroup);
     const history = this.store.getHistory(hk, isGroup ? this.account.historyLimit : this.account.dmHistoryLimit);
-    const turn = assembleTurn({ accountId: this.id, agentId: agent.id, sessionKey: sk, isGroup, msg, decision: d, attachments, notes, pending, history });
+    const names = this.store.senderNames(this.id, [...new Set([...msg.participants, msg.sender, ...pending.map((p) => p.sender)])]);
+    const reaction = d.reaction ? describeReaction(msg, this.store.hasOutboundGuid(this.id, msg.reactedToGuid ?? ""), (g) => this.store.textOfGuid(this.id, g)) : undefined;
+    const turn = assembleTurn({ accountId: this.id, agentId: agent.id, sessionKey: sk, isGroup, msg, decision: d, attachments, notes, pending, history, names, reaction });
     let reply: OutboundReply;
     const started = Date.now();
     try {

@@ -10,7 +10,7 @@ export const DROP_REASONS = [
   "malformed",
   "missing sender",
   "from me",
-  "reaction",
+  "reaction (sender not approved)",
   "group without chat_id",
   "groupPolicy disabled",
   "groupPolicy allowlist (empty groupAllowFrom)",
@@ -68,6 +68,8 @@ export type Decision =
       command?: ControlCommand;
       /** groups["*"] overlaid with groups[chatId] (the specific entry wins key by key). */
       groupConfig?: GroupEntry;
+      /** A tapback: an event for the agent, not a user turn (no body, command or mention). */
+      reaction?: true;
     };
 
 /**
@@ -150,9 +152,6 @@ export function decide(input: PolicyInput): Decision {
   if (hasInvisible(m.sender)) return drop("malformed");
   // Echo and self-chat handling happen in the gateway before this call; what reaches here is ours.
   if (m.isFromMe) return drop("from me");
-  // Tapbacks are never a turn; deciding them before access control keeps them from earning pairing codes.
-  if (m.isReaction) return drop("reaction");
-
   const { isGroup, peer } = conversationOf(m, account);
   if (isGroup && !m.chatId) return drop("group without chat_id");
 
@@ -178,13 +177,20 @@ export function decide(input: PolicyInput): Decision {
       case "disabled":
         return drop("dmPolicy disabled");
       case "pairing":
-        if (!matchesAllowList(dmList, who)) return { kind: "pairing", senderId };
+        // A tapback never earns a pairing code: only a sender who may text the agent may react to it.
+        if (!matchesAllowList(dmList, who)) return m.isReaction ? drop("reaction (sender not approved)") : { kind: "pairing", senderId };
         break;
       default:
         // open (needs "*" in allowFrom, else only listed senders) and allowlist: the config list only,
         // approvals from pairing do not widen it. Unknown values fail closed the same way.
         if (!matchesAllowList(account.allowFrom, who)) return drop("dmPolicy blocked");
     }
+  }
+
+  // Past the same access rules as a text; a tapback carries no command and cannot mention anyone.
+  if (m.isReaction) {
+    const groupConfig = isGroup ? groupConfigOf(account, m.chatId) : undefined;
+    return { kind: "dispatch", isGroup, senderId, peer, wasMentioned: false, commandAuthorized: false, reaction: true, ...(groupConfig ? { groupConfig } : {}) };
   }
 
   if (!m.text.trim() && !hasMedia) return drop("empty body");
@@ -197,10 +203,8 @@ export function decide(input: PolicyInput): Decision {
   let wasMentioned = true;
   let groupConfig: GroupEntry | undefined;
   if (isGroup) {
-    const specific = account.groups[String(m.chatId)];
-    const wildcard = account.groups["*"];
-    if (specific || wildcard) groupConfig = { ...wildcard, ...specific };
-    const requireMention = specific?.requireMention ?? wildcard?.requireMention ?? true;
+    groupConfig = groupConfigOf(account, m.chatId);
+    const requireMention = groupConfig?.requireMention ?? true;
     // An authorized command counts as addressing the bot, so owners can /reset without a mention.
     wasMentioned = matchesMention(m.text, mentionPatterns) || (command !== undefined && commandAuthorized);
     // With no patterns configured a mention cannot be detected, so gating is not enforced.
@@ -217,6 +221,13 @@ export function decide(input: PolicyInput): Decision {
     ...(command ? { command } : {}),
     ...(groupConfig ? { groupConfig } : {}),
   };
+}
+
+/** groups["*"] overlaid with groups[chatId] (the specific entry wins key by key); undefined when neither is set. */
+function groupConfigOf(account: Pick<ImessageAccount, "groups">, chatId: number): GroupEntry | undefined {
+  const specific = account.groups[String(chatId)];
+  const wildcard = account.groups["*"];
+  return specific || wildcard ? { ...wildcard, ...specific } : undefined;
 }
 
 /**

@@ -24,6 +24,7 @@ export const PIPELINE_REASONS = [
   "pairing: too many pending requests (no reply)",
   "empty reply",
   "journal entry unreadable",
+  "reaction not passed on",
 ] as const;
 
 export type ScreenReason = (typeof SCREEN_REASONS)[number];

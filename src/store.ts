@@ -285,6 +285,27 @@ export class Store {
       undefined;
   }
 
+  /** The text of a message by its imsg guid: a part we sent, else a row we journaled (a tapback's context). */
+  textOfGuid(accountId: string, guid: string): string | undefined {
+    const o = this.#get("SELECT text FROM outbound WHERE account_id = ? AND message_guid = ? ORDER BY id LIMIT 1", accountId, guid);
+    if (o) return String(o.text);
+    const i = this.#get("SELECT json_extract(message_json, '$.text') AS text FROM inbound WHERE account_id = ? AND key = ?", accountId, guid);
+    return typeof i?.text === "string" ? i.text : undefined;
+  }
+
+  /** The newest Contacts name imsg reported on a journaled row from each of these handles. */
+  senderNames(accountId: string, handles: readonly string[]): Map<string, string> {
+    const out = new Map<string, string>();
+    if (!handles.length) return out;
+    const rows = this.#all(
+      `SELECT sender, json_extract(message_json, '$.senderName') AS name FROM inbound
+         WHERE account_id = ? AND sender IN (${handles.map(() => "?").join(", ")}) AND name IS NOT NULL ORDER BY rowid`,
+      accountId, ...handles,
+    );
+    for (const r of rows) if (typeof r.name === "string" && r.name.trim()) out.set(String(r.sender), r.name);
+    return out;
+  }
+
   // ---- status -------------------------------------------------------------------------------------------------
 
   /** Last inbound journaled, last chunk sent, and how many inbound rows are still unfinished. */

@@ -5,6 +5,7 @@ import { mediaKind, mediaPlaceholder } from "./attachments.ts";
 import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { configCommand } from "./config-edit.ts";
 import type { ImsgMessage } from "./imsg.ts";
+import { reactionLine, type ReactionEvent } from "./reactions.ts";
 import { isOwner, type ControlCommand, type Decision } from "./policy.ts";
 import type { Activity, Store } from "./store.ts";
 
@@ -29,6 +30,7 @@ export interface BodyInput {
   pending: { sender: string; text: string }[];
   replyToText?: string;
   replyToSender?: string;
+  replyToGuid?: string;
   /** Extra lines such as "[attachment unavailable]". */
   notes: string[];
 }
@@ -43,7 +45,7 @@ export function buildBody(b: BodyInput): string {
   }
   lines.push(b.isGroup ? `${b.sender}: ${b.text}` : b.text);
   for (const n of b.notes) lines.push(n);
-  if (b.replyToText) lines.push("", `[Replying to ${b.replyToSender || "unknown sender"}]`, b.replyToText, "[/Replying]");
+  if (b.replyToText) lines.push("", `[Replying to ${b.replyToSender || "unknown sender"}${b.replyToGuid ? ` id:${b.replyToGuid}` : ""}]`, b.replyToText, "[/Replying]");
   return lines.join("\n").trim();
 }
 
@@ -60,42 +62,68 @@ export interface TurnInput {
   /** Group context since the last reply (empty for DMs). */
   pending: { sender: string; text: string }[];
   history: { role: "user" | "assistant"; text: string }[];
+  /** Contacts names imsg reported earlier for these handles (the journal remembers them). */
+  names?: ReadonlyMap<string, string>;
+  /** Set for a tapback: what it was and what it reacted to. */
+  reaction?: ReactionEvent;
+}
+
+/** How a person is shown to a model: "Name (handle)" when the name is known, else the handle. Pure. */
+export function personLabel(handle: string, name?: string): string {
+  const n = name?.trim();
+  return n && n !== handle ? `${n} (${handle})` : handle;
 }
 
 /** The turn a backend receives for one message. Pure. */
 export function assembleTurn(t: TurnInput): AgentTurn {
   const { msg, decision: d, isGroup } = t;
+  const nameOf = (h: string) => (h === msg.sender && msg.senderName ? msg.senderName : t.names?.get(h));
+  const label = (h: string) => personLabel(h, nameOf(h));
   // A message with only attachments is shown to the model by what they are ("<media:image>").
   const placeholder = t.attachments.length ? mediaPlaceholder(t.attachments.map((a) => mediaKind(a.mimeType))) : "";
-  const body = buildBody({
-    isGroup,
-    sender: msg.sender,
-    text: msg.text || placeholder,
-    chatName: msg.chatName,
-    chatId: msg.chatId,
-    pending: t.pending,
-    replyToText: msg.replyToText,
-    replyToSender: msg.replyToSender,
-    notes: t.notes,
-  });
+  const body = t.reaction
+    ? reactionLine(t.reaction, label(msg.sender))
+    : buildBody({
+        isGroup,
+        sender: label(msg.sender),
+        text: msg.text || placeholder,
+        chatName: msg.chatName,
+        chatId: msg.chatId,
+        pending: t.pending.map((p) => ({ sender: label(p.sender), text: p.text })),
+        replyToText: msg.replyToText,
+        replyToSender: msg.replyToSender ? label(msg.replyToSender) : msg.replyToSender,
+        replyToGuid: msg.replyToGuid,
+        notes: t.notes,
+      });
+  const handles = [...new Set([...msg.participants, ...(msg.sender ? [msg.sender] : [])])];
+  const senderName = nameOf(msg.sender);
   return {
+    event: t.reaction ? "reaction" : "message",
     sessionKey: t.sessionKey,
     agentId: t.agentId,
     accountId: t.accountId,
     chatType: isGroup ? "group" : "direct",
     sender: d.senderId,
+    ...(senderName ? { senderName } : {}),
+    participants: handles.map((h) => {
+      const name = nameOf(h);
+      return name ? { handle: h, name } : { handle: h };
+    }),
+    createdAt: msg.createdAt,
     chatId: msg.chatId,
     chatGuid: msg.chatGuid,
     chatName: msg.chatName,
     messageId: msg.id,
     messageGuid: msg.guid,
-    text: msg.text,
+    ...(msg.replyToGuid ? { replyToGuid: msg.replyToGuid } : {}),
+    text: t.reaction ? "" : msg.text,
     body,
     attachments: t.attachments,
     wasMentioned: d.wasMentioned,
     commandAuthorized: d.commandAuthorized,
     history: t.history.map((h) => ({ role: h.role, text: h.text })),
-    systemPrompt: d.groupConfig?.systemPrompt || undefined,
+    ...(d.groupConfig?.systemPrompt ? { systemPrompt: d.groupConfig.systemPrompt } : {}),
+    ...(t.reaction ? { reaction: t.reaction } : {}),
   };
 }
 

@@ -20,7 +20,7 @@ export interface WatchTuning {
 
 export interface WatchOptions {
   /** The current account config (cliPath and dbPath are fixed for the process; the rest may change). */
-  account: () => Pick<ImessageAccount, "accountId" | "cliPath" | "dbPath" | "probeTimeoutMs" | "includeAttachments">;
+  account: () => Pick<ImessageAccount, "accountId" | "cliPath" | "dbPath" | "probeTimeoutMs" | "includeAttachments" | "reactionNotifications">;
   store: Pick<Store, "getCursor" | "setCursor" | "setMeta">;
   tuning: WatchTuning;
   log: Logger;
@@ -133,7 +133,13 @@ export class Watch {
     const since = cursor > 0 ? cursor : -1;
     this.#subscription = await watchSubscribe(
       client,
-      { sinceRowid: since, attachments: a.includeAttachments, convertAttachments: a.includeAttachments, includeReactions: false, debounceMs: this.opts.tuning.debounceMs },
+      {
+        sinceRowid: since,
+        attachments: a.includeAttachments,
+        convertAttachments: a.includeAttachments,
+        includeReactions: a.reactionNotifications !== "off",
+        debounceMs: this.opts.tuning.debounceMs,
+      },
       a.probeTimeoutMs,
     );
     this.subscribedAt = Date.now();

@@ -75,11 +75,14 @@ describe("buildBody", () => {
 
 describe("runCommandAgent (real child processes)", () => {
   const turn = {
+    event: "message",
     sessionKey: "agent:main:imessage:direct:+15550001111",
     agentId: "main",
     accountId: "default",
     chatType: "direct",
     sender: "+15550001111",
+    participants: [{ handle: "+15550001111" }],
+    createdAt: "2026-01-01T00:00:00.000Z",
     chatId: 1,
     chatGuid: "iMessage;-;+15550001111",
     chatName: "",

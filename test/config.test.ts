@@ -56,6 +56,7 @@ describe("defaults of a resolved account", () => {
     ["mediaMaxMb", 16],
     ["textChunkLimit", 4000],
     ["chunkMode", "length"],
+    ["reactionNotifications", "own"],
     ["configWrites", true],
     ["service", "auto"],
     ["region", "US"],
@@ -540,6 +541,9 @@ describe("config reference", () => {
     "dmPolicy", "allowFrom", "groupPolicy", "groupAllowFrom", "groups", "mediaMaxMb", "textChunkLimit", "chunkMode",
     "configWrites", "service", "region", "historyLimit", "dmHistoryLimit", "probeTimeoutMs", "responsePrefix",
     "defaultTo", "accounts", "defaultAccount", "maxAgeMinutes", "recoveryMaxAgeMinutes", "recoveryMaxRows", "retentionDays",
+    // OpenClaw 2026.9
+    "streaming", "reactionNotifications", "dms", "name", "capabilities", "markdown", "contextVisibility", "heartbeatVisibility",
+    "healthMonitor", "actions", "sendTransport", "sendReadReceipts", "catchup",
   ];
   test("lists exactly the channels.imessage keys", () => {
     expect(keys.map((k) => k.key).sort()).toEqual([...documented].sort());
@@ -644,5 +648,71 @@ describe("realistic configs", () => {
   test("buildConfig validates an already parsed document", () => {
     const err = problemOf(() => buildConfig({ channels: { imessage: { dmPolicy: "open" } } }, FILE));
     expect(err.message).toContain('  - channels.imessage.allowFrom: dmPolicy "open" requires allowFrom to include "*"');
+  });
+});
+
+describe("OpenClaw 2026.9 configs", () => {
+  const FIXTURE = join(import.meta.dir, "fixtures/openclaw-2026.9.json5");
+
+  test("the full fixture loads, honours what has a meaning here and lists one warning per unsupported key", () => {
+    const c = loadConfig(FIXTURE);
+    const main = resolveAccount(c, "home");
+    const work = resolveAccount(c, "work");
+    expect(c.defaultAccount).toBe("work");
+    expect(main.chunkMode).toBe("newline"); // streaming.chunkMode
+    expect(work.chunkMode).toBe("length"); // the account's own streaming
+    expect(main.reactionNotifications).toBe("all");
+    expect(work.reactionNotifications).toBe("off");
+    expect(main.groups["42"]!.systemPrompt).toBe("You help the family plan dinners.");
+    const keys = (w: string) => w.split(": accepted")[0]!;
+    expect(c.warnings.map(keys)).toEqual([
+      "channels.imessage.name, channels.imessage.accounts.work.name",
+      "channels.imessage.capabilities",
+      "channels.imessage.markdown",
+      "channels.imessage.contextVisibility",
+      "channels.imessage.heartbeatVisibility",
+      "channels.imessage.healthMonitor",
+      "channels.imessage.actions",
+      "channels.imessage.sendTransport",
+      "channels.imessage.sendReadReceipts, channels.imessage.accounts.work.sendReadReceipts",
+      "channels.imessage.catchup",
+      "channels.imessage.streaming.block",
+      "channels.imessage.groups.42.tools",
+      "channels.imessage.groups.42.toolsBySender",
+    ]);
+    for (const w of c.warnings) expect(w).toMatch(/: accepted but not supported \(ignored\): \S/);
+  });
+
+  test("a config without OpenClaw-only keys has no warnings", () => {
+    expect(im({ dmPolicy: "pairing" }).warnings).toEqual([]);
+  });
+
+  const chunkRows: [string, Record<string, unknown>, "length" | "newline"][] = [
+    ["streaming.chunkMode", { streaming: { chunkMode: "newline" } }, "newline"],
+    ["older top-level chunkMode", { chunkMode: "newline" }, "newline"],
+    ["streaming wins over the older spelling", { chunkMode: "length", streaming: { chunkMode: "newline" } }, "newline"],
+    ["an account's own chunkMode wins over the top level's streaming", { streaming: { chunkMode: "newline" }, accounts: { a: { chunkMode: "length" } } }, "length"],
+    ["streaming without chunkMode keeps the default", { streaming: { block: { enabled: true } } }, "length"],
+  ];
+  test.each(chunkRows)("chunkMode from %s", (_n, section, expected) => {
+    const c = im(section);
+    expect(resolveAccount(c, c.accountIds[0]).chunkMode).toBe(expected);
+  });
+
+  test("a file with three typos reports all three at once, each with its did-you-mean", () => {
+    const err = problemOf(() => im({ dmPolcy: "open", reactionNotification: "own", textChunkLimt: 10, accounts: { a: { cliPth: "imsg", streming: {} } } }));
+    const lines = err.message.split("\n");
+    expect(lines).toContain('  - channels.imessage.dmPolcy: unknown key (did you mean "dmPolicy"?)');
+    expect(lines).toContain('  - channels.imessage.reactionNotification: unknown key (did you mean "reactionNotifications"?)');
+    expect(lines).toContain('  - channels.imessage.textChunkLimt: unknown key (did you mean "textChunkLimit"?)');
+    expect(lines).toContain('  - channels.imessage.accounts.a.cliPth: unknown key (did you mean "cliPath"?)');
+    expect(lines).toContain('  - channels.imessage.accounts.a.streming: unknown key (did you mean "streaming"?)');
+  });
+
+  test("values of accepted OpenClaw keys are still validated", () => {
+    const err = problemOf(() => im({ reactionNotifications: "some", markdown: { tables: "html" }, dms: { "+15550001111": { historyLimt: 1 } } }));
+    expect(err.message).toContain('channels.imessage.reactionNotifications: expected one of "off", "own", "all"');
+    expect(err.message).toContain("channels.imessage.markdown.tables:");
+    expect(err.message).toContain('channels.imessage.dms.+15550001111.historyLimt: unknown key (did you mean "historyLimit"?)');
   });
 });

@@ -105,6 +105,9 @@ beforeEach(() => {
 
 const agent = (openai: Record<string, unknown> = {}): AgentConfig => ({ id: "v", default: true, timeoutSeconds: 20, openai: { baseUrl: base, model: "m", ...openai } });
 const turn = (attachments: AgentTurn["attachments"], body: string): AgentTurn => ({
+  event: "message",
+  participants: [],
+  createdAt: "2026-01-01T00:00:00.000Z",
   sessionKey: "agent:v:main",
   agentId: "v",
   accountId: "default",

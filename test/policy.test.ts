@@ -20,7 +20,7 @@ function account(over: Partial<ImessageAccount> = {}): ImessageAccount {
   return {
     accountId: "default", enabled: true, cliPath: "imsg", includeAttachments: false,
     attachmentRoots: [], remoteAttachmentRoots: [], dmPolicy: "pairing", allowFrom: [], groupPolicy: "allowlist",
-    groups: {}, mediaMaxMb: 16, textChunkLimit: 4000, chunkMode: "length", configWrites: true, service: "auto",
+    groups: {}, mediaMaxMb: 16, textChunkLimit: 4000, chunkMode: "length", reactionNotifications: "own", configWrites: true, service: "auto",
     region: "US", historyLimit: 50, dmHistoryLimit: 20, probeTimeoutMs: 10000, maxAgeMinutes: 15,
     recoveryMaxAgeMinutes: 120, recoveryMaxRows: 500, sectionMissing: false,
     ...over,
@@ -63,7 +63,13 @@ describe("decide", () => {
     ["guid alone is enough", input({ message: dm({ id: 0 }), account: account({ allowFrom: [OWNER] }) }), `dispatch:direct:${OWNER} mentioned=true auth=true`],
     ["blank sender", input({ message: dm({ sender: "  " }) }), "drop:missing sender"],
     ["is_from_me is always dropped", input({ message: dm({ isFromMe: true }), account: account({ allowFrom: ["*"], dmPolicy: "open" }) }), "drop:from me"],
-    ["reactions are dropped before they can earn a pairing code", input({ message: dm({ isReaction: true, sender: STRANGER }) }), "drop:reaction"],
+    // tapbacks: the same access rules as a text, never a pairing code, no mention gating
+    ["a stranger's tapback never earns a pairing code", input({ message: dm({ isReaction: true, sender: STRANGER }) }), "drop:reaction (sender not approved)"],
+    ["a tapback from a sender approved through pairing passes", input({ message: dm({ isReaction: true, sender: STRANGER }), approvedSenders: [STRANGER] }), `dispatch:direct:${STRANGER} mentioned=false auth=false`],
+    ["an allowlisted sender's tapback passes, with no command authority", input({ message: dm({ isReaction: true, text: "/reset" }), account: account({ dmPolicy: "allowlist", allowFrom: [OWNER] }) }), `dispatch:direct:${OWNER} mentioned=false auth=false`],
+    ["a tapback from a sender the allowlist blocks", input({ message: dm({ isReaction: true, sender: STRANGER }), account: account({ dmPolicy: "allowlist", allowFrom: [OWNER] }) }), "drop:dmPolicy blocked"],
+    ["a group tapback from a sender outside groupAllowFrom", input({ message: group({ isReaction: true, sender: STRANGER }), account: groupAccount() }), "drop:not in groupAllowFrom"],
+    ["a group tapback needs no mention", input({ message: group({ isReaction: true, text: "Liked “hi”" }), account: groupAccount(), mentionPatterns: MENTION }), "dispatch:group:42 mentioned=false auth=false"],
     ["group without chat_id", input({ message: group({ chatId: 0 }), account: account({ groupPolicy: "open" }) }), "drop:group without chat_id"],
 
     // group sender gate

@@ -42,6 +42,27 @@ describe("assembleTurn", () => {
     expect(t.body).toBe("<media:image>\n[attachment unavailable]");
     expect(t.text).toBe("");
   });
+  test("who is talking: sender name, participants with the names known, time, reply-to guid and context", () => {
+    const m = msg({ senderName: "Alice", participants: ["+15550001111", "+15550002222", "+15550003333"], replyToGuid: "P-1", replyToText: "dinner?", replyToSender: "+15550002222" });
+    const names = new Map([["+15550002222", "Bob"]]);
+    const t = assembleTurn({ ...base, isGroup: true, msg: m, names, pending: [{ sender: "+15550002222", text: "lunch?" }] });
+    expect(t).toMatchObject({ event: "message", senderName: "Alice", createdAt: "2026-01-01T12:00:00.000Z", replyToGuid: "P-1" });
+    expect(t.participants).toEqual([{ handle: "+15550001111", name: "Alice" }, { handle: "+15550002222", name: "Bob" }, { handle: "+15550003333" }]);
+    expect(t.body).toContain("Bob (+15550002222): lunch?");
+    expect(t.body).toContain("Alice (+15550001111): hi");
+    expect(t.body).toContain("[Replying to Bob (+15550002222) id:P-1]\ndinner?\n[/Replying]");
+  });
+  test("no names known: handles only, no senderName", () => {
+    const t = assembleTurn({ ...base, msg: msg({ participants: ["+15550001111"] }) });
+    expect(t.senderName).toBeUndefined();
+    expect(t.participants).toEqual([{ handle: "+15550001111" }]);
+    expect(t.replyToGuid).toBeUndefined();
+  });
+  test("a tapback: event reaction, the reaction line as body, no text", () => {
+    const reaction = { kind: "like", emoji: "👍", added: true, messageGuid: "OUT-1", text: "see you", fromAgent: true };
+    const t = assembleTurn({ ...base, msg: msg({ isReaction: true, text: "Liked “see you”", senderName: "Alice" }), decision: dispatch({ reaction: true }), reaction });
+    expect(t).toMatchObject({ event: "reaction", text: "", reaction, body: '[Reaction] Alice (+15550001111) reacted 👍 to your message: "see you"' });
+  });
 });
 
 const dirs: string[] = [];
