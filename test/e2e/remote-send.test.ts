@@ -108,7 +108,7 @@ test("kill -9 while imsg sends the staged file: sent once, staging dir removed a
   await waitFor(() => !existsSync(dirname(files[0]!)), 10_000, "staging dir removed after restart");
   expect(await g.stop()).toBe(0);
   expect(noStagedRows()).toBe(true);
-}, scaled(60_000));
+}, scaled(90_000));
 
 test("send --file goes through the same staging", () => {
   setup();
