@@ -13,7 +13,7 @@ let sshd: Sshd;
 const j = journalResources();
 beforeAll(async () => {
   sshd = await startSshd();
-}, scaled(30_000));
+}, scaled(60_000));
 afterAll(async () => {
   await sshd?.stop();
 });
@@ -62,7 +62,7 @@ describe("against a real sshd", () => {
     await stager.release(row.id);
     expect(existsSync(dirname(r.path))).toBe(false);
     expect(current()).toBeUndefined();
-  }, scaled(30_000));
+  }, scaled(60_000));
 
   test("after a crash: a complete copy is reused, a missing one staged again in a fresh dir", async () => {
     const { file, stager, row, current } = setup();
@@ -77,7 +77,7 @@ describe("against a real sshd", () => {
     expect(existsSync(dirname(first.path))).toBe(false);
     expect(readFileSync(third.path)).toEqual(readFileSync(file));
     expect(current()?.stagedPath).toBe(third.path);
-  }, scaled(30_000));
+  }, scaled(60_000));
 
   test("sweep removes copies of parts that settled while we were down, keeps pending ones", async () => {
     const { store, file, stager, row, current } = setup();
@@ -91,7 +91,7 @@ describe("against a real sshd", () => {
     expect(current()).toBeUndefined();
     expect(existsSync(b.path)).toBe(true);
     expect(store.stagedOutbound("default").map((r) => r.id)).toEqual([other.id]);
-  }, scaled(30_000));
+  }, scaled(60_000));
 
   test("an unreachable host: retryable, nothing journaled", async () => {
     const { store, row } = setup();
