@@ -79,29 +79,29 @@ test("an agent MEDIA file is staged on the Mac, sent from there, and the staging
   const media = join(ws.dir, "chart.png");
   writeFileSync(media, Buffer.alloc(2048, 7));
   const g = gateway({ AGENT_MODE: "media", AGENT_MEDIA: media });
-  await g.subscribed();
+  await g.subscribed(1, 40_000);
   sim.db.inject({ from: "+15550001111", text: "send the chart" });
-  await g.logs.waitFor((l) => l.msg.startsWith("replied to"), 20_000);
+  await g.logs.waitFor((l) => l.msg.startsWith("replied to"), 45_000);
   const [file] = stagedSends(media);
   expect(sim.db.sent().filter((s) => !s.file).map((s) => s.text)).toEqual(["here you go"]);
   expect(file).toBeDefined();
   await waitFor(() => !existsSync(dirname(file!)), 10_000, "staging dir removed");
   expect(await g.stop()).toBe(0);
   expect(noStagedRows()).toBe(true);
-}, scaled(40_000));
+}, scaled(90_000));
 
 test("kill -9 while imsg sends the staged file: sent once, staging dir removed after restart", async () => {
   setup({ IMSG_SIM_SEND_DELAY_MS: "1500" });
   const media = join(ws.dir, "report.pdf");
   writeFileSync(media, "pdf bytes");
   let g = gateway({ AGENT_MODE: "media", AGENT_MEDIA: media });
-  await g.subscribed();
+  await g.subscribed(1, 40_000);
   sim.db.inject({ from: "+15550001111", text: "the report" });
   await waitFor(() => sendRequests() >= 2, 20_000, "the file send inside imsg");
   await g.kill();
   g = gateway({ AGENT_MODE: "media", AGENT_MEDIA: media });
-  await g.logs.waitFor((l) => l.msg.startsWith("reconciled 1 unsettled outbound part(s): 1 confirmed sent"), 20_000);
-  await g.subscribed();
+  await g.logs.waitFor((l) => l.msg.startsWith("reconciled 1 unsettled outbound part(s): 1 confirmed sent"), 40_000);
+  await g.subscribed(1, 40_000);
   const files = stagedSends(media);
   expect(files).toHaveLength(1);
   expect(sim.db.sent().filter((s) => s.text === "here you go")).toHaveLength(1);
@@ -122,7 +122,7 @@ test("send --file goes through the same staging", () => {
   expect(JSON.parse(r.stdout).sent.map((s: { file: string }) => s.file)).toEqual([file]);
   expect(existsSync(dirname(staged!))).toBe(false);
   expect(noStagedRows()).toBe(true);
-}, scaled(40_000));
+}, scaled(90_000));
 
 test("send --file refuses a name that cannot be staged safely, before sending anything", () => {
   setup();
