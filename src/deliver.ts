@@ -11,6 +11,7 @@ import { isAlive } from "./lock.ts";
 import { until } from "./queues.ts";
 import { ImsgPermissionError, ImsgSpawnError, RpcClient, RpcClosedError, RpcError } from "./rpc.ts";
 import { normalizeForEcho, sanitizeOutbound } from "./sanitize.ts";
+import type { Stager } from "./stage.ts";
 import type { OutboundRow, Store } from "./store.ts";
 import { formatTarget, normalizeHandle, targetToSendParams, type Target } from "./targets.ts";
 
@@ -24,6 +25,8 @@ export const SEND_TIMEOUT_MS = 120_000;
 export class SendClient {
   #client?: RpcClient;
   #stopped = false;
+  /** Set when imsg runs on another host: file parts are copied there first (stage.ts). */
+  stager?: Stager;
   constructor(
     private readonly account: Pick<ImessageAccount, "cliPath" | "dbPath" | "probeTimeoutMs" | "accountId">,
     private readonly timeoutMs = SEND_TIMEOUT_MS,
@@ -172,7 +175,7 @@ export interface DeliverResult {
  */
 export async function deliver(
   store: Store,
-  sender: Pick<SendClient, "send"> & Partial<Pick<SendClient, "confirm" | "pid">>,
+  sender: Pick<SendClient, "send"> & Partial<Pick<SendClient, "confirm" | "pid" | "stager">>,
   job: DeliverJob,
   opts: { settleMs?: number } = {},
 ): Promise<DeliverResult> {
@@ -197,7 +200,16 @@ export async function deliver(
     }
     if (row.state !== "pending") return { sent, error: `part ${seq} is ${row.state}; not re-sent` };
     const params: Record<string, unknown> = { ...targetToSendParams(job.target, job.account.service), region: job.account.region };
-    if (row.file) params.file = row.file;
+    if (row.file) {
+      // The path imsg can read: the local file, or its staged copy when imsg runs on another host.
+      const staged = sender.stager ? await sender.stager.stage(row) : { path: row.file };
+      if ("error" in staged) {
+        if (!staged.retryable) store.markOutbound(row.id, "failed", { error: staged.error });
+        log.warn(`cannot send a file to ${redact(target)}: ${staged.error}`);
+        return { sent, error: staged.error, retryable: staged.retryable };
+      }
+      params.file = staged.path;
+    }
     if (row.text) params.text = row.text;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -236,6 +248,7 @@ export async function deliver(
         return { sent, error: why };
       }
     }
+    if (row.file) await sender.stager?.release(row.id);
   }
   return { sent };
 }
@@ -354,12 +367,14 @@ export async function sendOnce(
   target: Target,
   text: string,
   files: string[] = [],
+  stager?: Stager,
 ): Promise<{ result: DeliverResult; parts: Part[]; rejected: { path: string; reason: string }[] }> {
   const { parts, rejected } = planParts(text, files, { ...account, responsePrefix: undefined }, { sanitize: false });
   // A file the user named that cannot be sent fails the whole command before anything goes out.
   if (rejected.length) return { result: { sent: [], error: "unsendable file" }, parts, rejected };
   if (!parts.length) return { result: { sent: [], error: "nothing to send" }, parts, rejected };
   const sender = new SendClient(account);
+  sender.stager = stager;
   try {
     let chatId: number | undefined;
     if (target.kind === "chat_id") chatId = target.chatId;

@@ -9,6 +9,7 @@ import { reconcileOutbound, SendClient, SETTLE_MS } from "./deliver.ts";
 import { parseMessage, toWireMessage, type ImsgMessage } from "./imsg.ts";
 import { fetchWithConverted } from "./media.ts";
 import { resolveRemoteHost } from "./ssh.ts";
+import { stagerFor } from "./stage.ts";
 import { acquireLock, type Lock } from "./lock.ts";
 import { getLog, preview, redact, type Logger } from "./log.ts";
 import { Outbox, type OutboundReply } from "./outbox.ts";
@@ -63,6 +64,7 @@ class AccountRuntime {
   #catchupCount = 0;
   #mentionCache = new Map<string, RegExp[]>();
   #remoteHost?: string;
+  #remoteSsh: string[] = [];
   readonly #lookups: ScreenLookups;
 
   constructor(
@@ -75,6 +77,7 @@ class AccountRuntime {
   ) {
     this.log = getLog(`gateway:${account.accountId}`);
     this.sender = new SendClient(account);
+    this.sender.stager = stagerFor(account, store);
     const current = () => this.account;
     this.watch = new Watch({ account: current, store, tuning, log: this.log, onMessage: (raw) => this.#ingest(raw), beforeFirstSubscribe: () => this.#recover() });
     this.outbox = new Outbox({ account: current, store, sender: this.sender, stateDir, settleMs: tuning.settleMs, log: this.log, breaker: this.#breaker, track: (p) => this.#track(p) });
@@ -121,6 +124,7 @@ class AccountRuntime {
     if (this.account.includeAttachments) {
       const r = resolveRemoteHost(this.account, (p) => readFileSync(p, "utf8"));
       this.#remoteHost = r.host;
+      this.#remoteSsh = r.sshOptions;
       if (r.host) this.log.info(`attachments are fetched over SCP from ${r.host} (${r.source})`);
       else if (r.reason) this.log.debug(`no remote host for attachments: ${r.reason}`);
     }
@@ -304,7 +308,7 @@ class AccountRuntime {
         maxBytes: this.account.mediaMaxMb * 1024 * 1024,
         roots: this.#remoteHost ? this.account.remoteAttachmentRoots : this.account.attachmentRoots,
         remoteHost: this.#remoteHost,
-        ...(this.account.sshConfig ? { scp: { sshOptions: ["-F", this.account.sshConfig] } } : {}),
+        scp: { sshOptions: this.#remoteSsh },
       }),
     );
     for (const { result: r, converted: c } of res) {
@@ -321,11 +325,18 @@ class AccountRuntime {
   async #recover(): Promise<void> {
     const pendingOut = this.store.unsettledOutbound(this.id);
     const unfinished = this.store.unfinishedInbound(this.id);
-    if (!pendingOut.length && !unfinished.length) return;
+    if (!pendingOut.length && !unfinished.length) return this.#sweepStaged();
     // Parts whose fate could not be checked keep their message waiting for the next start: never re-sent blindly.
     const blocked = pendingOut.length ? (await reconcileOutbound(this.store, this.sender.client(), this.id)).unchecked : new Set<string>();
+    this.#sweepStaged();
     this.log.info(`resuming ${unfinished.length} unfinished message(s) from the journal`);
     for (const row of unfinished) this.#track(this.#resume(row, blocked));
+  }
+
+  /** Remote copies of parts settled while we were down, and orphaned staging dirs: removed in the background. */
+  #sweepStaged(): void {
+    const s = this.sender.stager;
+    if (s) this.#track(s.sweep());
   }
 
   async #resume(row: InboundRow, blocked: Set<string>): Promise<void> {

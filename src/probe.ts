@@ -358,7 +358,7 @@ async function remoteChecks(account: ImessageAccount, kind: CliKind): Promise<Ch
     const r = resolveRemoteHost(account);
     if (!r.host) {
       checks.push({ name, ok: false, detail: r.reason ?? "no remote host", hint: 'Set channels.imessage.remoteHost to "host" or "user@host".' });
-    } else if (await checkKnownHost(r.host, undefined, account.sshConfig ? ["-F", account.sshConfig] : [])) {
+    } else if (await checkKnownHost(r.host, undefined, r.sshOptions)) {
       checks.push({ name, ok: true, detail: `${r.host} (${r.source}), host key in known_hosts` });
     } else {
       checks.push({

@@ -1,5 +1,5 @@
-// SSH and SCP: remoteHost rules and validation, detection from a cliPath wrapper, SCP downloads, known-hosts
-// checks. The only module that runs ssh, scp or ssh-keygen (through proc.ts).
+// SSH and SCP: remoteHost rules and validation, detection from a cliPath wrapper, SCP downloads and uploads,
+// fixed remote commands, known-hosts checks. The only module that runs ssh, scp or ssh-keygen (through proc.ts).
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
@@ -55,6 +55,8 @@ export function mentionsSsh(text: string): boolean {
 export interface DetectedHost {
   host?: string;
   reason: string;
+  /** The wrapper's connection options, rewritten so ssh and scp both take them (`-p 2222` → `-o Port=2222`). */
+  sshOptions?: string[];
 }
 
 // ssh(1) options that take a value, and those that are plain flags.
@@ -65,12 +67,44 @@ const SSH_UNSAFE_O_KEYS = new Set(["proxycommand", "proxyjump", "hostname", "loc
 // Tokens up to and including the host must be plain words: no quotes, variables or substitutions.
 const PLAIN_TOKEN = /^[A-Za-z0-9._@%:=,+/~[\]-]+$/;
 
+// Flags scp takes with the same meaning; the other flags only shape the interactive session.
+const SSH_FLAGS_CARRIED = new Set("46C");
+
 const isSshWord = (t: string) => t === "ssh" || /^\/\S*\/ssh$/.test(t);
+
+/**
+ * A wrapper option as arguments valid for both ssh and scp (scp spells some differently: `-P` port, `-l` limit),
+ * [] for options that do not change where or as whom ssh connects, or a refusal reason.
+ */
+function carryOption(c: string, value: string): string[] | string {
+  switch (c) {
+    case "p":
+      return /^\d{1,5}$/.test(value) ? ["-o", `Port=${value}`] : `ssh option -p has a bad port (${value})`;
+    case "i":
+    case "F":
+      return [`-${c}`, expandHome(value)];
+    case "o":
+      return ["-o", value];
+    case "c":
+      return ["-c", value];
+    case "m":
+      return ["-o", `MACs=${value}`];
+    case "b":
+      return ["-o", `BindAddress=${value}`];
+    case "B":
+      return ["-o", `BindInterface=${value}`];
+    case "I":
+      return ["-o", `PKCS11Provider=${value}`];
+    default:
+      return [];
+  }
+}
 const stripQuotes = (t: string) => t.replace(/^['"]+|['"]+$/g, "");
 
 /** Parses one `[exec] ssh [options] [user@]host … imsg …` token list into a host or a failure reason. */
 function parseSshLine(toks: string[]): DetectedHost {
   let user: string | undefined;
+  const sshOptions: string[] = [];
   let i = 1;
   for (; i < toks.length; i++) {
     const t = toks[i]!;
@@ -82,7 +116,10 @@ function parseSshLine(toks: string[]): DetectedHost {
     if (!t.startsWith("-") || t === "-") break;
     for (let j = 1; j < t.length; j++) {
       const c = t[j]!;
-      if (SSH_FLAG_OPTS.has(c)) continue;
+      if (SSH_FLAG_OPTS.has(c)) {
+        if (SSH_FLAGS_CARRIED.has(c)) sshOptions.push(`-${c}`);
+        continue;
+      }
       if (!SSH_VALUE_OPTS.has(c)) return { reason: `unknown ssh option -${c}` };
       let value = t.slice(j + 1);
       if (!value) {
@@ -91,7 +128,6 @@ function parseSshLine(toks: string[]): DetectedHost {
         if (!PLAIN_TOKEN.test(next)) return { reason: `ssh option -${c} uses shell syntax (${next})` };
         value = next;
       }
-      if (c === "F") return { reason: "ssh uses -F <config>: the host alias may mean something else to scp" };
       if (c === "J" || c === "W") return { reason: `ssh uses -${c} (proxy/jump): scp would not reach the same host` };
       if (c === "l") user = value;
       if (c === "o") {
@@ -100,6 +136,9 @@ function parseSshLine(toks: string[]): DetectedHost {
         if (SSH_UNSAFE_O_KEYS.has(k)) return { reason: `ssh sets -o ${key}: scp would not reach the same host` };
         if (k === "user") user = rest.join("=");
       }
+      const carried = carryOption(c, value);
+      if (typeof carried === "string") return { reason: carried };
+      if (!(c === "o" && value.toLowerCase().startsWith("user="))) sshOptions.push(...carried);
       break;
     }
   }
@@ -111,7 +150,7 @@ function parseSshLine(toks: string[]): DetectedHost {
   }
   if (user !== undefined && dest.includes("@")) return { reason: "ssh gives the user twice (-l/User and user@host)" };
   const host = normalizeRemoteHost(user !== undefined ? `${user}@${dest}` : dest);
-  return host ? { host, reason: "detected from the ssh line of the cliPath wrapper" } : { reason: `unsafe host "${dest}"` };
+  return host ? { host, reason: "detected from the ssh line of the cliPath wrapper", sshOptions } : { reason: `unsafe host "${dest}"` };
 }
 
 /**
@@ -122,6 +161,7 @@ export function detectRemoteHost(wrapperText: string): DetectedHost {
   if (wrapperText.includes("\u0000")) return { reason: "cliPath is a binary, not a wrapper script" };
   const lines = wrapperText.replace(/\\\r?\n/g, " ").split(/\r?\n/);
   const hosts = new Set<string>();
+  const options = new Set<string>();
   for (const [n, raw] of lines.entries()) {
     const all = raw.trim().split(/\s+/).filter(Boolean);
     const hash = all.findIndex((t) => t.startsWith("#"));
@@ -132,20 +172,24 @@ export function detectRemoteHost(wrapperText: string): DetectedHost {
       const r = parseSshLine(toks);
       if (!r.host) return { reason: `line ${n + 1}: ${r.reason}` };
       hosts.add(r.host);
+      options.add(JSON.stringify(r.sshOptions ?? []));
     } else if (mentionsSsh(toks.join(" "))) {
       return { reason: `line ${n + 1} mentions ssh but is not a plain \`ssh [options] host imsg\` command` };
     }
   }
   if (hosts.size === 0) return { reason: "no ssh command in the cliPath wrapper" };
   if (hosts.size > 1) return { reason: `ssh lines disagree on the host (${[...hosts].join(", ")})` };
-  return { host: [...hosts][0]!, reason: "detected from the ssh line of the cliPath wrapper" };
+  if (options.size > 1) return { reason: "ssh lines disagree on their connection options (-p, -i, -F, -o)" };
+  return { host: [...hosts][0]!, reason: "detected from the ssh line of the cliPath wrapper", sshOptions: JSON.parse([...options][0]!) };
 }
 
-/** Where the remote host for SCP comes from. */
+/** Where the remote host for SCP comes from, and the ssh/scp options that reach it. */
 export interface ResolvedRemoteHost {
   host?: string;
   source: "config" | "wrapper" | "none";
   reason?: string;
+  /** For every ssh/scp to `host`: the wrapper's options (port, key, config), else `-F sshConfig` when set. */
+  sshOptions: string[];
 }
 
 /**
@@ -153,22 +197,28 @@ export interface ResolvedRemoteHost {
  * when cliPath is a path, not a bare command name). A bad configured value is never replaced by detection.
  */
 export function resolveRemoteHost(
-  account: { remoteHost?: string; cliPath: string },
+  account: { remoteHost?: string; cliPath: string; sshConfig?: string },
   readFile: (path: string) => string = (p) => readFileSync(p, "utf8"),
 ): ResolvedRemoteHost {
+  const configOpts = account.sshConfig ? ["-F", account.sshConfig] : [];
   if (account.remoteHost !== undefined && account.remoteHost.trim() !== "") {
     const host = normalizeRemoteHost(account.remoteHost);
-    return host ? { host, source: "config" } : { source: "none", reason: "configured remoteHost is unsafe (expected host or user@host)" };
+    return host
+      ? { host, source: "config", sshOptions: configOpts }
+      : { source: "none", reason: "configured remoteHost is unsafe (expected host or user@host)", sshOptions: [] };
   }
-  if (!account.cliPath.includes("/")) return { source: "none", reason: "cliPath is a command name, not a wrapper script" };
+  if (!account.cliPath.includes("/")) return { source: "none", reason: "cliPath is a command name, not a wrapper script", sshOptions: [] };
   let text: string;
   try {
     text = readFile(account.cliPath);
   } catch (err) {
-    return { source: "none", reason: `cannot read cliPath ${account.cliPath}: ${errorMessage(err)}` };
+    return { source: "none", reason: `cannot read cliPath ${account.cliPath}: ${errorMessage(err)}`, sshOptions: [] };
   }
   const d = detectRemoteHost(text);
-  return d.host ? { host: d.host, source: "wrapper", reason: d.reason } : { source: "none", reason: d.reason };
+  if (!d.host) return { source: "none", reason: d.reason, sshOptions: [] };
+  // The wrapper's own -F is what imsg's connection uses; sshConfig only fills in when the wrapper has none.
+  const wrapperOpts = d.sshOptions ?? [];
+  return { host: d.host, source: "wrapper", reason: d.reason, sshOptions: wrapperOpts.includes("-F") ? wrapperOpts : [...configOpts, ...wrapperOpts] };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,10 +255,10 @@ export type ScpFetchResult = { ok: true; size: number } | { ok: false; reason: s
 
 type AttemptVerdict = { retry: boolean; reason: string; hostKeyUnknown?: boolean };
 
-/** Classifies a failed scp run from its stderr (regexes: Deno prints `/usr/bin/scp:` where Bun prints `scp:`). */
-function classifyScpFailure(host: string, r: RunResult, timeoutMs: number): AttemptVerdict {
-  if (r.spawnError) return { retry: false, reason: `cannot run scp: ${r.spawnError}` };
-  if (r.timedOut) return { retry: false, reason: `scp timed out after ${timeoutMs} ms` };
+/** Classifies a failed scp/ssh run from its stderr (regexes: Deno prints `/usr/bin/scp:` where Bun prints `scp:`). */
+function classifyScpFailure(host: string, r: RunResult, timeoutMs: number, tool = "scp"): AttemptVerdict {
+  if (r.spawnError) return { retry: false, reason: `cannot run ${tool}: ${r.spawnError}` };
+  if (r.timedOut) return { retry: false, reason: `${tool} timed out after ${timeoutMs} ms` };
   const err = r.stderr;
   const detail = stderrSummary(err);
   if (/REMOTE HOST IDENTIFICATION HAS CHANGED/i.test(err)) {
@@ -224,7 +274,7 @@ function classifyScpFailure(host: string, r: RunResult, timeoutMs: number): Atte
   }
   if (/No such file or directory/i.test(err)) return { retry: true, reason: `remote file not found: ${detail}` };
   if (/Permission denied/i.test(err)) return { retry: false, reason: `permission denied (ssh key not authorized or file unreadable): ${detail}` };
-  return { retry: false, reason: `scp failed (exit ${r.code}): ${detail || "no error output"}` };
+  return { retry: false, reason: `${tool} failed (exit ${r.code}): ${detail || "no error output"}` };
 }
 
 /**
@@ -260,6 +310,58 @@ export async function scpFetch(opts: ScpFetchOptions): Promise<ScpFetchResult> {
     }
     log.debug(`scp attempt ${attempt + 1} failed, retrying: ${v.reason}`);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Uploads and fixed remote commands (staging outbound files on the Mac)
+
+/** Where one ssh/scp goes: a host from resolveRemoteHost with its options, and a per-run deadline. */
+export interface SshTarget {
+  host: string;
+  sshOptions: string[];
+  timeoutMs: number;
+}
+
+/** Outcome of `sshRun` / `scpPut`. */
+export type SshResult = { ok: true; stdout: string } | { ok: false; reason: string };
+
+/** Ours first: ssh takes the first value it sees for an option, so a wrapper's StrictHostKeyChecking=no loses. */
+const strictOptions = (t: SshTarget) => [
+  "-o", "BatchMode=yes",
+  "-o", "StrictHostKeyChecking=yes",
+  "-o", `ConnectTimeout=${Math.max(1, Math.ceil(t.timeoutMs / 1000))}`,
+  ...t.sshOptions,
+];
+
+/** A remote path validated and single-quoted for the remote shell (validation excludes quotes), or undefined. */
+export function quoteRemotePath(p: string): string | undefined {
+  const v = validateRemotePath(p);
+  return v === undefined ? undefined : `'${v}'`;
+}
+
+/**
+ * Runs `command` on the host. The remote login shell parses it, so callers pass only constant text and
+ * `quoteRemotePath` output: nothing from a message or model ever reaches it.
+ */
+export async function sshRun(t: SshTarget, command: string): Promise<SshResult> {
+  const host = normalizeRemoteHost(t.host);
+  if (!host) return { ok: false, reason: "invalid remote host for ssh" };
+  const r = await runProcess("ssh", ["-T", ...strictOptions(t), "--", host, command], { timeoutMs: t.timeoutMs });
+  if (r.code === 0 && !r.timedOut) return { ok: true, stdout: r.stdout };
+  return { ok: false, reason: classifyScpFailure(host, r, t.timeoutMs, "ssh").reason };
+}
+
+/** Uploads `localPath` (absolute) to `host:remotePath` in SFTP mode with strict host keys and no prompts. */
+export async function scpPut(t: SshTarget, localPath: string, remotePath: string): Promise<SshResult> {
+  const host = normalizeRemoteHost(t.host);
+  if (!host) return { ok: false, reason: "invalid remote host for SCP" };
+  const dest = validateRemotePath(remotePath);
+  if (!dest) return { ok: false, reason: "invalid remote path for SCP" };
+  // An absolute local path: scp cannot mistake a colon in it for `host:`.
+  if (!localPath.startsWith("/")) return { ok: false, reason: "local path for SCP is not absolute" };
+  const r = await runProcess("scp", ["-s", ...strictOptions(t), "--", localPath, `${host}:${dest}`], { timeoutMs: t.timeoutMs });
+  if (r.code === 0 && !r.timedOut) return { ok: true, stdout: r.stdout };
+  return { ok: false, reason: classifyScpFailure(host, r, t.timeoutMs).reason };
 }
 
 // ---------------------------------------------------------------------------------------------

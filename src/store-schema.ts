@@ -77,6 +77,8 @@ export interface OutboundRow {
   error?: string;
   /** The imsg child the part was handed to (for crash reconciliation). */
   senderPid?: number;
+  /** A file part's copy on the remote Mac (stage.ts), until it is cleaned up. */
+  stagedPath?: string;
   createdAt: number;
   updatedAt: number;
 }
@@ -181,6 +183,11 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX inbound_by_chat_time ON inbound (account_id, chat_id, created_at);
   `,
+  // 5: where a file part was staged on a remote Mac, so a crash neither loses the copy nor leaves it behind.
+  `
+  ALTER TABLE outbound ADD COLUMN staged_path TEXT;
+  CREATE INDEX outbound_staged ON outbound (account_id) WHERE staged_path IS NOT NULL;
+  `,
 ];
 
 export type Row = Record<string, unknown>;
@@ -269,6 +276,7 @@ export function toOutbound(r: Row): OutboundRow {
     messageGuid: opt(r.message_guid),
     error: opt(r.error),
     senderPid: opt(r.sender_pid),
+    stagedPath: opt(r.staged_path),
     createdAt: r.created_at as number,
     updatedAt: r.updated_at as number,
   };

@@ -271,6 +271,17 @@ export class Store {
     this.#run("UPDATE outbound SET sender_pid = ?, updated_at = ? WHERE id = ?", pid ?? null, this.now(), id);
   }
 
+  /** Records (or clears) where a file part was staged on the remote Mac. */
+  setOutboundStaged(id: number, stagedPath: string | undefined): void {
+    // updated_at is left alone: it dates the part's state (activity, retention), not its staging.
+    this.#run("UPDATE outbound SET staged_path = ? WHERE id = ?", stagedPath ?? null, id);
+  }
+
+  /** Parts of the account that still have a staged copy on the remote Mac. */
+  stagedOutbound(accountId: string): OutboundRow[] {
+    return this.#all("SELECT * FROM outbound WHERE account_id = ? AND staged_path IS NOT NULL ORDER BY id", accountId).map(toOutbound);
+  }
+
   /** Parts sent (or being sent) since `sinceMs` whose normalized text is `echoKey` (the echo-defence lookup). */
   outboundByEcho(accountId: string, echoKey: string, sinceMs: number): OutboundRow[] {
     return this.#all(

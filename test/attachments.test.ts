@@ -160,7 +160,6 @@ describe("detectRemoteHost", () => {
     ["quoted ProxyCommand trick refused", sh('exec ssh -o "ProxyCommand=nc evil 22" mac imsg "$@"'), undefined, /shell syntax/],
     ["-o HostName remap refused", sh('exec ssh -o HostName=evil mac imsg "$@"'), undefined, /HostName/],
     ["-J jump host refused", sh('exec ssh -J jump mac imsg "$@"'), undefined, /-J/],
-    ["-F config refused", sh('exec ssh -F ~/.ssh/other mac imsg "$@"'), undefined, /-F/],
     ["$HOST variable refused", sh('exec ssh -T $HOST imsg "$@"'), undefined, /shell syntax/],
     ["${VAR:-default} refused", sh('exec ssh -T ${REMOTE:-mac} imsg "$@"'), undefined, /shell syntax/],
     ["command substitution refused", sh('exec ssh -T $(cat ~/.mac) imsg "$@"'), undefined, /shell syntax/],
@@ -172,6 +171,8 @@ describe("detectRemoteHost", () => {
     ["env-prefixed ssh", sh("FOO=1 ssh mac imsg"), undefined, /mentions ssh/],
     ["unknown ssh option", sh("exec ssh -Z mac imsg"), undefined, /unknown ssh option -Z/],
     ["option value missing", sh("exec ssh -p"), undefined, /no value/],
+    ["bad port", sh("exec ssh -p 22x mac imsg"), undefined, /bad port/],
+    ["ssh lines that disagree on options", sh("ssh -p 2200 mac imsg --version", 'exec ssh mac imsg "$@"'), undefined, /disagree on their connection options/],
     ["user given twice", sh("exec ssh -l bob alice@mac imsg"), undefined, /twice/],
     ["unsafe user from -o User", sh("exec ssh -o User=x@y mac imsg"), undefined, /unsafe host/],
     ["binary file", "\u007fELF\u0000\u0000ssh mac imsg", undefined, /binary/],
@@ -184,6 +185,18 @@ describe("detectRemoteHost", () => {
       if (r.host) expect(normalizeRemoteHost(r.host)).toBe(r.host);
     });
   }
+});
+
+describe("detectRemoteHost carries the wrapper's connection options to scp", () => {
+  const home = process.env.HOME ?? "";
+  const rows: [string, string, string[]][] = [
+    ["none", 'exec ssh -T mac imsg "$@"', []],
+    ["-p and -i (scp spells the port -P, so it goes as -o Port)", 'exec ssh -p 2222 -i key mac imsg "$@"', ["-o", "Port=2222", "-i", "key"]],
+    ["attached values, ~ expanded", 'exec ssh -p22 -i~/.ssh/id_mac -F ~/.ssh/mac.conf mac imsg "$@"', ["-o", "Port=22", "-i", `${home}/.ssh/id_mac`, "-F", `${home}/.ssh/mac.conf`]],
+    ["-o kept in order, -o User folded into the host", 'exec ssh -o User=bob -o IdentitiesOnly=yes -oUserKnownHostsFile=/k mac imsg "$@"', ["-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=/k"]],
+    ["-4 -C carried, session flags dropped", 'exec ssh -4TqC -c aes256-ctr -m hmac-sha2-256 -b 10.0.0.1 -L 1:a:2 mac imsg "$@"', ["-4", "-C", "-c", "aes256-ctr", "-o", "MACs=hmac-sha2-256", "-o", "BindAddress=10.0.0.1"]],
+  ];
+  for (const [name, line, want] of rows) test(name, () => expect(detectRemoteHost(`#!/bin/sh\n${line}\n`).sshOptions).toEqual(want));
 });
 
 describe("resolveRemoteHost", () => {
@@ -200,6 +213,7 @@ describe("resolveRemoteHost", () => {
   for (const [name, account, files, want, reads] of rows) {
     test(name, () => {
       const seen: string[] = [];
+      expect(resolveRemoteHost(account, (p) => files[p] ?? "").sshOptions).toEqual([]);
       const r = resolveRemoteHost(account, (p) => {
         seen.push(p);
         const t = files[p];
@@ -212,10 +226,17 @@ describe("resolveRemoteHost", () => {
       expect(seen).toEqual(reads);
     });
   }
+  test("sshConfig: used for a configured host, and for a wrapper without its own -F", () => {
+    const files: Record<string, string> = { "/w/a": 'exec ssh -p 2 mac imsg "$@"', "/w/b": 'exec ssh -F /own mac imsg "$@"' };
+    const read = (p: string) => files[p]!;
+    expect(resolveRemoteHost({ cliPath: "imsg", remoteHost: "mac", sshConfig: "/cfg" }, read).sshOptions).toEqual(["-F", "/cfg"]);
+    expect(resolveRemoteHost({ cliPath: "/w/a", sshConfig: "/cfg" }, read).sshOptions).toEqual(["-F", "/cfg", "-o", "Port=2"]);
+    expect(resolveRemoteHost({ cliPath: "/w/b", sshConfig: "/cfg" }, read).sshOptions).toEqual(["-F", "/own"]);
+  });
   test("reads a real wrapper file with the default reader", () => {
     const p = join(fresh("wrapper"), "imsg-ssh");
     writeFileSync(p, wrapper);
-    expect(resolveRemoteHost({ cliPath: p })).toEqual({ host: "bob@mac", source: "wrapper", reason: expect.stringMatching(/detected/) });
+    expect(resolveRemoteHost({ cliPath: p })).toEqual({ host: "bob@mac", source: "wrapper", reason: expect.stringMatching(/detected/), sshOptions: [] });
   });
 });
 

@@ -44,9 +44,14 @@ export default defineCommand({
     const target = parseTarget(to, (service as "imessage" | "sms" | "auto" | undefined) ?? account.service);
     const { Store } = await import("../store.ts");
     const { sendOnce } = await import("../deliver.ts");
+    const { stagerFor } = await import("../stage.ts");
     const store = Store.open(g.stateDir);
     try {
-      const { result, parts, rejected } = await sendOnce(store, { ...account, service: (service as typeof account.service) ?? account.service }, target, text, files);
+      // imsg on another host reads the files from a staged copy there; refuse up front what cannot be staged.
+      const stager = files.length ? stagerFor(account, store) : undefined;
+      const unstageable = stager ? files.flatMap((f) => stager.check(f) ?? []) : [];
+      if (unstageable.length) throw new UsageError(`${unstageable[0]}; nothing was sent`);
+      const { result, parts, rejected } = await sendOnce(store, { ...account, service: (service as typeof account.service) ?? account.service }, target, text, files, stager);
       if (rejected.length) {
         throw new UsageError(`cannot attach ${rejected.map((r) => `${r.path} (${r.reason})`).join(", ")}; nothing was sent`, `Files must exist and be at most mediaMaxMb (${account.mediaMaxMb} MB).`);
       }
