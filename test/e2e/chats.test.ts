@@ -7,7 +7,7 @@ import { baseConfig, e2eResources, runCli, type Workspace } from "../helpers/gat
 const e2e = e2eResources();
 let ws: Workspace | undefined;
 
-const sim = (env: Record<string, string> = {}): Sim => e2e.sim({ env });
+const sim = (env: Record<string, string> = {}, version?: string): Sim => e2e.sim({ env, version });
 
 /** A workspace whose config points at `cliPath`. */
 function setup(cliPath: string, imessage: Record<string, unknown> = {}): Workspace {
@@ -128,8 +128,9 @@ describe("chats", () => {
     expect(r.stdout).toBe("");
   });
 
+  // Versions before 0.9 (no rpc, the legacy banner) are played by the 0.9 profile only.
   test("imsg without rpc (0.2.0) is exit 1 with what imsg said", () => {
-    const r = chats(setup(sim({ IMSG_VERSION: "0.2.0" }).cliPath));
+    const r = chats(setup(sim({ IMSG_VERSION: "0.2.0" }, "0.9.0").cliPath));
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("Unknown subcommand 'rpc'");
   });
@@ -144,7 +145,7 @@ describe("chats", () => {
 
   for (const mode of ["1", "legacy"]) {
     test(`missing Full Disk Access (IMSG_SIM_FDA=${mode}) is exit 1 mentioning Full Disk Access`, () => {
-      const r = chats(setup(sim({ IMSG_SIM_FDA: mode }).cliPath));
+      const r = chats(setup(sim({ IMSG_SIM_FDA: mode }, mode === "legacy" ? "0.9.0" : undefined).cliPath));
       expect(r.code).toBe(1);
       expect(r.stderr).toContain("Full Disk Access");
       expect(r.stdout).toBe("");
@@ -155,6 +156,7 @@ describe("chats", () => {
     const s = sim();
     const r = chats(setup(s.cliPath, { dbPath: join(s.dir, "missing.db") }));
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("Full Disk Access");
+    // 0.9 cannot tell a missing file from a permission problem; 0.15 says which (-32002 "does not exist").
+    expect(r.stderr).toContain(s.version === "0.9.0" ? "Full Disk Access" : "does not exist");
   });
 });
