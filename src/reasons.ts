@@ -24,6 +24,7 @@ export const PIPELINE_REASONS = [
   "pairing: too many pending requests (no reply)",
   "empty reply",
   "journal entry unreadable",
+  "not joined to a chat",
 ] as const;
 
 export type ScreenReason = (typeof SCREEN_REASONS)[number];
