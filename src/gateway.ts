@@ -170,6 +170,7 @@ class AccountRuntime {
    * participants: deciding it would make a group message a DM. Re-read it until it has its chat, else drop it.
    */
   async #unjoined(key: string, msg: ImsgMessage, catchup: boolean): Promise<void> {
+    this.log.debug(`row ${msg.id} is not joined to a chat yet; re-reading it before deciding`);
     for (const ms of [300, 1000, 2000]) {
       await new Promise((r) => setTimeout(r, ms));
       if (this.#stopping) return; // stays "new": re-read after the restart

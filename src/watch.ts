@@ -89,7 +89,8 @@ export class Watch {
       const legacy = failure instanceof ImsgPermissionError || client.permissionError !== undefined;
       const why = classifyError(client.permissionError ?? failure);
       const wait = legacy ? tuning.backoffMaxMs : Math.min(delay, tuning.backoffMaxMs) * (0.8 + Math.random() * 0.4);
-      if (why?.kind === "database_unavailable") this.#logDatabase(why.cause, why.detail, wait);
+      // ≤ 0.13's banner cannot tell a wrong path from missing access; 0.14+ says which.
+      if (why?.kind === "database_unavailable") this.#logDatabase(legacy ? "unknown" : why.cause, why.detail, wait);
       else this.opts.log.warn(`watch child failed (${failure?.message ?? "exited"}); restarting in ${Math.round(wait)} ms`);
       delay = Math.min(delay * 2, tuning.backoffMaxMs);
       await new Promise<void>((r) => {
