@@ -135,16 +135,9 @@ class AccountRuntime {
   #ingest(raw: unknown): void {
     const parsed = parseMessage(raw);
     if ("error" in parsed) {
-      const r = raw as { id?: unknown; guid?: unknown } | undefined;
-      this.log.debug(`drop malformed message payload: ${parsed.error}`);
-      if (r && typeof r.id === "number") {
-        this.store.journalInbound(
-          this.id,
-          { guid: typeof r.guid === "string" ? r.guid : "", rowid: r.id, chatId: 0, sender: "", isFromMe: false, createdAt: Date.now(), message: null },
-          "dropped",
-          "malformed" satisfies InboundReason,
-        );
-      }
+      // Not journaled: its id is unchecked (a stray {"id":900000000} would move the cursor past every real row).
+      const id = (raw as { id?: unknown } | undefined)?.id;
+      this.log.debug(`drop malformed message payload${typeof id === "number" ? ` (row ${id})` : ""}: ${parsed.error}`);
       return;
     }
     const msg = parsed.message;
@@ -177,8 +170,24 @@ class AccountRuntime {
     this.log.debug(`drop row ${msg.id} from ${redact(msg.sender)} in chat ${msg.chatId}: ${text}`);
   }
 
+  /**
+   * imsg 0.9 emits a row caught before Messages joined it to its chat with chat_id 0, no group flag and no
+   * participants: deciding it would make a group message a DM. Re-read it until it has its chat, else drop it.
+   */
+  async #unjoined(key: string, msg: ImsgMessage, catchup: boolean): Promise<void> {
+    this.log.debug(`row ${msg.id} is not joined to a chat yet; re-reading it before deciding`);
+    for (const ms of [300, 1000, 2000]) {
+      await new Promise((r) => setTimeout(r, ms));
+      if (this.#stopping) return; // stays "new": re-read after the restart
+      const joined = await this.watch.reread(msg.id).catch(() => undefined);
+      if (joined && joined.chatId !== 0) return this.#process(key, joined, catchup);
+    }
+    return this.#drop(key, msg, "not joined to a chat", "still chat_id 0 after 3 re-reads");
+  }
+
   /** Screen → decide → act. */
   async #process(key: string, msg: ImsgMessage, catchup: boolean): Promise<void> {
+    if (msg.chatId === 0) return this.#unjoined(key, msg, catchup);
     const s = screen({ key, msg, catchup, account: this.account, echoWindowMs: this.tuning.echoWindowMs, now: Date.now() }, this.#lookups, this.#breaker);
     if (!("pass" in s)) {
       const conv = convKey(msg, this.account);

@@ -223,6 +223,8 @@ export interface WatchParams {
   includeReactions?: boolean;
   debounceMs?: number;
   convertAttachments?: boolean;
+  /** 0.14+ only: rows per wake-up before the stream ends with watch.overflow (1–4096). */
+  bufferLimit?: number;
 }
 
 /** `watch.subscribe` → subscription id. */
@@ -231,6 +233,7 @@ export async function watchSubscribe(client: RpcClient, p: WatchParams, timeoutM
   if (p.sinceRowid !== undefined) params.since_rowid = p.sinceRowid;
   if (p.debounceMs !== undefined) params.debounce_ms = p.debounceMs;
   if (p.convertAttachments) params.convert_attachments = true;
+  if (p.bufferLimit !== undefined) params.buffer_limit = p.bufferLimit;
   const r = objectResult("watch.subscribe", await client.request("watch.subscribe", params, { timeoutMs }));
   if (typeof r.subscription !== "number") throw new Error("imsg watch.subscribe: no subscription id in result");
   return r.subscription;

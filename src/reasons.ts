@@ -25,6 +25,7 @@ export const PIPELINE_REASONS = [
   "empty reply",
   "journal entry unreadable",
   "reaction not passed on",
+  "not joined to a chat",
 ] as const;
 
 export type ScreenReason = (typeof SCREEN_REASONS)[number];

@@ -143,6 +143,9 @@ function spawnFailure(cliPath: string, e: NodeJS.ErrnoException): Error {
 
 const STDOUT_MAX_LINE = 2 * 1024 * 1024;
 
+/** stderr lines of imsg that are not a problem for us (0.15: Contacts unavailable or incomplete). */
+const BENIGN_STDERR = /^(imsg:\s*)?contacts\b/i;
+
 /** One `imsg rpc` child. No restarts here: the gateway supervises and replaces clients. */
 export class RpcClient {
   #child: ChildProcessWithoutNullStreams;
@@ -184,7 +187,9 @@ export class RpcClient {
       if (!line) return;
       this.#remember(line);
       if (isPermissionText(line)) this.#raisePermission(line);
-      log.warn(`imsg stderr: ${clip(line)}`);
+      // Newer imsg notes at start that Contacts could not be read: names only, nothing we rely on.
+      if (BENIGN_STDERR.test(line)) log.debug(`imsg stderr: ${clip(line)}`);
+      else log.warn(`imsg stderr: ${clip(line)}`);
     };
     this.#child.stderr.on("data", (c: Uint8Array) => err.push(c).forEach(onErrLine));
     this.#child.stderr.on("end", () => err.end().forEach(onErrLine));

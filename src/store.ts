@@ -146,6 +146,18 @@ export class Store {
     );
   }
 
+  /**
+   * Sets the cursor to `rowid` even when that is lower: only for a new Messages database (restore, new Mac, changed
+   * dbPath), whose ROWIDs restart below a cursor that belonged to the old one.
+   */
+  resetCursor(accountId: string, rowid: number): void {
+    this.#run(
+      `INSERT INTO cursors (account_id, rowid, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (account_id) DO UPDATE SET rowid = excluded.rowid, updated_at = excluded.updated_at`,
+      accountId, rowid, this.now(),
+    );
+  }
+
   // ---- inbound journal ----------------------------------------------------------------------------------------
 
   /**

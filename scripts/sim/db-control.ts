@@ -111,6 +111,9 @@ export class SimControl {
       const names = cols.split(",").map((c) => c.trim());
       const ins = next.prepare(`INSERT OR IGNORE INTO ${table} (${cols}) VALUES (${names.map(() => "?").join(", ")})`);
       for (const r of rows) ins.run(...(names.map((n) => r[n]) as never[]));
+      // An unfinalized statement keeps `next` open as a zombie on the renamed file: this process would then share
+      // its (deleted) -wal/-shm and write where no other process reads.
+      ins.finalize();
     };
     copy("handle", "ROWID, id, country, service");
     copy("chat", "ROWID, guid, style, chat_identifier, service_name, display_name");

@@ -192,7 +192,9 @@ async function dispatch(req: Request, res: DbResource): Promise<Handled> {
 export async function cmdRpc(path: string, fdaBanner: (path: string) => string): Promise<number> {
   const fda = process.env.IMSG_SIM_FDA;
   // 0.9 fails at start without the database; 0.15 starts degraded (see DbResource.problem).
-  const startupError = !MODERN && (fda === "1" || fda === "legacy" || !existsSync(path)) ? fdaBanner(path) : undefined;
+  // An unreadable marker (SimDb.setUnreadable) is the same missing access, so 0.9 also fails at start with it.
+  const unreadable = fda === "1" || fda === "legacy" || !existsSync(path) || existsSync(unreadableMarker(path));
+  const startupError = !MODERN && unreadable ? fdaBanner(path) : undefined;
   if (startupError && fda === "legacy") {
     // Before 0.8.2 the open error reached the router: human banner on stdout, exit 1, stdin never read.
     writeLine(startupError);

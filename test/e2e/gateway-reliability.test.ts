@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
+import { DEFAULT_SIM_VERSION } from "../../scripts/sim/version.ts";
 import { baseConfig, GatewayProc, runCli, workspace, type Workspace } from "../helpers/gateway.ts";
 
 let sim: Sim;
@@ -132,8 +133,10 @@ describe("restarts", () => {
 
 describe("watchdog", () => {
   test("a watch child that stops answering is noticed by its health check and replaced", async () => {
-    // An empty database: the watch child answers chats.list and watch.subscribe, then hangs on the next request.
-    setup({ probeTimeoutMs: 500 }, {}, { IMSG_SIM_HANG_AFTER: "2" });
+    // An empty database: the watch child answers what subscribing takes, then hangs on the next request.
+    // 0.9: status (not found), chats.list, watch.subscribe; 0.14+ also messages.after for the exact newest row.
+    const modern = (process.env.IMSG_SIM_VERSION ?? DEFAULT_SIM_VERSION) !== "0.9.0";
+    setup({ probeTimeoutMs: 500 }, {}, { IMSG_SIM_HANG_AFTER: modern ? "4" : "3" });
     const g = gateway({ OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 10, backoffInitialMs: 50, watchdogMs: 300 }) });
     await g.subscribed();
     await g.logs.waitFor((l) => l.msg.includes("watch child is not answering"), 10_000);
