@@ -2,10 +2,11 @@
 // itself (/status, /reset, /new, /help, /config).
 import type { AgentTurn } from "./agents.ts";
 import { mediaKind, mediaPlaceholder } from "./attachments.ts";
-import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
+import { resolveAccount, type AgentConfig, type Config, type ImessageAccount } from "./config.ts";
 import { configCommand } from "./config-edit.ts";
 import type { ImsgMessage } from "./imsg.ts";
-import { isOwner, type ControlCommand, type Decision } from "./policy.ts";
+import { isOwner, ownerHandles, type ControlCommand, type Decision } from "./policy.ts";
+import { normalizeHandle } from "./targets.ts";
 import type { Activity, Store } from "./store.ts";
 
 /** A dispatch decision from policy. */
@@ -107,7 +108,7 @@ export interface CommandContext {
   sessionKey: string;
   /** Policy's answer (conversationOf): the same test the turn uses, so /reset clears the history a turn reads. */
   isGroup: boolean;
-  msg: Pick<ImsgMessage, "chatId" | "sender">;
+  msg: Pick<ImsgMessage, "chatId" | "sender" | "service" | "participants">;
   store: Pick<Store, "activity" | "clearHistory" | "takeGroupPending">;
   /** Spreads a config saved by `/config set`. */
   onConfig: (cfg: Config) => void;
@@ -127,7 +128,20 @@ export function statusText(accountId: string, agentId: string, sessionKey: strin
 
 export const RESET_REPLY = "Session cleared. The next message starts a new conversation.";
 export const HELP_REPLY = "Commands: /status, /reset (or /new) to start over, /config show|set|unset (when enabled), /help.";
+export const OWNER_RESET_REPLY = "Only the owner can reset this conversation: the owner takes part in it.";
 export const NOT_OWNER_REPLY = "Only the owner (a handle listed in channels.imessage.allowFrom) may use /config.";
+
+/**
+ * Whether the sender may wipe this session: always, unless an owner takes part in it and the sender is not an owner.
+ * Owners take part in a group they are a member of, and in the one DM session every DM shares under dmScope
+ * "main" (which spans accounts, so every account's owners count).
+ */
+function mayReset(ctx: CommandContext): boolean {
+  const owners = ctx.cfg.accountIds.flatMap((id) => ownerHandles(resolveAccount(ctx.cfg, id)));
+  if (!owners.length || isOwner({ allowFrom: owners }, ctx.msg)) return true;
+  if (!ctx.isGroup) return ctx.cfg.session.dmScope !== "main";
+  return ![ctx.msg.sender, ...ctx.msg.participants].some((p) => owners.includes(normalizeHandle(p)));
+}
 
 /** Answers a control command; undefined → the message goes to the agent. */
 export function controlCommand(cmd: ControlCommand, ctx: CommandContext): string | undefined {
@@ -137,14 +151,15 @@ export function controlCommand(cmd: ControlCommand, ctx: CommandContext): string
       return statusText(id, ctx.agent.id, ctx.sessionKey, ctx.store.activity(id));
     case "reset":
     case "new":
+      if (!mayReset(ctx)) return OWNER_RESET_REPLY;
       ctx.store.clearHistory(historyKey(id, ctx.sessionKey, ctx.isGroup));
       if (ctx.isGroup) ctx.store.takeGroupPending(id, ctx.msg.chatId);
       return RESET_REPLY;
     case "help":
       return HELP_REPLY;
     case "config": {
-      if (!isOwner(ctx.account, ctx.msg.sender)) return NOT_OWNER_REPLY;
-      const r = configCommand(ctx.cfg, ctx.account, cmd.args, { ownerOf: (a) => isOwner(a, ctx.msg.sender) });
+      if (!isOwner(ctx.account, ctx.msg)) return NOT_OWNER_REPLY;
+      const r = configCommand(ctx.cfg, ctx.account, cmd.args, { ownerOf: (a) => isOwner(a, ctx.msg) });
       if (r.config) ctx.onConfig(r.config);
       return r.reply;
     }

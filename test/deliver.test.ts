@@ -38,7 +38,7 @@ describe("classifySendError: what a failed send means for its part", () => {
 describe("matchSent: finding a part in the chat's history", () => {
   const row = (over: Partial<ImsgMessage>): ImsgMessage => ({
     id: 1, chatId: 7, guid: "g", sender: "+15550001111", isFromMe: true, text: "", createdAt: "", attachments: [],
-    chatIdentifier: "", chatGuid: "", chatName: "", participants: [], isGroup: false, ...over,
+    chatIdentifier: "", chatGuid: "", chatName: "", participants: [], isGroup: false, service: "unverified", ...over,
   });
   const file = (name: string) => ({ filename: `~/Library/Messages/Attachments/x/${name}`, transferName: name, uti: "", mimeType: "", totalBytes: 1, isSticker: false, originalPath: "", missing: false });
   test("text parts match our own rows by normalized text, skipping rows already matched", () => {
