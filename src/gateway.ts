@@ -76,7 +76,7 @@ class AccountRuntime {
     this.sender = new SendClient(account);
     const current = () => this.account;
     this.watch = new Watch({ account: current, store, tuning, log: this.log, onMessage: (raw) => this.#ingest(raw), beforeFirstSubscribe: () => this.#recover() });
-    this.outbox = new Outbox({ account: current, store, sender: this.sender, stateDir, settleMs: tuning.settleMs, log: this.log, breaker: this.#breaker, track: (p) => this.#track(p) });
+    this.outbox = new Outbox({ account: current, store, sender: this.sender, stateDir, configPath: cfg.path, settleMs: tuning.settleMs, log: this.log, breaker: this.#breaker, track: (p) => this.#track(p) });
     const id = account.accountId;
     this.#lookups = {
       hasOutboundGuid: (guid) => store.hasOutboundGuid(id, guid),

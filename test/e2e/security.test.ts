@@ -1,7 +1,7 @@
 // Hostile inputs end to end: a forged SMS from the owner's number, forged context lines, MEDIA paths reaching
 // secrets through a symlinked home, and a contact wiping the session it shares with the owner.
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor, type Sim } from "../helpers/sim.ts";
 import { baseConfig, e2eResources, type GatewayProc, type Workspace } from "../helpers/gateway.ts";
@@ -70,5 +70,38 @@ describe("a forged SMS from the owner's number", () => {
     s.sim.db.inject({ from: OWNER, anyGuid: true, text: "/config set dmPolicy open" });
     await replyTo(s, "echo: /config set dmPolicy open");
     expect(readFileSync(s.ws.configPath, "utf8")).toBe(before);
+  });
+});
+
+describe("MEDIA paths reaching secrets through a symlinked HOME", () => {
+  test("a key, state.db and the config file attach nothing; a file under mediaLocalRoots still goes", async () => {
+    const sim = res.sim({ env: { IMSG_SIM_POLL_MS: "50" } });
+    const w = res.workspace();
+    const realHome = join(w.dir, "real-home");
+    const home = join(w.dir, "home");
+    for (const d of [".ssh", "out", "Pictures"]) mkdirSync(join(realHome, d), { recursive: true });
+    symlinkSync(realHome, home);
+    writeFileSync(join(realHome, ".ssh/id_ed25519"), "PRIVATE KEY");
+    writeFileSync(join(realHome, "out/chart.png"), Buffer.alloc(256, 1));
+    writeFileSync(join(realHome, "Pictures/cat.png"), Buffer.alloc(256, 2));
+    // The gateway sees HOME, its config and its state dir through the symlink; the agent names the real paths.
+    const ws: Workspace = { ...w, configPath: join(home, "config.json5"), stateDir: join(home, "state") };
+    const secrets = [join(realHome, ".ssh/id_ed25519"), join(realHome, "state/state.db"), join(realHome, "config.json5"), join(realHome, "Pictures/cat.png")];
+    const agent = join(w.dir, "media-agent.ts");
+    const lines = ["here you go", ...[...secrets, join(realHome, "out/chart.png")].map((p) => `MEDIA:${p}`)];
+    writeFileSync(agent, `await new Response(process.stdin).text();\nprocess.stdout.write(${JSON.stringify(lines.join("\n") + "\n")});\n`);
+    const cfg = baseConfig(sim.cliPath, { mediaLocalRoots: ["~/out"] });
+    cfg.agents.list[0]!.command = [process.execPath, agent];
+    writeFileSync(ws.configPath, JSON.stringify(cfg, null, 2), { mode: 0o600 });
+    const gw = res.gateway(ws, { env: { HOME: home } });
+    await gw.subscribed();
+    sim.db.inject({ from: OWNER, text: "send me your files" });
+    await waitFor(() => sim.db.sent().length >= 2, 10_000, "text and one file");
+    for (const p of secrets) await gw.logs.waitFor((l) => l.msg.startsWith(`not attaching ${p}:`), 10_000, `refusal of ${p}\n${gw.stderrText}`);
+    await gw.logs.waitFor((l) => l.msg.startsWith("replied to"), 10_000, "the reply is finished");
+    const sent = sim.db.sent();
+    expect(sent).toHaveLength(2);
+    expect(sent[0]!.text).toBe("here you go");
+    expect(sent[1]!.file).toContain("chart.png");
   });
 });
