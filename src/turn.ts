@@ -34,17 +34,33 @@ export interface BodyInput {
   notes: string[];
 }
 
-/** The message as a model should see it: group context, sender prefix in groups, reply context. Pure. */
+/**
+ * User text as body lines: every line quoted with "> ", so nothing a user types can be one of the lines the format
+ * reserves (the bracketed markers, `<sender>:` headers, notes). Pure.
+ */
+export function quoteLines(text: string): string[] {
+  if (!text) return [];
+  return text.replace(/\r\n?/g, "\n").split(/[\n\u2028\u2029\u0085\v\f]/).map((l) => (l ? `> ${l}` : ">"));
+}
+
+// Handles come from imsg, but a line break in one would still start a line of its own.
+const oneLine = (s: string) => s.replace(/[\r\n\u2028\u2029\u0085\v\f]+/g, " ");
+
+/**
+ * The message as a model should see it: group context, a `<sender>:` header in groups, reply context. The gateway's
+ * own lines stand alone; everything a user wrote is quoted (quoteLines). Pure.
+ */
 export function buildBody(b: BodyInput): string {
   const lines: string[] = [];
+  const said = (sender: string, text: string) => [`${oneLine(sender)}:`, ...quoteLines(text)];
   if (b.isGroup && b.pending.length) {
     lines.push("[Chat messages since your last reply - for context]");
-    for (const p of b.pending) lines.push(`${p.sender}: ${p.text}`);
+    for (const p of b.pending) lines.push(...said(p.sender, p.text));
     lines.push("", "[Current message - respond to this]");
   }
-  lines.push(b.isGroup ? `${b.sender}: ${b.text}` : b.text);
+  lines.push(...(b.isGroup ? said(b.sender, b.text) : quoteLines(b.text)));
   for (const n of b.notes) lines.push(n);
-  if (b.replyToText) lines.push("", `[Replying to ${b.replyToSender || "unknown sender"}]`, b.replyToText, "[/Replying]");
+  if (b.replyToText) lines.push("", `[Replying to ${oneLine(b.replyToSender || "unknown sender")}]`, ...quoteLines(b.replyToText), "[/Replying]");
   return lines.join("\n").trim();
 }
 
@@ -71,13 +87,14 @@ export function assembleTurn(t: TurnInput): AgentTurn {
   const body = buildBody({
     isGroup,
     sender: msg.sender,
-    text: msg.text || placeholder,
+    text: msg.text,
     chatName: msg.chatName,
     chatId: msg.chatId,
     pending: t.pending,
     replyToText: msg.replyToText,
     replyToSender: msg.replyToSender,
-    notes: t.notes,
+    // The placeholder is the gateway's, not the user's: it stands unquoted, like the notes.
+    notes: !msg.text && placeholder ? [placeholder, ...t.notes] : t.notes,
   });
   return {
     sessionKey: t.sessionKey,
