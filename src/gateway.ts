@@ -13,7 +13,7 @@ import { acquireLock, type Lock } from "./lock.ts";
 import { getLog, preview, redact, type Logger } from "./log.ts";
 import { Outbox, type OutboundReply } from "./outbox.ts";
 import { approvedSenders, pairingReply, requestPairing } from "./pairing.ts";
-import { compileMentionPatterns, conversationOf, decide, type Decision, type Peer } from "./policy.ts";
+import { compileMentionPatterns, conversationOf, decide, dmSessionMayBeShared, SHARED_SESSION_FIX, SHARED_SESSION_WARNING, type Decision, type Peer } from "./policy.ts";
 import { KeyedQueue, Semaphore } from "./queues.ts";
 import { reasonText, type InboundReason } from "./reasons.ts";
 import { convKey, LoopBreaker, screen, type ScreenLookups } from "./screen.ts";
@@ -112,9 +112,7 @@ class AccountRuntime {
 
   start(): void {
     const d = this.account;
-    if (this.cfg.session.dmScope === "main" && (d.dmPolicy === "pairing" || d.dmPolicy === "open" || d.allowFrom.filter((e) => e !== "*").length > 1)) {
-      this.log.warn('DMs from different people share one agent session (session.dmScope "main"): each can see the others\' history. Set session.dmScope to "per-peer" to keep them apart.');
-    }
+    if (dmSessionMayBeShared(this.cfg.session.dmScope, d)) this.log.warn(`${SHARED_SESSION_WARNING} ${SHARED_SESSION_FIX}`);
     if (this.account.sectionMissing)
       this.log.warn('channels.imessage is missing from the config; groupPolicy defaults to "allowlist" (group messages are dropped until configured)');
     if (this.account.includeAttachments) {

@@ -257,3 +257,19 @@ export function isOwner(account: Pick<ImessageAccount, "allowFrom">, msg: Pick<I
   const who = exactHandle(msg.sender);
   return who !== undefined && ownerHandles(account).includes(who);
 }
+
+/** What a shared DM session means, and the one-line fix (gateway start, `probe`, `pairing approve`). */
+export const SHARED_SESSION_WARNING =
+  'DMs from different people share one agent session (session.dmScope "main"): each can see what the others said, the owner\'s history included.';
+export const SHARED_SESSION_FIX = 'Set session.dmScope: "per-peer" to give each person a session of their own.';
+
+/** True when, by configuration, DMs from more than one person can land in the one `main` session. Pure. */
+export function dmSessionMayBeShared(dmScope: string, account: Pick<ImessageAccount, "dmPolicy" | "allowFrom">): boolean {
+  if (dmScope !== "main" || account.dmPolicy === "disabled") return false;
+  return account.dmPolicy === "pairing" || account.dmPolicy === "open" || ownerHandles(account).length > 1;
+}
+
+/** The distinct people who can DM the account into its session: configured handles and pairing approvals. Pure. */
+export function dmPeople(account: Pick<ImessageAccount, "allowFrom">, approved: readonly string[]): string[] {
+  return [...new Set([...ownerHandles(account), ...approved.map(normalizeHandle)])];
+}
