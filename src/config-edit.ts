@@ -19,9 +19,10 @@ const RESTART_KEYS = new Set(["enabled", "includeAttachments"]);
  * that guard /config itself. A stolen or confused owner session must not turn into code execution.
  * This path check only gives a clear early refusal; the real guard is `protectedChanges` on the resolved config.
  */
-const PROTECTED = new Set(["agents", "bindings", "commands", "cliPath", "dbPath", "remoteHost", "sshConfig", "attachmentRoots", "remoteAttachmentRoots", "accounts", "configWrites", "defaultAccount", "retentionDays"]);
+const PROTECTED = new Set(["agents", "bindings", "commands", "cliPath", "dbPath", "remoteHost", "sshConfig", "attachmentRoots", "remoteAttachmentRoots", "mediaLocalRoots", "allowSms", "accounts", "configWrites", "defaultAccount", "retentionDays"]);
 /** Resolved per-account values that must come out of an edit unchanged, however the edit was spelt. */
-const GUARDED_ACCOUNT_KEYS = ["cliPath", "dbPath", "remoteHost", "sshConfig", "attachmentRoots", "remoteAttachmentRoots", "configWrites"] as const;
+// allowSms: a forged SMS must not be able to open the door for forged SMS; mediaLocalRoots: what files may leave.
+const GUARDED_ACCOUNT_KEYS = ["cliPath", "dbPath", "remoteHost", "sshConfig", "attachmentRoots", "remoteAttachmentRoots", "mediaLocalRoots", "allowSms", "configWrites"] as const;
 
 const USAGE = "Usage: /config show | /config set <path> <value> | /config unset <path>";
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);

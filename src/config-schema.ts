@@ -32,6 +32,8 @@ export interface ImessageAccount {
   includeAttachments: boolean; // false
   attachmentRoots: string[]; // configured roots + DEFAULT_ATTACHMENT_ROOT, deduped, order kept
   remoteAttachmentRoots: string[]; // remote + local configured roots + default, deduped
+  mediaLocalRoots?: string[]; // undefined = no allowlist (the secret deny-list still applies); "~" expanded
+  allowSms: boolean; // false: SMS/RCS senders are dropped
   dmPolicy: DmPolicy; // "pairing"
   allowFrom: string[]; // entries stringified and trimmed
   groupPolicy: GroupPolicy; // "allowlist"
@@ -118,6 +120,7 @@ export const DEFAULTS = {
     includeAttachments: false,
     attachmentRoots: [DEFAULT_ATTACHMENT_ROOT],
     remoteAttachmentRoots: [DEFAULT_ATTACHMENT_ROOT],
+    allowSms: false,
     dmPolicy: "pairing",
     groupPolicy: "allowlist",
     mediaMaxMb: 16,
@@ -247,6 +250,11 @@ const root = v.pipe(
   v.string(),
   v.check(isValidRootPattern, (i) => `must be an absolute path pattern where "*" is a whole segment, got ${i.received}`),
 );
+// Like `root`, but `~/` may start it (expanded when the account is resolved).
+const mediaRoot = v.pipe(
+  v.string(),
+  v.check((s) => isValidRootPattern(s.startsWith("~/") ? s.slice(1) : s), (i) => `must be an absolute path pattern (or start with ~/) where "*" is a whole segment, got ${i.received}`),
+);
 const mentionPatterns = v.array(
   v.pipe(
     v.string(),
@@ -313,6 +321,8 @@ const accountEntries = {
   includeAttachments: v.optional(v.boolean()),
   attachmentRoots: v.optional(v.array(root)),
   remoteAttachmentRoots: v.optional(v.array(root)),
+  mediaLocalRoots: v.optional(v.array(mediaRoot)),
+  allowSms: v.optional(v.boolean()),
   dmPolicy: v.optional(oneOf(["pairing", "allowlist", "open", "disabled"] as const)),
   allowFrom: v.optional(allowList),
   groupPolicy: v.optional(oneOf(["allowlist", "open", "disabled"] as const)),
@@ -472,6 +482,8 @@ const KEY_DOCS: { [K in keyof typeof imessageEntries]: KeyDoc } = {
   includeAttachments: { type: "boolean", default: String(d.includeAttachments), description: "pass inbound attachments to the agent" },
   attachmentRoots: { type: "string[]", default: q(DEFAULT_ATTACHMENT_ROOT), description: "allowed local attachment roots; extend the default" },
   remoteAttachmentRoots: { type: "string[]", default: q(DEFAULT_ATTACHMENT_ROOT), description: "allowed remote roots; extend attachmentRoots and the default" },
+  mediaLocalRoots: { type: "string[]", description: "if set, agent MEDIA files may only be sent from under these roots (`~` expanded, symlinks resolved); secret places (state dir, config file, hidden home folders, keychains, /etc …) are refused either way; not settable from chat" },
+  allowSms: { type: "boolean", default: String(d.allowSms), description: "let SMS/RCS senders reach the agent. Off because an SMS sender id can be forged (Text Message Forwarding relays it as-is); even when on, an SMS/RCS sender is never the owner and never runs commands; not settable from chat" },
   dmPolicy: { type: '"pairing" | "allowlist" | "open" | "disabled"', default: q(d.dmPolicy), description: 'who may DM the agent; "open" needs "*" in allowFrom' },
   allowFrom: { type: "(string | number)[]", description: 'DM allowlist: handles, chat_id:/chat_guid:/chat_identifier: targets, or "*"' },
   groupPolicy: { type: '"allowlist" | "open" | "disabled"', default: q(d.groupPolicy), description: "group handling (falls back to channels.defaults.groupPolicy)" },

@@ -324,6 +324,8 @@ export function resolveAccount(cfg: Config, id?: string): ImessageAccount {
     includeAttachments: m.includeAttachments ?? D.includeAttachments,
     attachmentRoots: mergeRoots(acct.attachmentRoots, top.attachmentRoots),
     remoteAttachmentRoots: mergeRoots(acct.remoteAttachmentRoots, top.remoteAttachmentRoots, acct.attachmentRoots, top.attachmentRoots),
+    ...(m.mediaLocalRoots !== undefined ? { mediaLocalRoots: m.mediaLocalRoots.map((r) => expandHome(r.trim())) } : {}),
+    allowSms: m.allowSms ?? D.allowSms,
     dmPolicy: m.dmPolicy ?? D.dmPolicy,
     allowFrom: cleanList(m.allowFrom) ?? [],
     // A missing section forces allowlist even over channels.defaults (OpenClaw runtime behaviour).

@@ -1,9 +1,9 @@
 // Outbound delivery: sanitize, prefix, chunk, then send each part in order on a dedicated imsg child, recording
 // every part `pending` before the send and `sent`/`failed`/`unknown` after (at most once per part).
-import { realpathSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { basename, isAbsolute } from "node:path";
 import { chunkText } from "./chunk.ts";
-import { sensitivePath } from "./files.ts";
+import { outboundRefusal } from "./files.ts";
 import type { ImessageAccount, Service } from "./config.ts";
 import { chatsList, messagesHistory, parseChat, sendMessage, type ImsgChat, type ImsgMessage, type SendResult } from "./imsg.ts";
 import { getLog, redact } from "./log.ts";
@@ -120,12 +120,13 @@ export interface Part {
 export function planParts(
   text: string,
   media: string[],
-  account: Pick<ImessageAccount, "responsePrefix" | "textChunkLimit" | "chunkMode" | "mediaMaxMb">,
+  account: Pick<ImessageAccount, "responsePrefix" | "textChunkLimit" | "chunkMode" | "mediaMaxMb" | "mediaLocalRoots">,
   /**
    * sanitize: false for user-typed text (send); whole: one part, unchunked (pairing and command replies);
-   * stateDir: agent media may not come from it (nor from other places holding secrets, see `sensitivePath`).
+   * stateDir (with configPath): agent media may not come from it (nor from other secret places, nor from outside
+   * mediaLocalRoots when set; see `outboundRefusal`).
    */
-  opts: { sanitize?: boolean; whole?: boolean; stateDir?: string } = {},
+  opts: { sanitize?: boolean; whole?: boolean; stateDir?: string; configPath?: string } = {},
 ): { parts: Part[]; rejected: { path: string; reason: string }[] } {
   let body = opts.sanitize === false ? text.replace(/\r\n?/g, "\n").trim() : sanitizeOutbound(text);
   if (body && account.responsePrefix) body = `${account.responsePrefix} ${body}`;
@@ -139,7 +140,7 @@ export function planParts(
     }
     try {
       const st = statSync(path);
-      const why = opts.stateDir !== undefined ? sensitivePath(realpathSync(path), opts.stateDir) : undefined;
+      const why = opts.stateDir !== undefined ? outboundRefusal(path, { stateDir: opts.stateDir, configPath: opts.configPath, roots: account.mediaLocalRoots }) : undefined;
       if (why) rejected.push({ path, reason: why });
       else if (!st.isFile()) rejected.push({ path, reason: "not a regular file" });
       else if (st.size > max) rejected.push({ path, reason: `larger than mediaMaxMb (${account.mediaMaxMb} MB)` });

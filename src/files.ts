@@ -1,5 +1,6 @@
 // The file policy in one place: what may enter (attachment root patterns, local attachment checks, moving a
 // fetched file into the cache) and what may leave (agent MEDIA paths that hold secrets).
+import { realpathSync } from "node:fs";
 import { chmod, lstat, realpath, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { posix } from "node:path";
@@ -115,17 +116,93 @@ export function sizeReason(size: number, maxBytes: number): string {
 // ---------------------------------------------------------------------------------------------
 // What may leave: agent MEDIA paths
 
+/** The places whose files never leave, as the caller sees them (one spelling each; see outboundRefusal). */
+export interface SecretPlaces {
+  stateDir: string;
+  home: string;
+  /** The config file (it names hosts, programs and keys' env vars). */
+  configPath?: string;
+}
+
+// Compared ignoring case: macOS file systems are case-insensitive by default, so ~/.SSH is ~/.ssh there. Folding
+// everywhere can only refuse more, never less.
+const fold = (p: string) => posix.normalize(p).toLowerCase();
+
 /**
  * Why an agent's MEDIA path must not be sent, if it must not: agents relay model text, so a prompt-injected
- * `MEDIA:~/.ssh/id_ed25519` or `MEDIA:<state dir>/state.db` must not leak a secret into the chat. Pure.
+ * `MEDIA:~/.ssh/id_ed25519` or `MEDIA:<state dir>/state.db` must not leak a secret into the chat. Pure; both
+ * sides must already be spelt the same way (outboundRefusal resolves symlinks on both).
  */
-export function sensitivePath(real: string, stateDir: string, home = homedir()): string | undefined {
-  const under = (dir: string) => real === dir || real.startsWith(dir.endsWith("/") ? dir : `${dir}/`);
-  if (under(stateDir)) return "inside the gateway's state dir";
-  if (real.startsWith(`${home}/.`)) return "inside a hidden directory of the home folder";
-  for (const d of [`${home}/Library/Keychains`, "/etc", "/private/etc", "/proc", "/sys", "/dev", "/var/db", "/Library/Keychains"]) {
+export function sensitivePath(path: string, places: SecretPlaces): string | undefined {
+  const p = fold(path);
+  const home = fold(places.home);
+  const under = (dir: string) => {
+    const d = fold(dir).replace(/\/+$/, "");
+    return p === d || p.startsWith(`${d}/`);
+  };
+  if (under(places.stateDir)) return "inside the gateway's state dir";
+  if (places.configPath !== undefined && p === fold(places.configPath)) return "the gateway's config file";
+  if (p.startsWith(`${home}/.`)) return "inside a hidden directory of the home folder";
+  for (const d of [`${places.home}/Library/Keychains`, "/etc", "/private/etc", "/proc", "/sys", "/dev", "/var/db", "/private/var/db", "/Library/Keychains"]) {
     if (under(d)) return `inside ${d}`;
   }
-  if (under(`${home}/Library/Messages`) && !under(`${home}/Library/Messages/Attachments`)) return "the Messages database folder";
+  if (under(`${places.home}/Library/Messages`) && !under(`${places.home}/Library/Messages/Attachments`)) return "the Messages database folder";
+  return undefined;
+}
+
+/** What may leave: the secret places (the floor, always) and, when set, the only roots files may come from. */
+export interface OutboundPolicy {
+  stateDir: string;
+  configPath?: string;
+  /** `mediaLocalRoots`; undefined = no allowlist. */
+  roots?: readonly string[];
+  home?: string;
+}
+
+function realOr(p: string): string | undefined {
+  try {
+    return realpathSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+// A path as written and as resolved: a secret is refused whichever spelling reaches it (a symlinked HOME, macOS's
+// /tmp → /private/tmp).
+function spellings(p: string): string[] {
+  const r = realOr(p);
+  return r !== undefined && r !== p ? [p, r] : [p];
+}
+
+// A root pattern with its fixed prefix (before the first `*`) resolved, so a root given through a symlink matches.
+function rootSpellings(root: string): string[] {
+  const segs = root.split("/").filter(Boolean);
+  const star = segs.indexOf("*");
+  const prefix = `/${(star < 0 ? segs : segs.slice(0, star)).join("/")}`;
+  const rest = star < 0 ? [] : segs.slice(star);
+  const real = realOr(prefix);
+  return real === undefined || real === prefix ? [root] : [root, [real.replace(/\/+$/, ""), ...rest].join("/")];
+}
+
+/**
+ * Why the agent file at `path` (absolute) must not be sent, if it must not: the file and every secret place are
+ * compared with symlinks resolved on both sides (and as written), ignoring case; with `roots` the resolved file
+ * must also lie under one of them (compared exactly). Reads the file system (realpath) but nothing else.
+ */
+export function outboundRefusal(path: string, policy: OutboundPolicy): string | undefined {
+  const real = realOr(path);
+  if (real === undefined) return "file not found";
+  const candidates = [...new Set([posix.normalize(path), real])];
+  for (const home of spellings(policy.home ?? homedir())) {
+    for (const stateDir of spellings(policy.stateDir)) {
+      for (const configPath of policy.configPath !== undefined ? spellings(policy.configPath) : [undefined]) {
+        for (const c of candidates) {
+          const why = sensitivePath(c, { home, stateDir, ...(configPath !== undefined ? { configPath } : {}) });
+          if (why) return why;
+        }
+      }
+    }
+  }
+  if (policy.roots !== undefined && !isPathAllowed(real, policy.roots.flatMap(rootSpellings))) return "outside mediaLocalRoots";
   return undefined;
 }

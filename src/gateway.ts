@@ -14,7 +14,7 @@ import { acquireLock, type Lock } from "./lock.ts";
 import { getLog, preview, redact, type Logger } from "./log.ts";
 import { Outbox, type OutboundReply } from "./outbox.ts";
 import { approvedSenders, pairingReply, requestPairing } from "./pairing.ts";
-import { compileMentionPatterns, conversationOf, decide, type Decision, type Peer } from "./policy.ts";
+import { compileMentionPatterns, conversationOf, decide, dmSessionMayBeShared, SHARED_SESSION_FIX, SHARED_SESSION_WARNING, type Decision, type Peer } from "./policy.ts";
 import { KeyedQueue, Semaphore } from "./queues.ts";
 import { describeReaction, reactionGate } from "./reactions.ts";
 import { reasonText, type InboundReason } from "./reasons.ts";
@@ -80,7 +80,7 @@ class AccountRuntime {
     this.sender.stager = stagerFor(account, store);
     const current = () => this.account;
     this.watch = new Watch({ account: current, store, tuning, log: this.log, onMessage: (raw) => this.#ingest(raw), beforeFirstSubscribe: () => this.#recover() });
-    this.outbox = new Outbox({ account: current, store, sender: this.sender, stateDir, settleMs: tuning.settleMs, log: this.log, breaker: this.#breaker, track: (p) => this.#track(p) });
+    this.outbox = new Outbox({ account: current, store, sender: this.sender, stateDir, configPath: cfg.path, settleMs: tuning.settleMs, log: this.log, breaker: this.#breaker, track: (p) => this.#track(p) });
     const id = account.accountId;
     this.#lookups = {
       hasOutboundGuid: (guid) => store.hasOutboundGuid(id, guid),
@@ -116,9 +116,7 @@ class AccountRuntime {
 
   start(): void {
     const d = this.account;
-    if (this.cfg.session.dmScope === "main" && (d.dmPolicy === "pairing" || d.dmPolicy === "open" || d.allowFrom.filter((e) => e !== "*").length > 1)) {
-      this.log.warn('DMs from different people share one agent session (session.dmScope "main"): each can see the others\' history. Set session.dmScope to "per-peer" to keep them apart.');
-    }
+    if (dmSessionMayBeShared(this.cfg.session.dmScope, d)) this.log.warn(`${SHARED_SESSION_WARNING} ${SHARED_SESSION_FIX}`);
     if (this.account.sectionMissing)
       this.log.warn('channels.imessage is missing from the config; groupPolicy defaults to "allowlist" (group messages are dropped until configured)');
     if (this.account.includeAttachments) {

@@ -44,6 +44,30 @@ export interface ImsgMessage {
   reactionEmoji?: string;
   isReactionAdd?: boolean;
   reactedToGuid?: string;
+  /** How the message arrived, as far as it can be verified (see messageService). */
+  service: MessageService;
+}
+
+/**
+ * The transport of an inbound message. Only "imessage" is authenticated by Apple; an SMS/RCS sender id can be
+ * forged (and is relayed as such by Text Message Forwarding), and macOS 26's `any;` chats do not say which it was.
+ */
+export type MessageService = "imessage" | "sms" | "rcs" | "unverified";
+
+const SERVICE_NAMES: Record<string, MessageService> = { imessage: "imessage", sms: "sms", rcs: "rcs" };
+
+/**
+ * The service from imsg's own `service` field (when a version sends one) and the chat guid prefix
+ * (`iMessage;`, `SMS;`, `RCS;`; `any;` or none is unverified). The less trusted of the two wins, except that an
+ * explicit field refines an `any;` guid. Pure.
+ */
+export function messageService(field: string | undefined, chatGuid: string): MessageService {
+  const prefix = /^([A-Za-z]+);/.exec(chatGuid)?.[1]?.toLowerCase();
+  const fromGuid = prefix === "any" ? undefined : (SERVICE_NAMES[prefix ?? ""] ?? "unverified");
+  const fromField = field === undefined || field.trim() === "" ? undefined : (SERVICE_NAMES[field.trim().toLowerCase()] ?? "unverified");
+  const known = [fromGuid, fromField].filter((x): x is MessageService => x !== undefined);
+  if (!known.length) return "unverified";
+  return known.find((x) => x !== "imessage") ?? "imessage";
 }
 
 /** A `chats.list` entry, normalised to camelCase. */
@@ -100,6 +124,8 @@ const MessageSchema = v.object({
   reaction_emoji: str,
   is_reaction_add: v.optional(v.boolean()),
   reacted_to_guid: str,
+  // Not in imsg's output up to 0.15; read when present, and a value of another type is ignored, not fatal.
+  service: v.fallback(v.optional(v.string()), undefined),
 });
 
 const ChatSchema = v.object({
@@ -161,6 +187,7 @@ const MESSAGE_FIELDS = {
   reactionEmoji: "reaction_emoji",
   isReactionAdd: "is_reaction_add",
   reactedToGuid: "reacted_to_guid",
+  service: "service",
 } as const satisfies Record<keyof ImsgMessage, keyof v.InferOutput<typeof MessageSchema>>;
 
 /** Renames an object's keys by `map` (camel → wire when `toWire`, wire → camel otherwise). */
@@ -181,6 +208,7 @@ export function parseMessage(raw: unknown): { message: ImsgMessage } | { error: 
   // Messages stores one U+FFFC per attachment in the text; it is not something the user typed.
   m.text = m.text.replace(/\uFFFC/g, "").trim();
   m.attachments = r.output.attachments.map((a) => renameKeys(a, ATTACHMENT_FIELDS, false) as unknown as ImsgAttachment);
+  m.service = messageService(r.output.service, r.output.chat_guid);
   return { message: m };
 }
 

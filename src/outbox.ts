@@ -35,6 +35,8 @@ export interface OutboxOptions {
   store: Store;
   sender: Pick<SendClient, "send" | "confirm" | "pid">;
   stateDir: string;
+  /** The config file: never sent as agent media. */
+  configPath?: string;
   settleMs: number;
   log: Logger;
   /** Counts replies per conversation (bot loops). */
@@ -71,6 +73,7 @@ export class Outbox {
       whole: reply.system,
       sanitize: !reply.system,
       stateDir: this.opts.stateDir,
+      configPath: this.opts.configPath,
     });
     for (const r of rejected) log.warn(`not attaching ${r.path}: ${r.reason}`);
     if (!parts.length) {

@@ -1,7 +1,7 @@
 // The inbound decision: drop, pairing challenge or dispatch. Pure: everything it needs is passed in
 // (pairing store contents, compiled mention patterns), so every rule is a table row in the tests.
 import type { GroupEntry, ImessageAccount } from "./config.ts";
-import type { ImsgMessage } from "./imsg.ts";
+import type { ImsgMessage, MessageService } from "./imsg.ts";
 import { matchesAllowList, normalizeHandle, parseAllowEntry, type AllowSubject } from "./targets.ts";
 import { hasInvisible, stripInvisible } from "./text.ts";
 
@@ -11,6 +11,7 @@ export const DROP_REASONS = [
   "missing sender",
   "from me",
   "reaction (sender not approved)",
+  "sms not allowed",
   "group without chat_id",
   "groupPolicy disabled",
   "groupPolicy allowlist (empty groupAllowFrom)",
@@ -152,6 +153,11 @@ export function decide(input: PolicyInput): Decision {
   if (hasInvisible(m.sender)) return drop("malformed");
   // Echo and self-chat handling happen in the gateway before this call; what reaches here is ours.
   if (m.isFromMe) return drop("from me");
+  // An SMS/RCS sender id is whatever the sending network claims: off unless the account opts in (and even then
+  // never an owner nor allowed commands, below). Before pairing, so a forged number earns no code either.
+  if ((m.service === "sms" || m.service === "rcs") && !account.allowSms) return drop("sms not allowed");
+  const verified = isVerified(m.service);
+
   const { isGroup, peer } = conversationOf(m, account);
   if (isGroup && !m.chatId) return drop("group without chat_id");
 
@@ -196,8 +202,9 @@ export function decide(input: PolicyInput): Decision {
   if (!m.text.trim() && !hasMedia) return drop("empty body");
 
   const command = parseControlCommand(m.text);
+  // Commands can change the session and the config: only for a sender whose identity Apple vouches for.
   const commandAuthorized =
-    !useAccessGroups || explicitly(isGroup ? account.allowFrom : dmList, who) || explicitly(groupList, who);
+    verified && (!useAccessGroups || explicitly(isGroup ? account.allowFrom : dmList, who) || explicitly(groupList, who));
   if (isGroup && command && !commandAuthorized) return drop("control command (unauthorized)");
 
   let wasMentioned = true;
@@ -230,14 +237,51 @@ function groupConfigOf(account: Pick<ImessageAccount, "groups">, chatId: number)
   return specific || wildcard ? { ...wildcard, ...specific } : undefined;
 }
 
-/**
- * The owner: a sender named by handle in the configured `allowFrom` (not `"*"`, not a chat target, not a
- * pairing approval). Only owners may use `/config`, which can change who reaches the agent.
- */
-export function isOwner(account: Pick<ImessageAccount, "allowFrom">, sender: string): boolean {
-  const who = normalizeHandle(sender);
-  return account.allowFrom.some((e) => {
+/** Only iMessage authenticates the sender; SMS, RCS and macOS 26's unlabelled `any;` chats do not. */
+export function isVerified(service: MessageService | undefined): boolean {
+  return service === "imessage";
+}
+
+/** A sender id written exactly as an owner entry must be: E.164 (`+` and 7–15 digits) or an email (ASCII case folded). */
+function exactHandle(sender: string): string | undefined {
+  const s = sender.trim();
+  if (/^\+\d{7,15}$/.test(s)) return s;
+  if (/^[^\s@:]+@[^\s@:]+$/.test(s)) return s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  return undefined;
+}
+
+/** The account's owner handles: handle entries of the configured `allowFrom`, in canonical form. */
+export function ownerHandles(account: Pick<ImessageAccount, "allowFrom">): string[] {
+  return account.allowFrom.flatMap((e) => {
     const entry = parseAllowEntry(e);
-    return entry?.kind === "handle" && entry.handle === who;
+    return entry?.kind === "handle" ? [entry.handle] : [];
   });
+}
+
+/**
+ * The owner: a verified (iMessage) sender named by handle in the configured `allowFrom` (not `"*"`, not a chat
+ * target, not a pairing approval). Only owners may use `/config`, which can change who reaches the agent. The
+ * sender must be exactly the E.164 (or email) form of the entry: a sender spelt `15550001111` or
+ * `0015550001111` is some other route to that number, not the owner.
+ */
+export function isOwner(account: Pick<ImessageAccount, "allowFrom">, msg: Pick<ImsgMessage, "sender" | "service">): boolean {
+  if (!isVerified(msg.service)) return false;
+  const who = exactHandle(msg.sender);
+  return who !== undefined && ownerHandles(account).includes(who);
+}
+
+/** What a shared DM session means, and the one-line fix (gateway start, `probe`, `pairing approve`). */
+export const SHARED_SESSION_WARNING =
+  'DMs from different people share one agent session (session.dmScope "main"): each can see what the others said, the owner\'s history included.';
+export const SHARED_SESSION_FIX = 'Set session.dmScope: "per-peer" to give each person a session of their own.';
+
+/** True when, by configuration, DMs from more than one person can land in the one `main` session. Pure. */
+export function dmSessionMayBeShared(dmScope: string, account: Pick<ImessageAccount, "dmPolicy" | "allowFrom">): boolean {
+  if (dmScope !== "main" || account.dmPolicy === "disabled") return false;
+  return account.dmPolicy === "pairing" || account.dmPolicy === "open" || ownerHandles(account).length > 1;
+}
+
+/** The distinct people who can DM the account into its session: configured handles and pairing approvals. Pure. */
+export function dmPeople(account: Pick<ImessageAccount, "allowFrom">, approved: readonly string[]): string[] {
+  return [...new Set([...ownerHandles(account), ...approved.map(normalizeHandle)])];
 }

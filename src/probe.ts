@@ -8,6 +8,7 @@ import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { routeAgent } from "./agents.ts";
 import { chatsList, initialize, messagesHistory, parseVersion, versionSupportsRpc, type ImsgStatus } from "./imsg.ts";
 import { readLock } from "./lock.ts";
+import { dmSessionMayBeShared, SHARED_SESSION_FIX, SHARED_SESSION_WARNING } from "./policy.ts";
 import { classifyError, ImsgPermissionError, ImsgSpawnError, RpcClient, RpcTimeoutError, runImsg, type CommandResult } from "./rpc.ts";
 import { Store } from "./store.ts";
 
@@ -17,6 +18,8 @@ export interface Check {
   ok: boolean;
   detail: string;
   hint?: string;
+  /** Passes, but needs attention (a privacy consequence of the config); shown as `warn` with its hint. */
+  warning?: boolean;
 }
 
 /** Every check of one account; ok when every check is ok. */
@@ -173,6 +176,7 @@ export async function probeAccount(config: Config, account: ImessageAccount, opt
     ...imsg.checks,
     ...remote,
     ...agentChecks,
+    privacyCheck(config, account),
     gatewayCheck(account, opts, imsg.newest),
   ];
   return { accountId: account.accountId, ok: checks.every((c) => c.ok), checks, ...(imsg.info ? { imsg: imsg.info } : {}) };
@@ -452,4 +456,11 @@ function gatewayState(account: ImessageAccount, opts: ProbeOptions, newest: numb
     };
   }
   return { name, ok: true, detail: `pid ${lock.pid}, subscribed since ${new Date(lock.subscribedAt).toISOString()}${activity}` };
+}
+
+/** A warning, never a failure: sharing one DM session is the seed's default, but people should know what it means. */
+function privacyCheck(config: Config, account: ImessageAccount): Check {
+  const name = "DM sessions private";
+  if (!dmSessionMayBeShared(config.session.dmScope, account)) return { name, ok: true, detail: `session.dmScope "${config.session.dmScope}"` };
+  return { name, ok: true, warning: true, detail: SHARED_SESSION_WARNING, hint: SHARED_SESSION_FIX };
 }

@@ -2,11 +2,12 @@
 // itself (/status, /reset, /new, /help, /config).
 import type { AgentTurn } from "./agents.ts";
 import { mediaKind, mediaPlaceholder } from "./attachments.ts";
-import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
+import { resolveAccount, type AgentConfig, type Config, type ImessageAccount } from "./config.ts";
 import { configCommand } from "./config-edit.ts";
 import type { ImsgMessage } from "./imsg.ts";
 import { reactionLine, type ReactionEvent } from "./reactions.ts";
-import { isOwner, type ControlCommand, type Decision } from "./policy.ts";
+import { isOwner, ownerHandles, type ControlCommand, type Decision } from "./policy.ts";
+import { normalizeHandle } from "./targets.ts";
 import type { Activity, Store } from "./store.ts";
 
 /** A dispatch decision from policy. */
@@ -35,17 +36,34 @@ export interface BodyInput {
   notes: string[];
 }
 
-/** The message as a model should see it: group context, sender prefix in groups, reply context. Pure. */
+/**
+ * User text as body lines: every line quoted with "> ", so nothing a user types can be one of the lines the format
+ * reserves (the bracketed markers, `<sender>:` headers, notes). Pure.
+ */
+export function quoteLines(text: string): string[] {
+  if (!text) return [];
+  return text.replace(/\r\n?/g, "\n").split(/[\n\u2028\u2029\u0085\v\f]/).map((l) => (l ? `> ${l}` : ">"));
+}
+
+// Handles come from imsg, but a line break in one would still start a line of its own.
+const oneLine = (s: string) => s.replace(/[\r\n\u2028\u2029\u0085\v\f]+/g, " ");
+
+/**
+ * The message as a model should see it: group context, a `<sender>:` header in groups, reply context. The gateway's
+ * own lines stand alone; everything a user wrote is quoted (quoteLines). Pure.
+ */
 export function buildBody(b: BodyInput): string {
   const lines: string[] = [];
+  const said = (sender: string, text: string) => [`${oneLine(sender)}:`, ...quoteLines(text)];
   if (b.isGroup && b.pending.length) {
     lines.push("[Chat messages since your last reply - for context]");
-    for (const p of b.pending) lines.push(`${p.sender}: ${p.text}`);
+    for (const p of b.pending) lines.push(...said(p.sender, p.text));
     lines.push("", "[Current message - respond to this]");
   }
-  lines.push(b.isGroup ? `${b.sender}: ${b.text}` : b.text);
+  lines.push(...(b.isGroup ? said(b.sender, b.text) : quoteLines(b.text)));
   for (const n of b.notes) lines.push(n);
-  if (b.replyToText) lines.push("", `[Replying to ${b.replyToSender || "unknown sender"}${b.replyToGuid ? ` id:${b.replyToGuid}` : ""}]`, b.replyToText, "[/Replying]");
+  if (b.replyToText)
+    lines.push("", `[Replying to ${oneLine(b.replyToSender || "unknown sender")}${b.replyToGuid ? ` id:${oneLine(b.replyToGuid)}` : ""}]`, ...quoteLines(b.replyToText), "[/Replying]");
   return lines.join("\n").trim();
 }
 
@@ -86,14 +104,15 @@ export function assembleTurn(t: TurnInput): AgentTurn {
     : buildBody({
         isGroup,
         sender: label(msg.sender),
-        text: msg.text || placeholder,
+        text: msg.text,
         chatName: msg.chatName,
         chatId: msg.chatId,
         pending: t.pending.map((p) => ({ sender: label(p.sender), text: p.text })),
         replyToText: msg.replyToText,
         replyToSender: msg.replyToSender ? label(msg.replyToSender) : msg.replyToSender,
         replyToGuid: msg.replyToGuid,
-        notes: t.notes,
+        // The placeholder is the gateway's, not the user's: it stands unquoted, like the notes.
+        notes: !msg.text && placeholder ? [placeholder, ...t.notes] : t.notes,
       });
   const handles = [...new Set([...msg.participants, ...(msg.sender ? [msg.sender] : [])])];
   const senderName = nameOf(msg.sender);
@@ -135,7 +154,7 @@ export interface CommandContext {
   sessionKey: string;
   /** Policy's answer (conversationOf): the same test the turn uses, so /reset clears the history a turn reads. */
   isGroup: boolean;
-  msg: Pick<ImsgMessage, "chatId" | "sender">;
+  msg: Pick<ImsgMessage, "chatId" | "sender" | "service" | "participants">;
   store: Pick<Store, "activity" | "clearHistory" | "takeGroupPending">;
   /** Spreads a config saved by `/config set`. */
   onConfig: (cfg: Config) => void;
@@ -155,7 +174,20 @@ export function statusText(accountId: string, agentId: string, sessionKey: strin
 
 export const RESET_REPLY = "Session cleared. The next message starts a new conversation.";
 export const HELP_REPLY = "Commands: /status, /reset (or /new) to start over, /config show|set|unset (when enabled), /help.";
+export const OWNER_RESET_REPLY = "Only the owner can reset this conversation: the owner takes part in it.";
 export const NOT_OWNER_REPLY = "Only the owner (a handle listed in channels.imessage.allowFrom) may use /config.";
+
+/**
+ * Whether the sender may wipe this session: always, unless an owner takes part in it and the sender is not an owner.
+ * Owners take part in a group they are a member of, and in the one DM session every DM shares under dmScope
+ * "main" (which spans accounts, so every account's owners count).
+ */
+function mayReset(ctx: CommandContext): boolean {
+  const owners = ctx.cfg.accountIds.flatMap((id) => ownerHandles(resolveAccount(ctx.cfg, id)));
+  if (!owners.length || isOwner({ allowFrom: owners }, ctx.msg)) return true;
+  if (!ctx.isGroup) return ctx.cfg.session.dmScope !== "main";
+  return ![ctx.msg.sender, ...ctx.msg.participants].some((p) => owners.includes(normalizeHandle(p)));
+}
 
 /** Answers a control command; undefined → the message goes to the agent. */
 export function controlCommand(cmd: ControlCommand, ctx: CommandContext): string | undefined {
@@ -165,14 +197,15 @@ export function controlCommand(cmd: ControlCommand, ctx: CommandContext): string
       return statusText(id, ctx.agent.id, ctx.sessionKey, ctx.store.activity(id));
     case "reset":
     case "new":
+      if (!mayReset(ctx)) return OWNER_RESET_REPLY;
       ctx.store.clearHistory(historyKey(id, ctx.sessionKey, ctx.isGroup));
       if (ctx.isGroup) ctx.store.takeGroupPending(id, ctx.msg.chatId);
       return RESET_REPLY;
     case "help":
       return HELP_REPLY;
     case "config": {
-      if (!isOwner(ctx.account, ctx.msg.sender)) return NOT_OWNER_REPLY;
-      const r = configCommand(ctx.cfg, ctx.account, cmd.args, { ownerOf: (a) => isOwner(a, ctx.msg.sender) });
+      if (!isOwner(ctx.account, ctx.msg)) return NOT_OWNER_REPLY;
+      const r = configCommand(ctx.cfg, ctx.account, cmd.args, { ownerOf: (a) => isOwner(a, ctx.msg) });
       if (r.config) ctx.onConfig(r.config);
       return r.reply;
     }

@@ -60,16 +60,16 @@ describe("parseReply", () => {
 
 describe("buildBody", () => {
   const base = { isGroup: false, sender: "+15550001111", text: "hi", chatName: "", chatId: 7, pending: [], notes: [] };
-  test("a DM is the text as typed", () => expect(buildBody(base)).toBe("hi"));
+  test("a DM is the text, each line quoted", () => expect(buildBody({ ...base, text: "hi\n\nthere" })).toBe("> hi\n>\n> there"));
   test("a group message carries its sender, and unaddressed messages before it as context", () => {
     const body = buildBody({ ...base, isGroup: true, pending: [{ sender: "+15550002222", text: "lunch?" }] });
     expect(body).toBe(
-      ["[Chat messages since your last reply - for context]", "+15550002222: lunch?", "", "[Current message - respond to this]", "+15550001111: hi"].join("\n"),
+      ["[Chat messages since your last reply - for context]", "+15550002222:", "> lunch?", "", "[Current message - respond to this]", "+15550001111:", "> hi"].join("\n"),
     );
   });
   test("reply context and notes", () => {
     const body = buildBody({ ...base, notes: ["[attachment unavailable]"], replyToText: "earlier", replyToSender: "+15550002222" });
-    expect(body).toBe(["hi", "[attachment unavailable]", "", "[Replying to +15550002222]", "earlier", "[/Replying]"].join("\n"));
+    expect(body).toBe(["> hi", "[attachment unavailable]", "", "[Replying to +15550002222]", "> earlier", "[/Replying]"].join("\n"));
   });
 });
 

@@ -48,6 +48,8 @@ describe("defaults of a resolved account", () => {
     ["includeAttachments", false],
     ["attachmentRoots", [DEFAULT_ATTACHMENT_ROOT]],
     ["remoteAttachmentRoots", [DEFAULT_ATTACHMENT_ROOT]],
+    ["mediaLocalRoots", undefined],
+    ["allowSms", false],
     ["dmPolicy", "pairing"],
     ["allowFrom", []],
     ["groupPolicy", "allowlist"],
@@ -538,7 +540,7 @@ describe("config reference", () => {
   const keys = describeSchemaKeys();
   const documented = [
     "enabled", "cliPath", "dbPath", "remoteHost", "sshConfig", "includeAttachments", "attachmentRoots", "remoteAttachmentRoots",
-    "dmPolicy", "allowFrom", "groupPolicy", "groupAllowFrom", "groups", "mediaMaxMb", "textChunkLimit", "chunkMode",
+    "mediaLocalRoots", "allowSms", "dmPolicy", "allowFrom", "groupPolicy", "groupAllowFrom", "groups", "mediaMaxMb", "textChunkLimit", "chunkMode",
     "configWrites", "service", "region", "historyLimit", "dmHistoryLimit", "probeTimeoutMs", "responsePrefix",
     "defaultTo", "accounts", "defaultAccount", "maxAgeMinutes", "recoveryMaxAgeMinutes", "recoveryMaxRows", "retentionDays",
     // OpenClaw 2026.9

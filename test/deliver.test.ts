@@ -1,6 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { classifySendError, matchSent, planParts } from "../src/deliver.ts";
-import { sensitivePath } from "../src/files.ts";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { outboundRefusal, sensitivePath } from "../src/files.ts";
 import type { ImsgMessage } from "../src/imsg.ts";
 import { ImsgPermissionError, ImsgSpawnError, RpcClosedError, RpcError, RpcTimeoutError } from "../src/rpc.ts";
 
@@ -19,8 +22,43 @@ describe("sensitivePath: agent MEDIA paths that must never be sent", () => {
     ["/Users/bot/Pictures/cat.png", undefined],
     ["/tmp/agent-out/chart.png", undefined],
     ["/etcetera/file.png", undefined],
+    ["/Users/bot/.config/openclaw.json5", "inside a hidden directory of the home folder"],
+    ["/Users/bot/agent/openclaw.json5", "the gateway's config file"],
+    ["/users/BOT/.SSH/id_ed25519 (case-insensitive file system)", "inside a hidden directory of the home folder"],
+    ["/USERS/bot/.openclaw/STATE.DB", "inside the gateway's state dir"],
+    ["/Users/bot/library/messages/chat.db", "the Messages database folder"],
+    ["/private/var/db/sudo/ts", "inside /private/var/db"],
   ];
-  test.each(rows)("%s", (path, want) => expect(sensitivePath(path, state, home)).toBe(want));
+  test.each(rows)("%s", (path, want) =>
+    expect(sensitivePath(path.replace(/ \(.*\)$/, ""), { stateDir: state, home, configPath: "/Users/bot/agent/openclaw.json5" })).toBe(want));
+});
+
+describe("outboundRefusal: symlinks resolved on both sides, mediaLocalRoots as an allowlist", () => {
+  const dir = mkdtempSync(join(tmpdir(), "outbound-"));
+  const realHome = join(dir, "real-home");
+  const home = join(dir, "home"); // HOME reached through a symlink, as /tmp is on macOS
+  mkdirSync(join(realHome, ".ssh"), { recursive: true });
+  mkdirSync(join(realHome, "state"), { recursive: true });
+  mkdirSync(join(realHome, "out"), { recursive: true });
+  mkdirSync(join(realHome, "Pictures"), { recursive: true });
+  symlinkSync(realHome, home);
+  for (const f of [".ssh/id_ed25519", "state/state.db", "config.json5", "out/chart.png", "Pictures/cat.png"]) writeFileSync(join(realHome, f), "x");
+  symlinkSync(join(realHome, ".ssh/id_ed25519"), join(realHome, "out/innocent.png"));
+  const policy = { stateDir: join(home, "state"), configPath: join(home, "config.json5"), home };
+  const rows: [name: string, path: string, roots: string[] | undefined, want: string | undefined][] = [
+    ["a key through the real path of a symlinked HOME", join(realHome, ".ssh/id_ed25519"), undefined, "inside a hidden directory of the home folder"],
+    ["the state db through the real path", join(realHome, "state/state.db"), undefined, "inside the gateway's state dir"],
+    ["the config file through the real path", join(realHome, "config.json5"), undefined, "the gateway's config file"],
+    ["the config file through the symlinked HOME", join(home, "config.json5"), undefined, "the gateway's config file"],
+    ["a symlink in an allowed folder pointing at a key", join(home, "out/innocent.png"), [join(home, "out")], "inside a hidden directory of the home folder"],
+    ["an ordinary file without an allowlist", join(home, "Pictures/cat.png"), undefined, undefined],
+    ["a file under mediaLocalRoots given through the symlink", join(realHome, "out/chart.png"), [join(home, "out")], undefined],
+    ["a file outside mediaLocalRoots", join(home, "Pictures/cat.png"), [join(home, "out")], "outside mediaLocalRoots"],
+    ["a wildcard root", join(home, "out/chart.png"), [join(dir, "*", "out")], undefined],
+    ["a missing file", join(home, "nope.png"), undefined, "file not found"],
+  ];
+  test.each(rows)("%s", (_n, path, roots, want) => expect(outboundRefusal(path, { ...policy, ...(roots ? { roots } : {}) })).toBe(want));
+  test("cleanup", () => rmSync(dir, { recursive: true, force: true }));
 });
 
 describe("classifySendError: what a failed send means for its part", () => {
@@ -38,7 +76,7 @@ describe("classifySendError: what a failed send means for its part", () => {
 describe("matchSent: finding a part in the chat's history", () => {
   const row = (over: Partial<ImsgMessage>): ImsgMessage => ({
     id: 1, chatId: 7, guid: "g", sender: "+15550001111", isFromMe: true, text: "", createdAt: "", attachments: [],
-    chatIdentifier: "", chatGuid: "", chatName: "", participants: [], isGroup: false, ...over,
+    chatIdentifier: "", chatGuid: "", chatName: "", participants: [], isGroup: false, service: "unverified", ...over,
   });
   const file = (name: string) => ({ filename: `~/Library/Messages/Attachments/x/${name}`, transferName: name, uti: "", mimeType: "", totalBytes: 1, isSticker: false, originalPath: "", missing: false });
   test("text parts match our own rows by normalized text, skipping rows already matched", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseMessage, toWireMessage, type ImsgAttachment, type ImsgMessage } from "../src/imsg.ts";
+import { messageService, parseMessage, toWireMessage, type ImsgAttachment, type ImsgMessage } from "../src/imsg.ts";
 
 // Every field set to a value that differs from its default, so a field dropped in either direction shows.
 const fullAttachment: Required<ImsgAttachment> = {
@@ -40,6 +40,7 @@ const full: Required<ImsgMessage> = {
   reactionEmoji: "❤️",
   isReactionAdd: false,
   reactedToGuid: "GUID-R",
+  service: "imessage",
 };
 
 describe("imsg wire ↔ camelCase", () => {
@@ -66,5 +67,29 @@ describe("imsg wire ↔ camelCase", () => {
     expect(r.message.isReaction).toBeUndefined();
     expect(r.message.threadOriginatorGuid).toBeUndefined();
     expect(r.message).toEqual(min);
+  });
+});
+
+describe("messageService: how a message arrived", () => {
+  const rows: [name: string, field: string | undefined, chatGuid: string, expected: ImsgMessage["service"]][] = [
+    ["iMessage chat guid", undefined, "iMessage;-;+15550001111", "imessage"],
+    ["iMessage group guid", undefined, "iMessage;+;chat123", "imessage"],
+    ["SMS chat guid", undefined, "SMS;-;+15550001111", "sms"],
+    ["RCS chat guid", undefined, "RCS;-;+15550001111", "rcs"],
+    ["macOS 26 any; guid is unverified", undefined, "any;-;+15550001111", "unverified"],
+    ["no guid (unjoined row) is unverified", undefined, "", "unverified"],
+    ["an unknown prefix is unverified", undefined, "Jabber;-;x", "unverified"],
+    ["imsg's own field refines an any; guid", "iMessage", "any;-;+15550001111", "imessage"],
+    ["a field saying SMS wins over an iMessage guid", "SMS", "iMessage;-;+15550001111", "sms"],
+    ["a field saying iMessage does not launder an SMS guid", "iMessage", "SMS;-;+15550001111", "sms"],
+    ["an unknown field value is unverified", "carrier-pigeon", "iMessage;-;+15550001111", "unverified"],
+    ["a blank field is ignored", " ", "iMessage;-;+15550001111", "imessage"],
+  ];
+  test.each(rows)("%s", (_n, field, guid, expected) => expect(messageService(field, guid)).toBe(expected));
+
+  test("parseMessage sets it from the wire; a non-string service field is ignored, not fatal", () => {
+    const wire = { id: 1, is_from_me: false, chat_guid: "SMS;-;+15550001111", service: 7 };
+    expect((parseMessage(wire) as { message: ImsgMessage }).message.service).toBe("sms");
+    expect((parseMessage({ ...wire, chat_guid: "iMessage;-;+15550001111", service: "SMS" }) as { message: ImsgMessage }).message.service).toBe("sms");
   });
 });

@@ -6,6 +6,7 @@ import {
   compileMentionPatterns,
   conversationOf,
   decide,
+  isOwner,
   matchesMention,
   parseControlCommand,
   type Decision,
@@ -22,7 +23,7 @@ function account(over: Partial<ImessageAccount> = {}): ImessageAccount {
     attachmentRoots: [], remoteAttachmentRoots: [], dmPolicy: "pairing", allowFrom: [], groupPolicy: "allowlist",
     groups: {}, mediaMaxMb: 16, textChunkLimit: 4000, chunkMode: "length", reactionNotifications: "own", configWrites: true, service: "auto",
     region: "US", historyLimit: 50, dmHistoryLimit: 20, probeTimeoutMs: 10000, maxAgeMinutes: 15,
-    recoveryMaxAgeMinutes: 120, recoveryMaxRows: 500, sectionMissing: false,
+    recoveryMaxAgeMinutes: 120, recoveryMaxRows: 500, sectionMissing: false, allowSms: false,
     ...over,
   };
 }
@@ -31,7 +32,7 @@ function dm(over: Partial<ImsgMessage> = {}): ImsgMessage {
   return {
     id: 10, chatId: 7, guid: "guid-10", sender: OWNER, isFromMe: false, text: "hello", createdAt: "2026-01-01T00:00:00Z",
     attachments: [], chatIdentifier: OWNER, chatGuid: `iMessage;-;${OWNER}`, chatName: "", participants: [OWNER], isGroup: false,
-    ...over,
+    service: "imessage", ...over,
   };
 }
 
@@ -71,6 +72,21 @@ describe("decide", () => {
     ["a group tapback from a sender outside groupAllowFrom", input({ message: group({ isReaction: true, sender: STRANGER }), account: groupAccount() }), "drop:not in groupAllowFrom"],
     ["a group tapback needs no mention", input({ message: group({ isReaction: true, text: "Liked “hi”" }), account: groupAccount(), mentionPatterns: MENTION }), "dispatch:group:42 mentioned=false auth=false"],
     ["group without chat_id", input({ message: group({ chatId: 0 }), account: account({ groupPolicy: "open" }) }), "drop:group without chat_id"],
+
+    // service: an SMS/RCS sender id can be forged
+    ["the owner's number over SMS is dropped by default (no pairing code either)",
+      input({ message: dm({ service: "sms", chatGuid: `SMS;-;${OWNER}` }), account: account({ dmPolicy: "open", allowFrom: [OWNER, "*"] }) }), "drop:sms not allowed"],
+    ["RCS is dropped by default", input({ message: dm({ service: "rcs", sender: STRANGER }) }), "drop:sms not allowed"],
+    ["an SMS group member is dropped by default", input({ message: group({ service: "sms" }), account: account({ groupPolicy: "open" }) }), "drop:sms not allowed"],
+    ["allowSms: an SMS owner reaches the agent but is never command-authorized",
+      input({ message: dm({ service: "sms", text: "/status" }), account: account({ allowSms: true, dmPolicy: "allowlist", allowFrom: [OWNER] }) }), `dispatch:direct:${OWNER} mentioned=true auth=false`],
+    ["allowSms: an SMS stranger under pairing gets a code", input({ message: dm({ service: "sms", sender: STRANGER }), account: account({ allowSms: true }) }), `pairing:${STRANGER}`],
+    ["an unverified (any;) sender reaches the agent, never command-authorized",
+      input({ message: dm({ service: "unverified", chatGuid: `any;-;${OWNER}` }), account: account({ dmPolicy: "allowlist", allowFrom: [OWNER] }) }), `dispatch:direct:${OWNER} mentioned=true auth=false`],
+    ["a message without a service counts as unverified",
+      input({ message: dm({ service: undefined as never }), account: account({ dmPolicy: "allowlist", allowFrom: [OWNER] }) }), `dispatch:direct:${OWNER} mentioned=true auth=false`],
+    ["an SMS group command is dropped as unauthorized even from an allowFrom handle",
+      input({ message: group({ service: "sms", text: "/reset" }), account: account({ allowSms: true, allowFrom: [OWNER] }) }), "drop:control command (unauthorized)"],
 
     // group sender gate
     ["groupPolicy disabled", input({ message: group(), account: groupAccount({ groupPolicy: "disabled" }) }), "drop:groupPolicy disabled"],
@@ -249,4 +265,22 @@ describe("mention patterns", () => {
     const g = [/claw/gi];
     expect([matchesMention("claw", g), matchesMention("claw", g), matchesMention("claw", g)]).toEqual([true, true, true]);
   });
+});
+
+describe("isOwner: exact E.164 (or email) handle over iMessage", () => {
+  const acct = { allowFrom: ["+1 (555) 000-1111", "Owner@Example.com", "*", "chat_id:7"] };
+  const rows: [name: string, sender: string, service: ImsgMessage["service"], expected: boolean][] = [
+    ["the E.164 form over iMessage", OWNER, "imessage", true],
+    ["the email, any letter case", "owner@example.COM", "imessage", true],
+    ["the same number over SMS", OWNER, "sms", false],
+    ["over RCS", OWNER, "rcs", false],
+    ["over an unverified any; chat", OWNER, "unverified", false],
+    ["without the plus", "15550001111", "imessage", false],
+    ["with an international 00 prefix", "0015550001111", "imessage", false],
+    ["formatted with spaces", "+1 555 000 1111", "imessage", false],
+    ["with a service prefix", `imessage:${OWNER}`, "imessage", false],
+    ["a stranger", STRANGER, "imessage", false],
+  ];
+  test.each(rows)("%s", (_n, sender, service, expected) => expect(isOwner(acct, { sender, service })).toBe(expected));
+  test("\"*\" and chat targets make nobody an owner", () => expect(isOwner({ allowFrom: ["*", "chat_id:7"] }, { sender: OWNER, service: "imessage" })).toBe(false));
 });

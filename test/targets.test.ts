@@ -113,7 +113,7 @@ describe("targetToSendParams and formatTarget", () => {
 describe("replyTargetFor", () => {
   const base: ImsgMessage = {
     id: 1, chatId: 42, guid: "g1", sender: "+1 555 000 1111", isFromMe: false, text: "hi", createdAt: "2026-01-01T00:00:00Z",
-    attachments: [], chatIdentifier: "chat42", chatGuid: "iMessage;+;chat42", chatName: "Team", participants: [], isGroup: true,
+    attachments: [], chatIdentifier: "chat42", chatGuid: "iMessage;+;chat42", chatName: "Team", participants: [], isGroup: true, service: "imessage",
   };
   const rows: [name: string, msg: ImsgMessage, isGroup: boolean | undefined, expected: string][] = [
     ["group replies go to the chat id", base, undefined, "chat_id:42"],

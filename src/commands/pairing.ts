@@ -27,6 +27,19 @@ function onlyValue(positionals: string[]): string | undefined {
   return v === undefined || v.toLowerCase() === "imessage" ? undefined : v;
 }
 
+/** After an approval: a second person in the one `main` DM session sees the others' history, so say so and how to fix it. */
+async function warnIfShared(configPath: string, accountId: string, approved: string[]): Promise<void> {
+  const { existsSync } = await import("node:fs");
+  const { loadConfig, resolveAccount } = await import("../config.ts");
+  const { dmPeople, SHARED_SESSION_FIX, SHARED_SESSION_WARNING } = await import("../policy.ts");
+  // Without a config file the defaults apply, and the default dmScope is "main".
+  const cfg = existsSync(configPath) ? loadConfig(configPath) : undefined;
+  if (cfg && cfg.session.dmScope !== "main") return;
+  const people = dmPeople(cfg ? resolveAccount(cfg, accountId) : { allowFrom: [] }, approved);
+  if (people.length < 2) return;
+  process.stdout.write(`Warning: ${SHARED_SESSION_WARNING}\n  ${people.length} people now share it. ${SHARED_SESSION_FIX}\n`);
+}
+
 const list = defineCommand({
   meta: { name: "list", description: "Pending pairing requests" },
   args: { ...globalArgs, ...channelArg, ...accountArg, ...jsonArg },
@@ -64,7 +77,7 @@ const approve = defineCommand({
     const code = onlyValue(args._);
     if (!code) throw new UsageError("missing pairing code", "Usage: openclaw-imsg pairing approve [imessage] <CODE>");
     const accountId = await accountIdOf(g.configPath, str(args.account, "--account"));
-    const { approveCode, listRequests, normalizeCode, APPROVED_NOTICE } = await import("../pairing.ts");
+    const { approveCode, listApproved, listRequests, normalizeCode, APPROVED_NOTICE } = await import("../pairing.ts");
     const store = await openStore(g.stateDir);
     let approved: { accountId: string; senderId: string } | undefined;
     try {
@@ -75,6 +88,7 @@ const approve = defineCommand({
         throw new CliError(`No pending pairing request found for code: ${code}`, 1, "Codes expire after 1 hour; list them with `openclaw-imsg pairing list`.");
       }
       process.stdout.write(`Approved imessage sender ${approved.senderId} (account ${approved.accountId}).\n`);
+      await warnIfShared(g.configPath, approved.accountId, listApproved(store, approved.accountId).map((r) => r.id));
       if (args.notify) {
         const { sendOnce } = await import("../deliver.ts");
         const { parseTarget } = await import("../targets.ts");

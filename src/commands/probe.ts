@@ -63,8 +63,8 @@ export default defineCommand({
         lines.push(`account ${r.accountId}: ${r.ok ? "ok" : "FAILED"}`);
         for (const c of r.checks) {
           const info = isInfo(c);
-          lines.push(`  ${info ? "info" : c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}`);
-          if (c.hint && (info || !c.ok)) lines.push(`       ${info ? "note" : "fix"}: ${c.hint}`);
+          lines.push(`  ${info ? "info" : c.warning ? "warn" : c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}`);
+          if (c.hint && (info || c.warning || !c.ok)) lines.push(`       ${info ? "note" : "fix"}: ${c.hint}`);
         }
         for (const l of r.imsg ? describeImsgInfo(r.imsg) : []) lines.push(`  info ${l}`);
       }

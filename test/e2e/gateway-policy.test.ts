@@ -102,8 +102,8 @@ describe("groups", () => {
     expect(t.chatType).toBe("group");
     expect(t.sessionKey).toBe(`agent:main:imessage:group:${a.chatId}`);
     expect(t.wasMentioned).toBe(true);
-    expect(t.body).toContain("+15550002222: lunch at noon?");
-    expect(t.body).toContain("+15550001111: @claw what do you think");
+    expect(t.body).toContain("+15550002222:\n> lunch at noon?");
+    expect(t.body).toContain("+15550001111:\n> @claw what do you think");
     expect(turns()).toHaveLength(1);
   });
 

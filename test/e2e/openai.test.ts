@@ -29,7 +29,7 @@ async function start(agent: Record<string, unknown> = {}, env: Record<string, st
       requests.push({ auth: req.headers.get("authorization"), body });
       if (behaviour === "500") return new Response("model exploded", { status: 500 });
       if (behaviour === "hang") await new Promise((r) => setTimeout(r, 5000));
-      const last = body.messages.at(-1).content as string;
+      const last = (body.messages.at(-1).content as string).replace(/^> /gm, "");
       return Response.json({ choices: [{ message: { role: "assistant", content: `model says: ${last}` } }] });
     },
   });
@@ -66,9 +66,9 @@ describe("openai backend", () => {
     expect(requests[1]!.body.model).toBe("llama-test");
     expect(requests[1]!.body.messages).toEqual([
       { role: "system", content: "You are terse." },
-      { role: "user", content: "first" },
+      { role: "user", content: "> first" },
       { role: "assistant", content: "model says: first" },
-      { role: "user", content: "second" },
+      { role: "user", content: "> second" },
     ]);
   });
 

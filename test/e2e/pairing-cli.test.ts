@@ -100,6 +100,30 @@ describe("pairing list", () => {
 });
 
 describe("pairing approve", () => {
+  test('approving a second person under dmScope "main" prints the privacy consequence and the fix', () => {
+    setup();
+    const [first, second] = seed([{ account: "default", sender: "+15550003333" }, { account: "default", sender: "+15550004444" }]);
+    const one = pairing(["approve", first!]);
+    expect(one.code).toBe(0);
+    expect(one.stdout).not.toContain("Warning");
+    const two = pairing(["approve", second!]);
+    expect(two.code).toBe(0);
+    expect(two.stdout).toContain("Warning: DMs from different people share one agent session");
+    expect(two.stdout).toContain('2 people now share it. Set session.dmScope: "per-peer"');
+  });
+
+  test("an approval next to a configured owner warns too; under per-peer nothing is printed", () => {
+    sim = e2e.sim();
+    ws = e2e.workspace();
+    ws.writeConfig(baseConfig(sim.cliPath, { dmPolicy: "pairing", allowFrom: ["+15550001111"] }));
+    const [a, b] = seed([{ account: "default", sender: "+15550003333" }, { account: "default", sender: "+15550004444" }]);
+    expect(pairing(["approve", a!]).stdout).toContain("2 people now share it");
+    ws.writeConfig(baseConfig(sim.cliPath, { dmPolicy: "pairing", allowFrom: ["+15550001111"] }, { session: { dmScope: "per-peer" } }));
+    const r = pairing(["approve", b!]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain("Warning");
+  });
+
   test("a lower-case code approves the sender; the request leaves the list and the sender is allowed", () => {
     setup();
     const [code] = seed([{ account: "default", sender: "+15550003333" }]);

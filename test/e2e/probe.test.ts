@@ -12,7 +12,7 @@ import { AGENT, baseConfig, childEnv, cliCommand, e2eResources, type Runtime, ty
 
 type Report = { ok: boolean; accounts: AccountReport[] };
 
-const CORE_CHECKS = ["config valid", "imsg binary found", "rpc supported", "RPC handshake", "Messages database readable", "agent backend reachable", "gateway running"];
+const CORE_CHECKS = ["config valid", "imsg binary found", "rpc supported", "RPC handshake", "Messages database readable", "agent backend reachable", "DM sessions private", "gateway running"];
 
 const e2e = e2eResources();
 let ws: Workspace | undefined;
@@ -96,6 +96,20 @@ function expectCheck(c: Check | undefined, ok: boolean, part: string): void {
 function openaiAgent(baseUrl: string) {
   return { agents: { list: [{ id: "llm", default: true, openai: { baseUrl, model: "test-model" } }] } };
 }
+
+describe("probe: DM session privacy (a warning, never a failure)", () => {
+  test('pairing under dmScope "main": the check passes with a warning naming the fix; per-peer has none', async () => {
+    const s = sim();
+    const shared = await probeJson(setup(s.cliPath, { dmPolicy: "pairing" }));
+    expect(shared.code).toBe(0);
+    expect(check(shared.report, "DM sessions private")).toMatchObject({ ok: true, warning: true, hint: expect.stringContaining('session.dmScope: "per-peer"') });
+    const text = await probe(ws!);
+    expect(text.stdout).toContain("  warn DM sessions private: DMs from different people share one agent session");
+    expect(text.stdout).toContain('fix: Set session.dmScope: "per-peer"');
+    const apart = await probeJson(setup(s.cliPath, { dmPolicy: "pairing" }, { session: { dmScope: "per-peer" } }));
+    expect(check(apart.report, "DM sessions private")).toEqual({ name: "DM sessions private", ok: true, detail: 'session.dmScope "per-peer"' });
+  });
+});
 
 describe("probe: healthy", () => {
   test("exit 0, every check ok, JSON shape of docs/CONTRACT.md §4.1", async () => {
@@ -190,7 +204,7 @@ describe("probe: unhealthy setups exit 1 and name the failing check", () => {
     const c = expectFailed(r, "imsg binary found", "cliPath");
     expect(c.detail).toContain("/nonexistent/bin/imsg not found");
     // Nothing about imsg can be ok without a binary.
-    expect(r.report.accounts[0]!.checks.filter((x) => x.ok).map((x) => x.name)).toEqual(["config valid", "agent backend reachable", "gateway running"]);
+    expect(r.report.accounts[0]!.checks.filter((x) => x.ok).map((x) => x.name)).toEqual(["config valid", "agent backend reachable", "DM sessions private", "gateway running"]);
   });
 
   test("imsg not found (bare name, searched on PATH)", async () => {
