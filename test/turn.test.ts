@@ -58,9 +58,9 @@ describe("assembleTurn", () => {
     const t = assembleTurn({ ...base, isGroup: true, msg: m, names, pending: [{ sender: "+15550002222", text: "lunch?" }] });
     expect(t).toMatchObject({ event: "message", senderName: "Alice", createdAt: "2026-01-01T12:00:00.000Z", replyToGuid: "P-1" });
     expect(t.participants).toEqual([{ handle: "+15550001111", name: "Alice" }, { handle: "+15550002222", name: "Bob" }, { handle: "+15550003333" }]);
-    expect(t.body).toContain("Bob (+15550002222): lunch?");
-    expect(t.body).toContain("Alice (+15550001111): hi");
-    expect(t.body).toContain("[Replying to Bob (+15550002222) id:P-1]\ndinner?\n[/Replying]");
+    expect(t.body).toContain("Bob (+15550002222):\n> lunch?");
+    expect(t.body).toContain("Alice (+15550001111):\n> hi");
+    expect(t.body).toContain("[Replying to Bob (+15550002222) id:P-1]\n> dinner?\n[/Replying]");
   });
   test("no names known: handles only, no senderName", () => {
     const t = assembleTurn({ ...base, msg: msg({ participants: ["+15550001111"] }) });

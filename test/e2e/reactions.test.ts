@@ -140,7 +140,7 @@ describe("the richer turn", () => {
     const byHandle = Object.fromEntries(t.participants.map((p: { handle: string; name?: string }) => [p.handle, p.name]));
     expect(byHandle).toEqual({ [OWNER]: alice, [STRANGER]: bob });
     const label = (h: string, n?: string) => (n ? `${n} (${h})` : h);
-    expect(t.body).toContain(`${label(OWNER, alice)}: yes please`);
+    expect(t.body).toContain(`${label(OWNER, alice)}:\n> yes please`);
     expect(t.body).toContain(`[Replying to ${label(STRANGER, bob)} id:${first.guid}]`);
     expect(await gw.stop()).toBe(0);
   });
