@@ -11,6 +11,7 @@ import { readLock } from "./lock.ts";
 import { dmSessionMayBeShared, SHARED_SESSION_FIX, SHARED_SESSION_WARNING } from "./policy.ts";
 import { classifyError, ImsgPermissionError, ImsgSpawnError, RpcClient, RpcTimeoutError, runImsg, type CommandResult } from "./rpc.ts";
 import { Store } from "./store.ts";
+import { cursorBeyond, newestRowid } from "./watch.ts";
 
 /** One probe check as printed in the JSON report (docs/CONTRACT.md §4.1). */
 export interface Check {
@@ -177,7 +178,7 @@ export async function probeAccount(config: Config, account: ImessageAccount, opt
     ...remote,
     ...agentChecks,
     privacyCheck(config, account),
-    gatewayCheck(account, opts, imsg.newest),
+    gatewayCheck(account, opts, imsg.newest, imsg.newestExact),
   ];
   return { accountId: account.accountId, ok: checks.every((c) => c.ok), checks, ...(imsg.info ? { imsg: imsg.info } : {}) };
 }
@@ -186,6 +187,8 @@ export async function probeAccount(config: Config, account: ImessageAccount, opt
 interface ImsgProbe {
   checks: Check[];
   newest?: number;
+  /** True when `newest` is imsg's real newest row (0.14+ messages.after), not a sample. */
+  newestExact?: boolean;
   info?: ImsgInfo;
 }
 
@@ -204,7 +207,7 @@ async function probeImsg(bin: string, account: ImessageAccount, kind: CliKind, t
     runImsg(bin, ["--version"], t.budgetMs),
     handshake(bin, account, kind, t),
   ]);
-  return { checks: [rpcSupported(account.cliPath, kind, help, ver), ...hs.checks], newest: hs.newest, info: hs.info };
+  return { checks: [rpcSupported(account.cliPath, kind, help, ver), ...hs.checks], newest: hs.newest, newestExact: hs.newestExact, info: hs.info };
 }
 
 function rpcSupported(cliPath: string, kind: CliKind, help: CommandResult, ver: CommandResult): Check {
@@ -254,6 +257,7 @@ async function handshake(bin: string, account: ImessageAccount, kind: CliKind, t
   let chats: unknown[] | undefined;
   let error: unknown;
   let newest: number | undefined;
+  let newestExact = false;
   // chats.list goes first: a child that dies on its first request must fail it with the exit reason, not with
   // a write error. initialize's failures (timeout, permission, crash) show, better worded, as chats.list's.
   const list = chatsList(client, 1, budgetMs);
@@ -263,6 +267,14 @@ async function handshake(bin: string, account: ImessageAccount, kind: CliKind, t
     const c = chats[0] as { id?: unknown } | undefined;
     const left = start + budgetMs - Date.now();
     if (c && typeof c.id === "number" && left > 0) newest = (await messagesHistory(client, c.id, { limit: 1 }, left).catch(() => []))[0]?.id;
+    // 0.14+ can say exactly where the database ends, which shows a cursor left behind by a replaced database.
+    if ((await init)?.methods.includes("messages.after")) {
+      const rest = start + budgetMs - Date.now();
+      if (rest > 0) {
+        const exact = await newestRowid(client, rest, true).catch(() => undefined);
+        if (exact !== undefined) [newest, newestExact] = [exact, true];
+      }
+    }
   } catch (e) {
     error = e;
   }
@@ -285,6 +297,7 @@ async function handshake(bin: string, account: ImessageAccount, kind: CliKind, t
         { name: dbName, ok: true, detail: st?.database.path ?? db },
       ],
       newest,
+      newestExact,
       info,
     };
   }
@@ -412,12 +425,12 @@ async function checkAgent(a: AgentConfig, timeoutMs: number): Promise<Check> {
 }
 
 /** "gateway running": a failure only with --require-gateway; otherwise reported as passing, with a note. */
-function gatewayCheck(account: ImessageAccount, opts: ProbeOptions, newest: number | undefined): Check {
-  const c = gatewayState(account, opts, newest);
+function gatewayCheck(account: ImessageAccount, opts: ProbeOptions, newest: number | undefined, exact = false): Check {
+  const c = gatewayState(account, opts, newest, exact);
   return c.ok || opts.requireGateway ? c : { ...c, ok: true, detail: `${c.detail} ${GATEWAY_NOT_REQUIRED}` };
 }
 
-function gatewayState(account: ImessageAccount, opts: ProbeOptions, newest: number | undefined): Check {
+function gatewayState(account: ImessageAccount, opts: ProbeOptions, newest: number | undefined, exact: boolean): Check {
   const name = "gateway running";
   const lock = readLock(opts.stateDir);
   let activity = "";
@@ -447,6 +460,15 @@ function gatewayState(account: ImessageAccount, opts: ProbeOptions, newest: numb
   if (!lock.subscribedAt) return { name, ok: false, detail: `gateway pid ${lock.pid} is starting (not subscribed yet)${activity}`, hint: "Check its log for imsg errors." };
   const staleAfter = opts.staleAfterMs ?? 10 * 60_000;
   const silentFor = Date.now() - Math.max(lastEvent ?? 0, lock.subscribedAt);
+  // Only an exact newest row can prove the cursor is past the end: a sampled one may simply have missed rows.
+  if (exact && newest !== undefined && cursor !== undefined && cursorBeyond(cursor, newest)) {
+    return {
+      name,
+      ok: false,
+      detail: `gateway pid ${lock.pid} is running but its cursor (row ${cursor}) is past imsg's newest row (${newest}): the Messages database was replaced (a restore, a new Mac, another dbPath)${activity}`,
+      hint: "Restart it (`openclaw-imsg gateway --replace`): a new watch notices the new database and starts from its newest row.",
+    };
+  }
   if (newest !== undefined && cursor !== undefined && newest > cursor && silentFor > staleAfter) {
     return {
       name,

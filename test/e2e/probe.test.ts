@@ -5,6 +5,7 @@ import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig, resolveAccount } from "../../src/config.ts";
 import { readLock } from "../../src/lock.ts";
+import { Store } from "../../src/store.ts";
 import { probeAccount, type AccountReport, type Check } from "../../src/probe.ts";
 import { waitFor, type Sim } from "../helpers/sim.ts";
 import { freePort } from "../helpers/sshd.ts";
@@ -404,6 +405,30 @@ describe("probe: gateway running", () => {
     expect(c.ok).toBe(true);
     expect(c.detail).toContain(`pid ${gw.child.pid}`);
     expect(c.detail).toContain("subscribed since");
+  }, 30_000);
+
+  test("a cursor past imsg's newest row (replaced database) fails the check on 0.14+, where the newest row is exact", async () => {
+    const s = sim({ IMSG_SIM_POLL_MS: "50" });
+    s.db.inject({ from: "+15550001111", text: "hi" });
+    const w = setup(s.cliPath);
+    const gw = e2e.gateway(w);
+    await gw.subscribed();
+    await waitFor(() => readLock(w.stateDir)?.subscribedAt, 10_000, "lock with subscribedAt");
+    // What a state dir carried over from another Mac looks like: a cursor far past this database's rows.
+    const store = Store.open(w.stateDir);
+    store.setCursor("default", 900_000);
+    store.close();
+    const r = await probeJson(w, "--require-gateway");
+    const c = check(r.report, "gateway running");
+    if (s.version === "0.9.0") {
+      // 0.9 has no messages.after: a sampled newest row proves nothing, so no verdict either way.
+      expect(c.ok).toBe(true);
+    } else {
+      expect(r.code).toBe(1);
+      expect(c.ok).toBe(false);
+      expect(c.detail).toContain("past imsg's newest row");
+      expect(c.hint).toContain("--replace");
+    }
   }, 30_000);
 
   test("a gateway that runs other accounts does not count for this one", async () => {
