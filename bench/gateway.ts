@@ -71,7 +71,7 @@ async function startRun(dmScope: string): Promise<{ run: Run; startMs: number }>
   writeFileSync(
     configPath,
     JSON.stringify({
-      channels: { imessage: { enabled: true, cliPath, dmPolicy: "open", allowFrom: ["*"], dmHistoryLimit: 4 } },
+      channels: { imessage: { enabled: true, cliPath, dmPolicy: "open", allowFrom: ["*"], dmSessionTurns: 4 } },
       session: { dmScope },
       agents: { list: [{ id: "main", default: true, openai: { baseUrl: `http://127.0.0.1:${server.port}/v1`, model: "instant" } }] },
     }),
@@ -80,7 +80,7 @@ async function startRun(dmScope: string): Promise<{ run: Run; startMs: number }>
   const cmd = BINARY ? [resolve(BINARY)] : [process.execPath, join(ROOT, "src/main.ts")];
   const t0 = performance.now();
   const gw = spawn(cmd[0]!, [...cmd.slice(1), "gateway", "--config", configPath, "--state-dir", join(dir, "state"), "--log-format", "json"], {
-    env: { ...env, OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 0, maxConcurrentTurns: 32 }) },
+    env: { ...env, OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 0, inboundDebounceMs: 0, maxConcurrentTurns: 32 }) },
     stdio: ["ignore", "ignore", "pipe"],
   });
   const logs: string[] = [];

@@ -3,7 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 
-for (const b of ["startup.ts", "probe.ts", "gateway.ts"]) {
+for (const b of ["startup.ts", "probe.ts", "gateway.ts", "debounce.ts"]) {
   const file = join(import.meta.dir, b);
   if (!(await Bun.file(file).exists())) continue;
   console.log(`\n== ${b}`);

@@ -3,7 +3,7 @@
 // drift: test/docs.test.ts fails when the committed file differs from what this prints.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describeSchemaKeys } from "../src/config-schema.ts";
+import { DEFAULTS, describeSchemaKeys } from "../src/config-schema.ts";
 import { OPENAI_MEDIA_KEYS } from "../src/media.ts";
 
 /** The reference as Markdown. */
@@ -29,6 +29,12 @@ export function renderConfigDoc(): string {
     "`messages.groupChat.historyLimit` (integer 0–1000), `messages.responsePrefix`, `commands.config`, `commands.useAccessGroups`,",
     "`bindings`, `agents.list[]` (`id`, `default`, `command` | `openai`,",
     "`timeoutSeconds` (integer 1–86400, default 120), `groupChat.mentionPatterns`).",
+    "",
+    "Inbound debounce (OpenClaw's keys): `messages.inbound.debounceMs` and, winning over it for this channel,",
+    "`messages.inbound.byChannel.imessage` (integer 0–600000 ms; 0 disables). A sender's texts in one chat that",
+    "arrive within the window of each other become one agent turn (merged text ≤ 4000 characters); a photo or a",
+    `control command flushes the burst at once. Unset, the window is ${DEFAULTS.inboundDebounceMs} ms (OpenClaw has none unless configured;`,
+    "docs/BENCHMARKS.md \"Inbound debounce\" shows why).",
     "",
     "## Media keys of an openai agent: `agents.list[].openai`",
     "",

@@ -21,7 +21,8 @@ export interface LogLine {
 }
 
 /** Journal states after which the gateway will do nothing more for a row. */
-const SETTLED = new Set(["dropped", "skipped", "done", "failed"]);
+// "merged": answered by the turn of its burst's newest row (inbound debounce).
+const SETTLED = new Set(["dropped", "skipped", "merged", "done", "failed"]);
 
 export class SimSession {
   readonly dir: string;

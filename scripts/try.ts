@@ -183,7 +183,7 @@ async function main(): Promise<number> {
     flush(); // after the states: a "done" row's replies are already in chat.db
     for (const { x, st } of settled) {
       pending.delete(x.row.rowid);
-      if (st!.state !== "done" && !x.quiet) print(`  · not answered (${st!.state}${st!.reason ? `: ${st!.reason}` : ""})`);
+      if (st!.state !== "done" && st!.state !== "merged" && !x.quiet) print(`  · not answered (${st!.state}${st!.reason ? `: ${st!.reason}` : ""})`);
       x.done();
     }
   }, 50);

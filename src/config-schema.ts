@@ -47,7 +47,15 @@ export interface ImessageAccount {
   service: Service; // "auto"
   region: string; // "US"
   historyLimit: number; // group pending history: account → messages.groupChat.historyLimit → 50
-  dmHistoryLimit: number; // DM session history turns kept: 20
+  /** OpenClaw's meaning: messages seeded from imsg history into a new DM session (0 = none). */
+  dmHistoryLimit: number; // 0
+  dmSessionTurns: number; // DM session history turns passed to the agent: 20
+  /** Per sender (normalized handle) overrides; `historyLimit` seeds that sender's new DM sessions. */
+  dms: Record<string, { historyLimit?: number }>;
+  /** Minutes the agent stays quiet in a chat after the owner replied there by hand (0 = never). */
+  ownerTakeoverMinutes: number; // 0
+  /** Inbound debounce window for this channel (messages.inbound); undefined = the built-in default. */
+  debounceMs?: number;
   probeTimeoutMs: number; // 10000
   responsePrefix?: string; // account → top level → messages.responsePrefix
   defaultTo?: string; // `send` target when --to is omitted
@@ -96,7 +104,12 @@ export interface Config {
   /** `defaultAccount`, else "default" if present, else the first id. */
   defaultAccount: string;
   session: { dmScope: DmScope; mainKey: string };
-  messages: { groupChat: { mentionPatterns?: string[]; historyLimit?: number }; responsePrefix?: string };
+  messages: {
+    groupChat: { mentionPatterns?: string[]; historyLimit?: number };
+    responsePrefix?: string;
+    /** OpenClaw's inbound debounce: `debounceMs`, per channel `byChannel.imessage`. */
+    inbound?: { debounceMs?: number; byChannel?: Record<string, number | undefined> };
+  };
   commands: { config: boolean; useAccessGroups: boolean };
   agents: AgentConfig[]; // when absent: one default agent "main" with no backend is NOT invented; list is []
   /** Bindings that apply to iMessage (`match.channel` absent or "imessage"); other channels' are dropped. */
@@ -110,6 +123,9 @@ export interface Config {
   /** `channels.defaults` (only `groupPolicy` matters here). */
   channelDefaults?: { groupPolicy?: GroupPolicy };
 }
+
+// Measured in bench/debounce.ts (docs/BENCHMARKS.md "Inbound debounce").
+const DEBOUNCE_DEFAULT_MS = 3000;
 
 /** The documented defaults (also the source for the generated config reference). */
 export const DEFAULTS = {
@@ -131,7 +147,9 @@ export const DEFAULTS = {
     service: "auto",
     region: "US",
     historyLimit: 50,
-    dmHistoryLimit: 20,
+    dmHistoryLimit: 0,
+    dmSessionTurns: 20,
+    ownerTakeoverMinutes: 0,
     probeTimeoutMs: 10_000,
     maxAgeMinutes: 15,
     recoveryMaxAgeMinutes: 120,
@@ -139,6 +157,8 @@ export const DEFAULTS = {
     retentionDays: 30,
   },
   session: { dmScope: "main", mainKey: "main" },
+  /** The debounce window when messages.inbound sets none (see docs/BENCHMARKS.md for why this value). */
+  inboundDebounceMs: DEBOUNCE_DEFAULT_MS,
   commands: { config: false, useAccessGroups: true },
   agent: { timeoutSeconds: 120 },
 } as const;
@@ -346,7 +366,6 @@ const accountEntries = {
     }),
   ),
   reactionNotifications: v.optional(oneOf(["off", "own", "all"] as const)),
-  dms: v.optional(v.record(nonEmpty, strict({ historyLimit: v.optional(int(0, 1000)) }))),
   name: v.optional(v.string()),
   capabilities: v.optional(v.array(v.string())),
   markdown: v.optional(strict({ tables: v.optional(oneOf(["off", "bullets", "code", "block"] as const)) })),
@@ -370,6 +389,9 @@ const accountEntries = {
   region: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z]{2}$/, (i) => `expected a two-letter region code such as "US", got ${i.received}`))),
   historyLimit: v.optional(int(0, 1000)),
   dmHistoryLimit: v.optional(int(0, 1000)),
+  dmSessionTurns: v.optional(int(0, 1000)),
+  dms: v.optional(v.record(nonEmpty, strict({ historyLimit: v.optional(int(0, 1000)) }))),
+  ownerTakeoverMinutes: v.optional(int(0, 10080)),
   probeTimeoutMs: v.optional(int(1, 600000)),
   responsePrefix: v.optional(v.string()),
   defaultTo: v.optional(nonEmpty),
@@ -435,6 +457,12 @@ export const RootSchema = v.object({
     v.object({
       groupChat: v.optional(v.object({ mentionPatterns: v.optional(mentionPatterns), historyLimit: v.optional(int(0, 1000)) })),
       responsePrefix: v.optional(v.string()),
+      inbound: v.optional(
+        v.object({
+          debounceMs: v.optional(int(0, 600000)),
+          byChannel: v.optional(v.record(v.string(), int(0, 600000))),
+        }),
+      ),
     }),
   ),
   commands: v.optional(v.object({ config: v.optional(v.boolean()), useAccessGroups: v.optional(v.boolean()) })),
@@ -494,7 +522,6 @@ const KEY_DOCS: { [K in keyof typeof imessageEntries]: KeyDoc } = {
   chunkMode: { type: '"length" | "newline"', default: q(d.chunkMode), description: "how long replies are split (older spelling of streaming.chunkMode, which wins when both are set)" },
   streaming: { type: '{chunkMode?, block?}', description: 'OpenClaw 2026.9: `chunkMode` ("length" | "newline") is honoured; `block` is accepted with a warning (not supported)' },
   reactionNotifications: { type: '"off" | "own" | "all"', default: q(d.reactionNotifications), description: "tapbacks passed to the agent as reaction events: none, those on our own messages, or all (senders must pass the same access rules as a text)" },
-  dms: { type: "record<handle, {historyLimit?}>", description: "per-sender DM settings" },
   name: unsupported("string", "name"),
   capabilities: unsupported("string[]", "capabilities"),
   markdown: unsupported("{tables?}", "markdown"),
@@ -509,7 +536,10 @@ const KEY_DOCS: { [K in keyof typeof imessageEntries]: KeyDoc } = {
   service: { type: '"imessage" | "sms" | "auto"', default: q(d.service), description: "send service for handle targets" },
   region: { type: "string", default: q(d.region), description: "region for SMS phone number parsing" },
   historyLimit: { type: "integer 0–1000", default: String(d.historyLimit), description: "pending group messages kept as context (fallback messages.groupChat.historyLimit; 0 disables)" },
-  dmHistoryLimit: { type: "integer 0–1000", default: String(d.dmHistoryLimit), description: "DM session turns passed to the agent" },
+  dmHistoryLimit: { type: "integer 0–1000", default: String(d.dmHistoryLimit), description: "messages seeded from imsg history into a new DM session (OpenClaw's meaning; it used to mean dmSessionTurns)" },
+  dmSessionTurns: { type: "integer 0–1000", default: String(d.dmSessionTurns), description: "DM session turns passed to the agent" },
+  dms: { type: "record<handle, {historyLimit?}>", description: "per-sender DM settings; historyLimit overrides dmHistoryLimit for that sender" },
+  ownerTakeoverMinutes: { type: "integer 0–10080", default: String(d.ownerTakeoverMinutes), description: "after the owner replies by hand in a chat, the agent stays quiet there this long (0 = never)" },
   probeTimeoutMs: { type: "integer 1–600000", default: String(d.probeTimeoutMs), description: "timeout for probe and RPC requests, in ms (at most 10 minutes)" },
   responsePrefix: { type: "string", description: "prefix for every reply (fallback messages.responsePrefix)" },
   defaultTo: { type: "string", description: "`send` target when --to is omitted" },

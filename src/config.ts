@@ -15,11 +15,13 @@ import {
   type Config,
   type ImessageAccount,
   type ImessageAccountInput,
+  type ImessageSection,
 } from "./config-schema.ts";
 import { mergeRoots } from "./files.ts";
 import { expandHome } from "./paths.ts";
 import { normalizeRemoteHost } from "./ssh.ts";
-import { isNationalNumber } from "./targets.ts";
+import { isNationalNumber, normalizeHandle } from "./targets.ts";
+import { debounceWindow } from "./debounce.ts";
 import { ConfigError, errorMessage } from "./errors.ts";
 import { getLog } from "./log.ts";
 
@@ -278,6 +280,7 @@ export function buildConfig(raw: unknown, path: string): Config {
         ...(gc?.historyLimit !== undefined ? { historyLimit: gc.historyLimit } : {}),
       },
       ...(doc.messages?.responsePrefix !== undefined ? { responsePrefix: doc.messages.responsePrefix } : {}),
+      ...(doc.messages?.inbound ? { inbound: doc.messages.inbound } : {}),
     },
     commands: {
       config: doc.commands?.config ?? DEFAULTS.commands.config,
@@ -286,7 +289,7 @@ export function buildConfig(raw: unknown, path: string): Config {
     agents,
     bindings,
     retentionDays: im?.retentionDays ?? DEFAULTS.imessage.retentionDays,
-    warnings: unsupportedWarnings(raw),
+    warnings: [...unsupportedWarnings(raw), ...legacyWarnings(im)],
     ...(im ? { imessage: im } : {}),
     channelDefaults: doc.channels?.defaults?.groupPolicy ? { groupPolicy: doc.channels.defaults.groupPolicy } : {},
   };
@@ -297,6 +300,21 @@ export function buildConfig(raw: unknown, path: string): Config {
 
 const cleanList = (list: readonly (string | number)[] | undefined) =>
   list?.map((e) => String(e).trim()).filter((e) => e !== "");
+
+/** Settings that load but changed meaning; one line each, logged at load with the other warnings. Pure. */
+export function legacyWarnings(im: ImessageSection | undefined): string[] {
+  const where = [["channels.imessage", im] as const, ...Object.entries(im?.accounts ?? {}).map(([id, a]) => [`channels.imessage.accounts.${id}`, a] as const)];
+  return where
+    .filter(([, s]) => s?.dmHistoryLimit !== undefined && s.dmSessionTurns === undefined)
+    .map(([p]) => `${p}.dmHistoryLimit now means OpenClaw's "seed a new DM session with this many messages"; it also still sets the session turns kept until you set ${p}.dmSessionTurns`);
+}
+
+/** Per-sender DM settings keyed by normalized handle, so "+1 555…" and "+1555…" meet. */
+function normalizeDms(dms: ImessageAccountInput["dms"]): ImessageAccount["dms"] {
+  const out: ImessageAccount["dms"] = {};
+  for (const [h, e] of Object.entries(dms ?? {})) out[normalizeHandle(h.trim())] = e;
+  return out;
+}
 
 /** The resolved account (`id` omitted → defaultAccount). Unknown id → ConfigError. */
 export function resolveAccount(cfg: Config, id?: string): ImessageAccount {
@@ -342,6 +360,11 @@ export function resolveAccount(cfg: Config, id?: string): ImessageAccount {
     region: m.region ?? D.region,
     historyLimit: m.historyLimit ?? cfg.messages.groupChat.historyLimit ?? D.historyLimit,
     dmHistoryLimit: m.dmHistoryLimit ?? D.dmHistoryLimit,
+    // An old config's dmHistoryLimit meant turns kept: it keeps that meaning until dmSessionTurns is set.
+    dmSessionTurns: m.dmSessionTurns ?? m.dmHistoryLimit ?? D.dmSessionTurns,
+    dms: normalizeDms(m.dms),
+    ownerTakeoverMinutes: m.ownerTakeoverMinutes ?? D.ownerTakeoverMinutes,
+    ...(debounceWindow(cfg.messages.inbound) !== undefined ? { debounceMs: debounceWindow(cfg.messages.inbound) } : {}),
     probeTimeoutMs: m.probeTimeoutMs ?? D.probeTimeoutMs,
     ...(responsePrefix !== undefined ? { responsePrefix } : {}),
     ...(m.defaultTo !== undefined ? { defaultTo: m.defaultTo.trim() } : {}),

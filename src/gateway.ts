@@ -19,6 +19,9 @@ import { KeyedQueue, Semaphore } from "./queues.ts";
 import { describeReaction, reactionGate } from "./reactions.ts";
 import { reasonText, type InboundReason } from "./reasons.ts";
 import { convKey, LoopBreaker, screen, type ScreenLookups } from "./screen.ts";
+import { burstKey, Debouncer, mergeTexts } from "./debounce.ts";
+import { DEFAULTS } from "./config-schema.ts";
+import { ownerReplied, ownerView, quietUntil, seedDmSession } from "./context.ts";
 import { inboundKey, Store, type InboundRow } from "./store.ts";
 import { assembleTurn, controlCommand, historyKey, type Dispatch } from "./turn.ts";
 import { Watch, type WatchTuning } from "./watch.ts";
@@ -33,6 +36,8 @@ export interface GatewayTuning extends WatchTuning {
   shutdownGraceMs: number;
   /** How long a send interrupted by its child's death gets to land before history is checked. */
   settleMs: number;
+  /** The inbound debounce window when messages.inbound configures none (tests run with 0). */
+  inboundDebounceMs: number;
 }
 
 export const DEFAULT_TUNING: GatewayTuning = {
@@ -44,7 +49,10 @@ export const DEFAULT_TUNING: GatewayTuning = {
   maxConcurrentTurns: 16,
   shutdownGraceMs: 10_000,
   settleMs: SETTLE_MS,
+  inboundDebounceMs: DEFAULTS.inboundDebounceMs,
 };
+
+type Pending = { key: string; msg: ImsgMessage; d: Dispatch; agent: AgentConfig; isGroup: boolean; sk: string }; // waits in a burst
 
 /** The attachment cache is also capped in size; the oldest files go first. */
 const MEDIA_CACHE_MAX_BYTES = 1024 * 1024 * 1024;
@@ -57,6 +65,8 @@ class AccountRuntime {
   readonly #breaker = new LoopBreaker();
   /** One agent turn at a time per session, sessions in parallel (bounded by `turns`). */
   readonly #sessions = new KeyedQueue();
+  /** Bursts of texts per account + chat + sender, merged into one turn (messages.inbound.debounceMs). */
+  readonly #bursts = new Debouncer<Pending>((_k, items) => this.#track(this.#dispatch(items)));
   #stopping = false;
   #abort = new AbortController();
   #inflight = new Set<Promise<void>>();
@@ -192,6 +202,7 @@ class AccountRuntime {
       if (s.echo && this.#breaker.echo(conv)) {
         this.log.warn(`echo loop suspected in ${conv.startsWith("chat:") ? conv : "a DM"}; not replying there for a minute`);
       }
+      if (s.owner) ownerReplied({ store: this.store, cfg: this.cfg, account: this.account, log: this.log }, ownerView(msg));
       return this.#drop(key, msg, s.drop, s.detail, s.state);
     }
     if (msg.isReaction) {
@@ -240,9 +251,21 @@ class AccountRuntime {
       return this.#drop(key, msg, d.reason);
     }
     if (d.kind === "pairing") return this.#pair(key, msg, d.senderId, isGroup);
+    const quiet = d.command ? undefined : quietUntil(this.store, this.id, convKey(msg, this.account), Date.now());
+    if (quiet) return this.#drop(key, msg, "owner takeover", `quiet until ${new Date(quiet).toISOString()}`);
     const sk = makeSessionKey(agent.id, this.id, peer, this.cfg.session);
-    this.store.setInbound(this.id, key, { state: "dispatched", agentId: agent.id, sessionKey: sk });
-    await this.#sessions.run(sk, () => this.turns.run(() => this.#turn(key, msg, d, agent, isGroup, sk)));
+    const p: Pending = { key, msg, d, agent, isGroup, sk };
+    // Rows wait still "new" in the journal (a crash replays them); a tapback goes at once like a command.
+    const m = { text: msg.text, attachments: msg.attachments.length, command: d.command !== undefined || !!d.reaction };
+    if (!this.#bursts.offer(burstKey(this.id, msg.chatId, msg.sender), p, m, this.account.debounceMs ?? this.tuning.inboundDebounceMs)) await this.#dispatch([p]);
+  }
+
+  /** One turn for a burst (oldest first): the newest row anchors it, the others are journaled as merged into it. */
+  async #dispatch(items: Pending[]): Promise<void> {
+    const a = items.at(-1)!;
+    this.store.mergeBurst(this.id, a.key, items.slice(0, -1).map((i) => i.key), { agentId: a.agent.id, sessionKey: a.sk });
+    if (items.length > 1) this.log.debug(`merged ${items.length} rows into one turn (anchor row ${a.msg.id})`);
+    await this.#sessions.run(a.sk, () => this.turns.run(() => this.#turn(a.key, a.msg, a.d, a.agent, a.isGroup, a.sk)));
   }
 
   #pair(key: string, msg: ImsgMessage, senderId: string, isGroup: boolean): void {
@@ -263,7 +286,8 @@ class AccountRuntime {
   async #turn(key: string, msg: ImsgMessage, d: Dispatch, agent: AgentConfig, isGroup: boolean, sk: string): Promise<void> {
     if (this.#stopping && this.#abort.signal.aborted) return; // left "dispatched": re-run after restart
     if (d.command && d.commandAuthorized) {
-      const ctx = { account: this.account, cfg: this.cfg, agent, sessionKey: sk, isGroup, msg, store: this.store, onConfig: this.onConfig };
+      const quiet = quietUntil(this.store, this.id, convKey(msg, this.account), Date.now());
+      const ctx = { account: this.account, cfg: this.cfg, agent, sessionKey: sk, isGroup, msg, store: this.store, onConfig: this.onConfig, quietUntil: quiet };
       const text = controlCommand(d.command, ctx);
       if (text !== undefined) {
         const reply = { text, media: [], system: true };
@@ -277,10 +301,16 @@ class AccountRuntime {
     // A tapback leaves the group's pending context for the next real message.
     const { entries: pending, upTo } = isGroup && !d.reaction ? this.store.peekGroupPending(this.id, msg.chatId) : { entries: [], upTo: 0 };
     const hk = historyKey(this.id, sk, isGroup);
-    const history = this.store.getHistory(hk, isGroup ? this.account.historyLimit : this.account.dmHistoryLimit);
+    // A debounced burst: the journal says which rows this turn answers, so a resumed turn re-forms the same text.
+    const rows = this.store.mergedInto(this.id, key);
+    const burst = rows.length ? { ...msg, text: mergeTexts([...rows.map((r) => (r.message as ImsgMessage | null)?.text ?? ""), msg.text]) } : msg;
+    if (!isGroup && !d.reaction) {
+      await seedDmSession({ store: this.store, account: this.account, client: () => this.sender.client(), log: this.log }, hk, msg.chatId, d.senderId, Math.min(msg.id, ...rows.map((r) => r.rowid)));
+    }
+    const history = this.store.getHistory(hk, isGroup ? this.account.historyLimit : this.account.dmSessionTurns);
     const names = this.store.senderNames(this.id, [...new Set([...msg.participants, msg.sender, ...pending.map((p) => p.sender)])]);
     const reaction = d.reaction ? describeReaction(msg, this.store.hasOutboundGuid(this.id, msg.reactedToGuid ?? ""), (g) => this.store.textOfGuid(this.id, g)) : undefined;
-    const turn = assembleTurn({ accountId: this.id, agentId: agent.id, sessionKey: sk, isGroup, msg, decision: d, attachments, notes, pending, history, names, reaction });
+    const turn = assembleTurn({ accountId: this.id, agentId: agent.id, sessionKey: sk, isGroup, msg: burst, decision: d, attachments, notes, pending, history, names, reaction });
     let reply: OutboundReply;
     const started = Date.now();
     try {
@@ -370,6 +400,7 @@ class AccountRuntime {
   async stop(): Promise<void> {
     this.#stopping = true;
     await this.watch.stop();
+    this.#bursts.flushAll(); // waiting bursts are answered within the grace period like any other turn
     this.outbox.stop();
     // Work can enqueue more work (a turn queues its delivery): drain until nothing is left.
     const drain = async () => {

@@ -26,6 +26,7 @@ export const PIPELINE_REASONS = [
   "journal entry unreadable",
   "reaction not passed on",
   "not joined to a chat",
+  "owner takeover",
 ] as const;
 
 export type ScreenReason = (typeof SCREEN_REASONS)[number];

@@ -39,6 +39,8 @@ export type ScreenResult =
       state: "dropped" | "skipped";
       /** Feeds the echo loop breaker (echo-like content that was not an expected echo). */
       echo?: boolean;
+      /** An is_from_me row we did not send: the owner typed it by hand (kept as context, never answered). */
+      owner?: boolean;
     };
 
 /** The loop breakers' key for a message's conversation: the chat for groups (policy's test), else the sender. */
@@ -76,7 +78,7 @@ export class LoopBreaker {
 /** Screens one row, in order; the first rule that applies decides. */
 export function screen(input: ScreenInput, lookups: ScreenLookups, breaker: Pick<LoopBreaker, "open">): ScreenResult {
   const { msg, account, now } = input;
-  if (msg.isFromMe) return { drop: "from me", state: "dropped" };
+  if (msg.isFromMe) return fromMe(input, lookups);
   if (msg.guid && lookups.hasOutboundGuid(msg.guid)) return { drop: "echo (our own message guid)", state: "dropped" };
   const age = now - Date.parse(msg.createdAt);
   // No usable date: the stale fence cannot be applied, so the row is not trusted to be fresh.
@@ -128,4 +130,27 @@ export function twinOf(key: string, msg: ImsgMessage, lookups: Pick<ScreenLookup
     if (r.rowid < msg.id && normalizeForEcho((r.message as ImsgMessage | null)?.text ?? "") === text) return r.rowid;
   }
   return undefined;
+}
+
+/** How far back a from-me row is matched against what we sent: our own sends must never pass as the owner's. */
+export const OWN_SEND_WINDOW_MS = 10 * 60_000;
+
+/**
+ * An is_from_me row: our own send coming back (by guid, or by text into the same chat), or the owner's reply typed
+ * by hand. Never answered; only a fresh, texted reply of the owner is marked `owner`.
+ */
+export function fromMe(input: ScreenInput, lookups: ScreenLookups): ScreenResult {
+  const { msg, now } = input;
+  if (msg.guid && lookups.hasOutboundGuid(msg.guid)) return { drop: "echo (our own message guid)", state: "dropped" };
+  const text = normalizeForEcho(msg.text);
+  if (!text) return { drop: "from me", state: "dropped" };
+  const handles = [msg.sender, msg.chatIdentifier].filter(Boolean).map((h) => normalizeHandle(h));
+  const ours = lookups.outboundByEcho(text, now - Math.max(OWN_SEND_WINDOW_MS, input.echoWindowMs)).some(
+    (o) => (o.chatId !== undefined && o.chatId === msg.chatId) || handles.includes(o.target.replace(/^(imessage|sms|auto):/, "")),
+  );
+  if (ours) return { drop: "echo (text we just sent)", state: "dropped" };
+  const age = now - Date.parse(msg.createdAt);
+  const fence = (input.catchup ? input.account.recoveryMaxAgeMinutes : input.account.maxAgeMinutes) * 60_000;
+  if (!(age <= fence)) return { drop: "from me", detail: "too old to keep as the owner's reply", state: "dropped" };
+  return { drop: "from me", detail: "the owner's reply, kept as context", state: "dropped", owner: true };
 }

@@ -3,8 +3,12 @@
 import type { DatabaseSync } from "node:sqlite";
 import { CliError } from "./errors.ts";
 
-/** Inbound journal states; see docs/ARCHITECTURE.md (new → dropped | pairing | skipped | dispatched → replied → done | failed). */
-export type InboundState = "new" | "dropped" | "pairing" | "skipped" | "dispatched" | "replied" | "done" | "failed";
+/**
+ * Inbound journal states (docs/ARCHITECTURE.md): new → dropped | pairing | skipped | merged | dispatched → replied → done | failed.
+ * "merged": the row was part of a debounced burst answered by one turn; `anchorKey` names the burst's newest row,
+ * whose state carries the burst's fate.
+ */
+export type InboundState = "new" | "dropped" | "pairing" | "skipped" | "merged" | "dispatched" | "replied" | "done" | "failed";
 /** Outbound chunk states: "unknown" = the send may or may not have happened (crash, timeout). */
 export type OutboundState = "pending" | "sent" | "failed" | "unknown";
 
@@ -37,6 +41,8 @@ export interface InboundRow {
   reply?: unknown;
   agentId?: string;
   sessionKey?: string;
+  /** For a "merged" row: the key of the burst's anchor row. */
+  anchorKey?: string;
 }
 
 /** Fields `setInbound` may change; undefined fields are left alone. */
@@ -46,6 +52,7 @@ export interface InboundPatch {
   reply?: unknown;
   agentId?: string;
   sessionKey?: string;
+  anchorKey?: string;
 }
 
 /** One outbound chunk or file to record before sending. */
@@ -188,6 +195,11 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE outbound ADD COLUMN staged_path TEXT;
   CREATE INDEX outbound_staged ON outbound (account_id) WHERE staged_path IS NOT NULL;
   `,
+  // 6: debounced bursts: every row merged into a turn points at the row that anchors it.
+  `
+  ALTER TABLE inbound ADD COLUMN anchor_key TEXT;
+  CREATE INDEX inbound_by_anchor ON inbound (account_id, anchor_key) WHERE anchor_key IS NOT NULL;
+  `,
 ];
 
 export type Row = Record<string, unknown>;
@@ -258,6 +270,7 @@ export function toInbound(r: Row): InboundRow {
     reply: parseJson(r.reply_json),
     agentId: opt(r.agent_id),
     sessionKey: opt(r.session_key),
+    anchorKey: opt(r.anchor_key),
   };
 }
 

@@ -7,19 +7,8 @@ import { checkStateDir, ensureStateDir } from "./state-dir.ts";
 
 // Row types live with the schema; re-exported for the modules that already import them from here.
 export type {
-  InboundState,
-  OutboundState,
-  InboundInput,
-  InboundRow,
-  InboundPatch,
-  OutboundInput,
-  OutboundRow,
-  PairingRequestRow,
-  ApprovedRow,
-  HistoryEntry,
-  GroupPendingEntry,
-  PruneResult,
-  Activity,
+  InboundState, OutboundState, InboundInput, InboundRow, InboundPatch, OutboundInput, OutboundRow, PairingRequestRow,
+  ApprovedRow, HistoryEntry, GroupPendingEntry, PruneResult, Activity,
 } from "./store-schema.ts";
 import { json, migrate, opt, toInbound, toOutbound, toPairing, type Row } from "./store-schema.ts";
 import type { Activity, ApprovedRow, GroupPendingEntry, HistoryEntry, InboundInput, InboundPatch, InboundRow } from "./store-schema.ts";
@@ -184,10 +173,10 @@ export class Store {
       this.#run(
         `UPDATE inbound SET updated_at = ?, state = coalesce(?, state), reason = coalesce(?, reason),
            reply_json = coalesce(?, reply_json), agent_id = coalesce(?, agent_id),
-           session_key = coalesce(?, session_key)
+           session_key = coalesce(?, session_key), anchor_key = coalesce(?, anchor_key)
          WHERE account_id = ? AND key = ?`,
         this.now(), patch.state ?? null, patch.reason ?? null, json(patch.reply), patch.agentId ?? null,
-        patch.sessionKey ?? null, accountId, key,
+        patch.sessionKey ?? null, patch.anchorKey ?? null, accountId, key,
       ) === 1
     );
   }
@@ -196,6 +185,25 @@ export class Store {
   getInbound(accountId: string, key: string): InboundRow | undefined {
     const r = this.#get("SELECT * FROM inbound WHERE account_id = ? AND key = ?", accountId, key);
     return r && toInbound(r);
+  }
+
+  /**
+   * Closes a debounced burst: earlier rows (and rows an earlier anchor had merged) become "merged" into the anchor,
+   * the newest, which is "dispatched". Before this a crash leaves the rows "new": replayed, the burst forms again.
+   */
+  mergeBurst(accountId: string, anchorKey: string, earlier: readonly string[], dispatch: { agentId: string; sessionKey: string }): void {
+    const sql = `UPDATE inbound SET state = 'merged', anchor_key = ?1, reason = ?2, updated_at = ?3
+      WHERE account_id = ?4 AND (key = ?5 OR anchor_key = ?5)`;
+    this.#tx(() => {
+      for (const k of earlier) this.#run(sql, anchorKey, `merged into ${anchorKey}`, this.now(), accountId, k);
+      this.setInbound(accountId, anchorKey, { state: "dispatched", ...dispatch });
+    });
+  }
+
+  /** The rows merged into an anchor's turn, oldest first. */
+  mergedInto(accountId: string, anchorKey: string): InboundRow[] {
+    const sql = "SELECT * FROM inbound WHERE account_id = ? AND anchor_key = ? AND state = 'merged' ORDER BY rowid, key";
+    return this.#all(sql, accountId, anchorKey).map(toInbound);
   }
 
   /** Rows a restarted gateway must resume (new, dispatched, replied), oldest ROWID first. */
@@ -267,7 +275,6 @@ export class Store {
       accountId,
     ).map(toOutbound);
   }
-
 
   /** Other journaled rows of the same chat and sender dated within `windowMs` of `createdAt` (twin candidates). */
   inboundNear(accountId: string, chatId: number, sender: string, createdAt: number, windowMs: number, exceptKey: string): InboundRow[] {
@@ -383,7 +390,6 @@ export class Store {
     });
   }
 
-  /** Returns (oldest first) and forgets the pending context of a chat. */
   /** The pending context of a group, oldest first, without removing it (with the id to clear up to). */
   peekGroupPending(accountId: string, chatId: number): { entries: GroupPendingEntry[]; upTo: number } {
     const rows = this.#all(

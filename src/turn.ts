@@ -146,6 +146,11 @@ export function assembleTurn(t: TurnInput): AgentTurn {
   };
 }
 
+/** How the owner's own reply (typed by hand on their phone) reads in the session history. Pure. */
+export function ownerTurnText(text: string): string {
+  return `[The owner replied by hand] ${text}`;
+}
+
 /** What a control command may read and change. */
 export interface CommandContext {
   account: ImessageAccount;
@@ -158,18 +163,22 @@ export interface CommandContext {
   store: Pick<Store, "activity" | "clearHistory" | "takeGroupPending">;
   /** Spreads a config saved by `/config set`. */
   onConfig: (cfg: Config) => void;
+  /** The owner took this conversation over (ownerTakeoverMinutes) until then. */
+  quietUntil?: number;
 }
 
 /** The /status reply. Pure. */
-export function statusText(accountId: string, agentId: string, sessionKey: string, a: Activity): string {
-  return [
+export function statusText(accountId: string, agentId: string, sessionKey: string, a: Activity, quietUntil?: number): string {
+  const lines = [
     `account: ${accountId}`,
     `agent: ${agentId}`,
     `session: ${sessionKey}`,
     `backlog: ${a.backlog}`,
     `last inbound: ${a.lastInboundAt ? new Date(a.lastInboundAt).toISOString() : "never"}`,
     `last outbound: ${a.lastOutboundAt ? new Date(a.lastOutboundAt).toISOString() : "never"}`,
-  ].join("\n");
+  ];
+  if (quietUntil) lines.push(`owner takeover: the agent is quiet in this chat until ${new Date(quietUntil).toISOString()}`);
+  return lines.join("\n");
 }
 
 export const RESET_REPLY = "Session cleared. The next message starts a new conversation.";
@@ -194,7 +203,7 @@ export function controlCommand(cmd: ControlCommand, ctx: CommandContext): string
   const id = ctx.account.accountId;
   switch (cmd.name) {
     case "status":
-      return statusText(id, ctx.agent.id, ctx.sessionKey, ctx.store.activity(id));
+      return statusText(id, ctx.agent.id, ctx.sessionKey, ctx.store.activity(id), ctx.quietUntil);
     case "reset":
     case "new":
       if (!mayReset(ctx)) return OWNER_RESET_REPLY;

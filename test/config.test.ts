@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import JSON5 from "json5";
-import { buildConfig, loadConfig, parseConfig, resolveAccount, type Config, type ImessageAccount } from "../src/config.ts";
+import { buildConfig, legacyWarnings, loadConfig, parseConfig, resolveAccount, type Config, type ImessageAccount } from "../src/config.ts";
 import { closestKey, DEFAULTS, describeSchemaKeys, isSafeCliPath, MINIMAL_CONFIG_EXAMPLE } from "../src/config-schema.ts";
 import { DEFAULT_ATTACHMENT_ROOT, mergeRoots } from "../src/files.ts";
 import { ConfigError, EXIT } from "../src/errors.ts";
@@ -63,7 +63,11 @@ describe("defaults of a resolved account", () => {
     ["service", "auto"],
     ["region", "US"],
     ["historyLimit", 50],
-    ["dmHistoryLimit", 20],
+    ["dmHistoryLimit", 0],
+    ["dmSessionTurns", 20],
+    ["dms", {}],
+    ["ownerTakeoverMinutes", 0],
+    ["debounceMs", undefined],
     ["probeTimeoutMs", 10_000],
     ["responsePrefix", undefined],
     ["defaultTo", undefined],
@@ -536,12 +540,34 @@ describe("helpers", () => {
   });
 });
 
+describe("debounce, session turns and per-sender DM settings", () => {
+  const rows: [string, Record<string, unknown>, Partial<Record<keyof ImessageAccount, unknown>>][] = [
+    ["messages.inbound.debounceMs", { messages: { inbound: { debounceMs: 1500 } } }, { debounceMs: 1500 }],
+    ["byChannel.imessage wins, 0 disables", { messages: { inbound: { debounceMs: 1500, byChannel: { imessage: 0 } } } }, { debounceMs: 0 }],
+    ["an old dmHistoryLimit keeps meaning turns kept (and now also seeds)", { channels: { imessage: { dmHistoryLimit: 7 } } }, { dmHistoryLimit: 7, dmSessionTurns: 7 }],
+    ["dmSessionTurns set: the two are independent", { channels: { imessage: { dmHistoryLimit: 7, dmSessionTurns: 3 } } }, { dmHistoryLimit: 7, dmSessionTurns: 3 }],
+    ["dms keys are normalized handles", { channels: { imessage: { dms: { "+1 (555) 000-1111": { historyLimit: 5 } } } } }, { dms: { "+15550001111": { historyLimit: 5 } } }],
+    ["ownerTakeoverMinutes", { channels: { imessage: { ownerTakeoverMinutes: 30 } } }, { ownerTakeoverMinutes: 30 }],
+  ];
+  test.each(rows)("%s", (_n, doc, want) => {
+    const a = account(doc);
+    for (const [k, v] of Object.entries(want)) expect(a[k as keyof ImessageAccount]).toEqual(v as never);
+  });
+});
+
+test("an old dmHistoryLimit without dmSessionTurns warns once per place it is set", () => {
+  const c = cfg({ channels: { imessage: { dmHistoryLimit: 5, accounts: { a: { dmHistoryLimit: 3, dmSessionTurns: 3 }, b: { dmHistoryLimit: 2 } } } } });
+  expect(legacyWarnings(c.imessage).map((w) => w.split(".dmHistoryLimit")[0])).toEqual(["channels.imessage", "channels.imessage.accounts.b"]);
+  expect(c.warnings.filter((w) => w.includes("dmHistoryLimit now means"))).toHaveLength(2);
+  expect(legacyWarnings(cfg({ channels: { imessage: { dmSessionTurns: 5 } } }).imessage)).toEqual([]);
+});
+
 describe("config reference", () => {
   const keys = describeSchemaKeys();
   const documented = [
     "enabled", "cliPath", "dbPath", "remoteHost", "sshConfig", "includeAttachments", "attachmentRoots", "remoteAttachmentRoots",
     "mediaLocalRoots", "allowSms", "dmPolicy", "allowFrom", "groupPolicy", "groupAllowFrom", "groups", "mediaMaxMb", "textChunkLimit", "chunkMode",
-    "configWrites", "service", "region", "historyLimit", "dmHistoryLimit", "probeTimeoutMs", "responsePrefix",
+    "configWrites", "service", "region", "historyLimit", "dmHistoryLimit", "dmSessionTurns", "dms", "ownerTakeoverMinutes", "probeTimeoutMs", "responsePrefix",
     "defaultTo", "accounts", "defaultAccount", "maxAgeMinutes", "recoveryMaxAgeMinutes", "recoveryMaxRows", "retentionDays",
     // OpenClaw 2026.9
     "streaming", "reactionNotifications", "dms", "name", "capabilities", "markdown", "contextVisibility", "heartbeatVisibility",

@@ -13,7 +13,7 @@ import { waitFor } from "./helpers/sim.ts";
 
 const res = e2eResources();
 
-const TUNING = { debounceMs: 10, backoffInitialMs: 50, watchdogMs: 2000, shutdownGraceMs: 3000 };
+const TUNING = { debounceMs: 10, inboundDebounceMs: 0, backoffInitialMs: 50, watchdogMs: 2000, shutdownGraceMs: 3000 };
 
 async function start(imessage: (chatId: number) => Record<string, unknown>, seed?: (stateDir: string, chatId: number) => void) {
   const sim = res.sim({ env: { IMSG_SIM_POLL_MS: "50" } });

@@ -54,7 +54,7 @@ describe("screen: the rules before policy, in order", () => {
   const group = { isGroup: true, chatId: 7, chatIdentifier: "chat123", participants: ["+15550001111", "+15550002222"] };
   const rows: [string, ImsgMessage, Partial<ScreenInput>, Parameters<typeof journal>[0], string][] = [
     ["an ordinary fresh DM passes", msg(), {}, {}, "pass"],
-    ["our own row", msg({ isFromMe: true }), {}, {}, "dropped from me"],
+    ["an is_from_me row (see the from-me rules below)", msg({ isFromMe: true }), {}, {}, "dropped from me: the owner's reply, kept as context"],
     ["a row with the guid of a message we sent", msg({ guid: "OUT-1" }), {}, { sent: { text: "x", target: "imessage:+15550001111", guid: "OUT-1" } }, "dropped echo (our own message guid)"],
     ["an undatable row is skipped", msg({ createdAt: "garbage" }), {}, {}, 'skipped unreadable created_at: "garbage"'],
     ["older than maxAgeMinutes live", msg({ createdAt: new Date(NOW - 16 * 60_000).toISOString() }), {}, {}, "skipped stale: older than 15 min"],
@@ -122,5 +122,24 @@ describe("LoopBreaker", () => {
     expect(b.open("chat:1", 100)).toBe(false);
     expect(b.reply("chat:1", 100)).toBe(true);
     expect(b.open("chat:1", 101)).toBe(true);
+  });
+});
+
+describe("screen: is_from_me rows are ours (never the owner's) or the owner's reply (context, never answered)", () => {
+  const mine = (over: Partial<ImsgMessage> = {}) => msg({ isFromMe: true, guid: "ME-1", text: "call me at 6", ...over });
+  const owner = "dropped from me: the owner's reply, kept as context";
+  const rows: [string, ImsgMessage, Partial<ScreenInput>, Parameters<typeof journal>[0], string, boolean][] = [
+    ["typed by the owner", mine(), {}, {}, owner, true],
+    ["our send by guid", mine({ guid: "OUT-1" }), {}, { sent: { text: "x", target: "imessage:+15550001111", guid: "OUT-1" } }, "dropped echo (our own message guid)", false],
+    ["our send by text into the chat (guid not known yet)", mine({ text: "On my way" }), {}, { sent: { text: "On my way", chatId: 7, target: "imessage:+15550001111" } }, "dropped echo (text we just sent)", false],
+    ["our group send by text (no handle on outgoing group rows)", mine({ text: "ok", sender: "", isGroup: true, participants: ["+15550001111", "+15550002222"] }), {}, { sent: { text: "ok", chatId: 7, target: "chat_id:7" } }, "dropped echo (text we just sent)", false],
+    ["same text sent to someone else is still the owner's", mine({ text: "ok" }), {}, { sent: { text: "ok", chatId: 8, target: "imessage:+15550003333" } }, owner, true],
+    ["no text (a photo, a tapback)", mine({ text: "" }), {}, {}, "dropped from me", false],
+    ["too old to be context", mine({ createdAt: new Date(NOW - 16 * 60_000).toISOString() }), {}, {}, "dropped from me: too old to keep as the owner's reply", false],
+  ];
+  test.each(rows)("%s", (_name, m, over, seed, want, isOwner) => {
+    const r = screen(input(m, over), journal(seed), closed);
+    expect(outcome(r)).toBe(want);
+    expect("owner" in r && r.owner === true).toBe(isOwner);
   });
 });

@@ -600,3 +600,20 @@ describe("stateDirProblem", () => {
     });
   }
 });
+
+describe("debounced bursts in the journal", () => {
+  test("mergeBurst: earlier rows merged into the anchor, only the anchor unfinished; a later burst takes an old anchor's rows along", () => {
+    const { store } = fresh();
+    for (const r of [1, 2, 3, 4]) store.journalInbound("default", msg(r));
+    store.mergeBurst("default", "guid-2", ["guid-1"], { agentId: "main", sessionKey: "s" });
+    expect(store.getInbound("default", "guid-1")).toMatchObject({ state: "merged", anchorKey: "guid-2" });
+    expect(store.getInbound("default", "guid-2")).toMatchObject({ state: "dispatched", sessionKey: "s" });
+    expect(store.unfinishedInbound("default").map((r) => r.key)).toEqual(["guid-2", "guid-3", "guid-4"]);
+    expect(store.mergedInto("default", "guid-2").map((r) => r.key)).toEqual(["guid-1"]);
+    // After a crash the resumed anchor joins the rows that came after it: one turn for all four.
+    store.mergeBurst("default", "guid-4", ["guid-2", "guid-3"], { agentId: "main", sessionKey: "s" });
+    expect(store.mergedInto("default", "guid-4").map((r) => r.key)).toEqual(["guid-1", "guid-2", "guid-3"]);
+    expect(store.mergedInto("default", "guid-2")).toEqual([]);
+    expect(store.unfinishedInbound("default").map((r) => r.key)).toEqual(["guid-4"]);
+  });
+});

@@ -137,7 +137,7 @@ describe("watchdog", () => {
     // 0.9: status (not found), chats.list, watch.subscribe; 0.14+ also messages.after for the exact newest row.
     const modern = (process.env.IMSG_SIM_VERSION ?? DEFAULT_SIM_VERSION) !== "0.9.0";
     setup({ probeTimeoutMs: 500 }, {}, { IMSG_SIM_HANG_AFTER: modern ? "4" : "3" });
-    const g = gateway({ OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 10, backoffInitialMs: 50, watchdogMs: 300 }) });
+    const g = gateway({ OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 10, inboundDebounceMs: 0, backoffInitialMs: 50, watchdogMs: 300 }) });
     await g.subscribed();
     await g.logs.waitFor((l) => l.msg.includes("watch child is not answering"), 10_000);
     await g.subscribed(2);
@@ -163,7 +163,7 @@ describe("iCloud twins", () => {
 describe("silent watch", () => {
   test("a watch that stops emitting while imsg has newer rows is noticed and resubscribed; nothing is lost", async () => {
     setup({ probeTimeoutMs: 2000 }, {}, { IMSG_SIM_WATCH_STALL_AFTER: "1" });
-    const g = gateway({ OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 10, backoffInitialMs: 50, watchdogMs: 300 }) });
+    const g = gateway({ OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 10, inboundDebounceMs: 0, backoffInitialMs: 50, watchdogMs: 300 }) });
     await g.subscribed();
     sim.db.inject({ from: "+15550001111", text: "first" });
     await waitFor(() => sentTexts().includes("echo: first"), 10_000, "first reply");

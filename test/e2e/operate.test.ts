@@ -10,7 +10,7 @@ let sim: Sim;
 let ws: Workspace;
 const gws: GatewayProc[] = [];
 const pids: number[] = [];
-const TUNING = { OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 10, backoffInitialMs: 50, shutdownGraceMs: 3000 }) };
+const TUNING = { OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 10, inboundDebounceMs: 0, backoffInitialMs: 50, shutdownGraceMs: 3000 }) };
 
 afterEach(async () => {
   for (const g of gws.splice(0)) await g.kill();

@@ -92,7 +92,7 @@ export class GatewayProc {
   constructor(ws: Workspace, opts: { args?: string[]; env?: Record<string, string | undefined>; runtime?: Runtime } = {}) {
     const [cmd, pre] = cliCommand(opts.runtime);
     this.child = spawn(cmd, [...pre, "gateway", "--config", ws.configPath, "--state-dir", ws.stateDir, "--log-format", "json", "--verbose", ...(opts.args ?? [])], {
-      env: childEnv({ OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 10, backoffInitialMs: 50, watchdogMs: 2000, shutdownGraceMs: 3000 }), ...opts.env }),
+      env: childEnv({ OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 10, inboundDebounceMs: 0, backoffInitialMs: 50, watchdogMs: 2000, shutdownGraceMs: 3000 }), ...opts.env }),
       stdio: ["ignore", "pipe", "pipe"],
     });
     let partial = "";
