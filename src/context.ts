@@ -7,7 +7,7 @@ import type { Config, ImessageAccount } from "./config.ts";
 import { conversationOf } from "./policy.ts";
 import { redact } from "./log.ts";
 import { convKey } from "./screen.ts";
-import { historyKey } from "./turn.ts";
+import { historyKey, quoteLines } from "./turn.ts";
 import { messagesHistory, type ImsgMessage } from "./imsg.ts";
 import type { Logger } from "./log.ts";
 import type { RpcClient } from "./rpc.ts";
@@ -76,7 +76,8 @@ export function seedLimit(account: Pick<ImessageAccount, "dms" | "dmHistoryLimit
 export function seedEntries(rows: readonly ImsgMessage[], beforeRowid: number, limit: number, sentByUs: (guid: string) => boolean): HistoryEntry[] {
   const picked = rows.filter((m) => m.id < beforeRowid && m.text.trim() !== "").slice(0, limit).reverse();
   return picked.map((m) =>
-    !m.isFromMe ? { role: "user", text: m.text } : { role: "assistant", text: m.guid && sentByUs(m.guid) ? m.text : ownerTurnText(m.text) },
+    // User text is quoted as in a turn's body, so a seeded line can never pose as the gateway's own.
+    !m.isFromMe ? { role: "user", text: quoteLines(m.text).join("\n") } : { role: "assistant", text: m.guid && sentByUs(m.guid) ? m.text : ownerTurnText(m.text) },
   );
 }
 

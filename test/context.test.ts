@@ -11,13 +11,13 @@ describe("seedEntries", () => {
   const ours = (g: string) => g === "OURS";
   const cases: [string, number, number, { role: string; text: string }[]][] = [
     ["everything before the current row, oldest first; ours plain, the owner's marked", 9, 10, [
-      { role: "user", text: "hi" },
+      { role: "user", text: "> hi" },
       { role: "assistant", text: "[The owner replied by hand] I'll ask it" },
-      { role: "user", text: "can you help?" },
+      { role: "user", text: "> can you help?" },
       { role: "assistant", text: "sure" },
     ]],
-    ["the newest `limit` only", 9, 2, [{ role: "user", text: "can you help?" }, { role: "assistant", text: "sure" }]],
-    ["before a burst's first row", 7, 5, [{ role: "user", text: "hi" }, { role: "assistant", text: "[The owner replied by hand] I'll ask it" }]],
+    ["the newest `limit` only", 9, 2, [{ role: "user", text: "> can you help?" }, { role: "assistant", text: "sure" }]],
+    ["before a burst's first row", 7, 5, [{ role: "user", text: "> hi" }, { role: "assistant", text: "[The owner replied by hand] I'll ask it" }]],
     ["limit 0 seeds nothing", 9, 0, []],
   ];
   for (const [name, before, limit, want] of cases) test(name, () => expect(seedEntries(rows, before, limit, ours)).toEqual(want as never));

@@ -99,12 +99,12 @@ test("a new DM session is seeded from imsg history: dmHistoryLimit messages, dms
   await settled(now.guid);
   expect(turns()).toHaveLength(1);
   expect(turns()[0]!.history).toEqual([
-    { role: "user", text: "dinner on friday?" },
+    { role: "user", text: "> dinner on friday?" },
     { role: "assistant", text: "[The owner replied by hand] yes, 7pm" },
   ]);
   // Seeded once: the next turn has the seed plus the first exchange, not a second seed.
   const next = sim.db.inject({ from: "+15550001111", text: "thanks" });
   await settled(next.guid);
-  expect(turns()[1]!.history.map((e) => e.text)).toEqual(["dinner on friday?", "[The owner replied by hand] yes, 7pm", "where again?", "echo: where again?"]);
+  expect(turns()[1]!.history.map((e) => e.text)).toEqual(["> dinner on friday?", "[The owner replied by hand] yes, 7pm", "> where again?", "echo: where again?"]);
   expect(await gw!.stop()).toBe(0);
 }, 30_000);
