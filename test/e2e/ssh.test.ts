@@ -108,7 +108,7 @@ describe("remote Mac over SSH", () => {
     expect(r.code).toBe(0);
     for (const c of rep.accounts[0]!.checks) expect(c.ok).toBe(true);
     expect(check(rep, "imsg binary found").detail).toBe(join(s.dir, "imsg-ssh"));
-    expect(check(rep, "rpc supported").detail).toBe("imsg 0.9.0");
+    expect(check(rep, "rpc supported").detail).toBe(`imsg ${s.version}`);
     expect(check(rep, "RPC handshake").detail).toBe("chats.list answered (1 chat)");
     const times: number[] = [];
     for (let i = 0; i < 3; i++) times.push((await cli(w, "probe", "--json")).ms);
