@@ -7,6 +7,7 @@ import type { ImsgAttachment } from "./imsg.ts";
 import { errorMessage } from "./errors.ts";
 import { checkLocalAttachment, finishDownload, isPathAllowed, sizeReason, type MoveResult } from "./files.ts";
 import { getLog } from "./log.ts";
+import { fetchWithConverted, type TurnAttachment } from "./media.ts";
 import { scpFetch, type ScpFetchOptions } from "./ssh.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -108,6 +109,17 @@ export async function fetchAttachments(attachments: readonly ImsgAttachment[], o
     out.push(r);
   }
   return out;
+}
+
+/** A turn's attachments: originals with imsg's converted files, fetched into the cache; each failure becomes a note. */
+export async function fetchTurnAttachments(attachments: readonly ImsgAttachment[], opts: FetchAttachmentsOptions): Promise<{ attachments: TurnAttachment[]; notes: string[] }> {
+  const out: TurnAttachment[] = [];
+  const notes: string[] = [];
+  for (const { result: r, converted: c } of await fetchWithConverted(attachments, (list) => fetchAttachments(list, opts))) {
+    if (r.ok) out.push({ path: r.path, mimeType: r.mimeType, name: r.name, size: r.size, ...(c ? { convertedPath: c.path, convertedMimeType: c.mimeType } : {}) });
+    else notes.push("[attachment unavailable]"); // fetchAttachments logged why
+  }
+  return { attachments: out, notes };
 }
 
 async function ensureSessionDir(stateDir: string, sessionKey: string): Promise<string> {

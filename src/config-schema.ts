@@ -57,6 +57,7 @@ export interface ImessageAccount {
   /** Inbound debounce window for this channel (messages.inbound); undefined = the built-in default. */
   debounceMs?: number;
   probeTimeoutMs: number; // 10000
+  sendReadReceipts: boolean; // true: accepted messages are marked read (needs the IMCore bridge)
   responsePrefix?: string; // account → top level → messages.responsePrefix
   defaultTo?: string; // `send` target when --to is omitted
   /** Stale-row fences (docs/CONTRACT.md §8.5). */
@@ -151,6 +152,7 @@ export const DEFAULTS = {
     dmSessionTurns: 20,
     ownerTakeoverMinutes: 0,
     probeTimeoutMs: 10_000,
+    sendReadReceipts: true,
     maxAgeMinutes: 15,
     recoveryMaxAgeMinutes: 120,
     recoveryMaxRows: 500,
@@ -307,7 +309,6 @@ export const UNSUPPORTED_KEYS = {
   healthMonitor: "health is reported by `openclaw-imsg probe` and /status",
   actions: "message actions (react, edit, unsend, effects, group admin) need imsg's private-API bridge",
   sendTransport: "imsg picks the send transport itself",
-  sendReadReceipts: "read receipts need imsg's private-API bridge",
   catchup: "deprecated in OpenClaw; use recoveryMaxAgeMinutes and recoveryMaxRows",
   "streaming.block": "replies are sent whole (chunked by streaming.chunkMode), not streamed in blocks",
   "groups.*.tools": "tool policies belong to the agent, not this gateway",
@@ -374,7 +375,6 @@ const accountEntries = {
   healthMonitor: v.optional(strict({ enabled: bool })),
   actions: v.optional(strict(Object.fromEntries(ACTIONS.map((a) => [a, bool])) as Record<(typeof ACTIONS)[number], typeof bool>)),
   sendTransport: v.optional(oneOf(["auto", "bridge", "applescript"] as const)),
-  sendReadReceipts: bool,
   catchup: v.optional(
     strict({
       enabled: bool,
@@ -393,6 +393,7 @@ const accountEntries = {
   dms: v.optional(v.record(nonEmpty, strict({ historyLimit: v.optional(int(0, 1000)) }))),
   ownerTakeoverMinutes: v.optional(int(0, 10080)),
   probeTimeoutMs: v.optional(int(1, 600000)),
+  sendReadReceipts: v.optional(v.boolean()),
   responsePrefix: v.optional(v.string()),
   defaultTo: v.optional(nonEmpty),
   maxAgeMinutes: v.optional(int(1, 10080)),
@@ -530,7 +531,6 @@ const KEY_DOCS: { [K in keyof typeof imessageEntries]: KeyDoc } = {
   healthMonitor: unsupported("{enabled?}", "healthMonitor"),
   actions: unsupported("{reactions?, edit?, unsend?, …}", "actions"),
   sendTransport: unsupported('"auto" | "bridge" | "applescript"', "sendTransport"),
-  sendReadReceipts: unsupported("boolean", "sendReadReceipts"),
   catchup: unsupported("{enabled?, maxAgeMinutes?, perRunLimit?, …}", "catchup"),
   configWrites: { type: "boolean", default: String(d.configWrites), description: "allow /config set|unset from chats (needs commands.config)" },
   service: { type: '"imessage" | "sms" | "auto"', default: q(d.service), description: "send service for handle targets" },
@@ -541,6 +541,7 @@ const KEY_DOCS: { [K in keyof typeof imessageEntries]: KeyDoc } = {
   dms: { type: "record<handle, {historyLimit?}>", description: "per-sender DM settings; historyLimit overrides dmHistoryLimit for that sender" },
   ownerTakeoverMinutes: { type: "integer 0–10080", default: String(d.ownerTakeoverMinutes), description: "after the owner replies by hand in a chat, the agent stays quiet there this long (0 = never)" },
   probeTimeoutMs: { type: "integer 1–600000", default: String(d.probeTimeoutMs), description: "timeout for probe and RPC requests, in ms (at most 10 minutes)" },
+  sendReadReceipts: { type: "boolean", default: String(d.sendReadReceipts), description: "mark a message read when it is accepted for a turn (never for dropped messages, strangers or tapbacks; needs the IMCore bridge)" },
   responsePrefix: { type: "string", description: "prefix for every reply (fallback messages.responsePrefix)" },
   defaultTo: { type: "string", description: "`send` target when --to is omitted" },
   maxAgeMinutes: { type: "integer 1–10080", default: String(d.maxAgeMinutes), description: "live rows older than this are skipped (at most 7 days)" },

@@ -366,6 +366,7 @@ export function resolveAccount(cfg: Config, id?: string): ImessageAccount {
     ownerTakeoverMinutes: m.ownerTakeoverMinutes ?? D.ownerTakeoverMinutes,
     ...(debounceWindow(cfg.messages.inbound) !== undefined ? { debounceMs: debounceWindow(cfg.messages.inbound) } : {}),
     probeTimeoutMs: m.probeTimeoutMs ?? D.probeTimeoutMs,
+    sendReadReceipts: m.sendReadReceipts ?? D.sendReadReceipts,
     ...(responsePrefix !== undefined ? { responsePrefix } : {}),
     ...(m.defaultTo !== undefined ? { defaultTo: m.defaultTo.trim() } : {}),
     maxAgeMinutes: m.maxAgeMinutes ?? D.maxAgeMinutes,

@@ -4,16 +4,16 @@
 import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { resolveAccount } from "./config.ts";
 import { AgentError, routeAgent, runAgent, sessionKey as makeSessionKey, type AgentTurn } from "./agents.ts";
-import { fetchAttachments, pruneMediaCache } from "./attachments.ts";
+import { fetchTurnAttachments, pruneMediaCache } from "./attachments.ts";
 import { reconcileOutbound, SendClient, SETTLE_MS } from "./deliver.ts";
 import { parseMessage, toWireMessage, type ImsgMessage } from "./imsg.ts";
-import { fetchWithConverted } from "./media.ts";
 import { resolveRemoteHost } from "./ssh.ts";
 import { stagerFor } from "./stage.ts";
 import { acquireLock, type Lock } from "./lock.ts";
 import { getLog, preview, redact, type Logger } from "./log.ts";
 import { Outbox, type OutboundReply } from "./outbox.ts";
 import { approvedSenders, pairingReply, requestPairing } from "./pairing.ts";
+import { Presence } from "./presence.ts";
 import { compileMentionPatterns, conversationOf, decide, dmSessionMayBeShared, SHARED_SESSION_FIX, SHARED_SESSION_WARNING, type Decision, type Peer } from "./policy.ts";
 import { KeyedQueue, Semaphore } from "./queues.ts";
 import { describeReaction, reactionGate } from "./reactions.ts";
@@ -62,6 +62,8 @@ class AccountRuntime {
   readonly sender: SendClient;
   readonly watch: Watch;
   readonly outbox: Outbox;
+  /** Typing and read receipts, on an imsg child of their own (see presence.ts). */
+  readonly presence: Presence;
   readonly #breaker = new LoopBreaker();
   /** One agent turn at a time per session, sessions in parallel (bounded by `turns`). */
   readonly #sessions = new KeyedQueue();
@@ -91,6 +93,7 @@ class AccountRuntime {
     const current = () => this.account;
     this.watch = new Watch({ account: current, store, tuning, log: this.log, onMessage: (raw) => this.#ingest(raw), beforeFirstSubscribe: () => this.#recover() });
     this.outbox = new Outbox({ account: current, store, sender: this.sender, stateDir, configPath: cfg.path, settleMs: tuning.settleMs, log: this.log, breaker: this.#breaker, track: (p) => this.#track(p) });
+    this.presence = new Presence({ account: current, log: this.log });
     const id = account.accountId;
     this.#lookups = {
       hasOutboundGuid: (guid) => store.hasOutboundGuid(id, guid),
@@ -137,6 +140,7 @@ class AccountRuntime {
       else if (r.reason) this.log.debug(`no remote host for attachments: ${r.reason}`);
     }
     this.watch.start();
+    this.watch.ready.then(() => this.presence.start(), () => {});
   }
 
   /** Ingest: a watch payload is journaled (moving the cursor) before anything else; a throw here replaces the child. */
@@ -265,6 +269,7 @@ class AccountRuntime {
     const a = items.at(-1)!;
     this.store.mergeBurst(this.id, a.key, items.slice(0, -1).map((i) => i.key), { agentId: a.agent.id, sessionKey: a.sk });
     if (items.length > 1) this.log.debug(`merged ${items.length} rows into one turn (anchor row ${a.msg.id})`);
+    if (!a.d.reaction) this.presence.read(a.msg, a.isGroup);
     await this.#sessions.run(a.sk, () => this.turns.run(() => this.#turn(a.key, a.msg, a.d, a.agent, a.isGroup, a.sk)));
   }
 
@@ -287,14 +292,25 @@ class AccountRuntime {
     if (this.#stopping && this.#abort.signal.aborted) return; // left "dispatched": re-run after restart
     if (d.command && d.commandAuthorized) {
       const quiet = quietUntil(this.store, this.id, convKey(msg, this.account), Date.now());
-      const ctx = { account: this.account, cfg: this.cfg, agent, sessionKey: sk, isGroup, msg, store: this.store, onConfig: this.onConfig, quietUntil: quiet };
+      const ctx = { account: this.account, cfg: this.cfg, agent, sessionKey: sk, isGroup, msg, store: this.store, onConfig: this.onConfig, quietUntil: quiet, imsgActions: () => this.presence.describe() };
       const text = controlCommand(d.command, ctx);
       if (text !== undefined) {
         const reply = { text, media: [], system: true };
         this.store.setInbound(this.id, key, { state: "replied", reply });
-        return this.outbox.enqueue(key, msg, reply, isGroup);
+        return void this.outbox.enqueue(key, msg, reply, isGroup);
       }
     }
+    // Typing from the turn's start until its reply is delivered (or the turn fails or is cancelled).
+    if (d.reaction) return void (await this.#agentTurn(key, msg, d, agent, isGroup, sk)); // a tapback often gets no reply
+    const typing = this.presence.typing(msg, isGroup);
+    const r = await this.#agentTurn(key, msg, d, agent, isGroup, sk).catch((e) => {
+      typing.stop();
+      throw e;
+    });
+    typing.stopAfter(r?.sent);
+  }
+
+  async #agentTurn(key: string, msg: ImsgMessage, d: Dispatch, agent: AgentConfig, isGroup: boolean, sk: string): Promise<{ sent: Promise<void> } | undefined> {
     const { attachments, notes } = await this.#attachments(msg, sk);
     if (this.#abort.signal.aborted) return; // shutdown while fetching: stays "dispatched"
     // Read now, cleared only with the reply: a failed or cancelled turn keeps the group's context for the next one.
@@ -330,32 +346,15 @@ class AccountRuntime {
       if (upTo) this.store.clearGroupPending(this.id, msg.chatId, upTo);
       this.store.setInbound(this.id, key, { state: "replied", reply });
     });
-    this.outbox.enqueue(key, msg, reply, isGroup);
+    return { sent: this.outbox.enqueue(key, msg, reply, isGroup) };
   }
 
-  /** The message's attachments, fetched into the cache for the agent; the ones that failed become notes. */
-  async #attachments(msg: ImsgMessage, sk: string): Promise<{ attachments: AgentTurn["attachments"]; notes: string[] }> {
-    const attachments: AgentTurn["attachments"] = [];
-    const notes: string[] = [];
-    if (!this.account.includeAttachments || !msg.attachments.length) return { attachments, notes };
-    const res = await fetchWithConverted(msg.attachments, (list) =>
-      fetchAttachments(list, {
-        stateDir: this.stateDir,
-        sessionKey: sk,
-        maxBytes: this.account.mediaMaxMb * 1024 * 1024,
-        roots: this.#remoteHost ? this.account.remoteAttachmentRoots : this.account.attachmentRoots,
-        remoteHost: this.#remoteHost,
-        scp: { sshOptions: this.#remoteSsh },
-      }),
-    );
-    for (const { result: r, converted: c } of res) {
-      if (r.ok) attachments.push({ path: r.path, mimeType: r.mimeType, name: r.name, size: r.size, ...(c ? { convertedPath: c.path, convertedMimeType: c.mimeType } : {}) });
-      else {
-        notes.push("[attachment unavailable]");
-        this.log.debug(`attachment of row ${msg.id} unavailable: ${r.reason}`);
-      }
-    }
-    return { attachments, notes };
+  /** The message's attachments, fetched into the cache for the agent (failures become notes). */
+  #attachments(msg: ImsgMessage, sk: string): Promise<{ attachments: AgentTurn["attachments"]; notes: string[] }> {
+    if (!this.account.includeAttachments || !msg.attachments.length) return Promise.resolve({ attachments: [], notes: [] });
+    const roots = this.#remoteHost ? this.account.remoteAttachmentRoots : this.account.attachmentRoots;
+    const o = { stateDir: this.stateDir, sessionKey: sk, maxBytes: this.account.mediaMaxMb * 1024 * 1024, roots, remoteHost: this.#remoteHost, scp: { sshOptions: this.#remoteSsh } };
+    return fetchTurnAttachments(msg.attachments, o);
   }
 
   /** Finishes what a previous run left: settle unknown sends, then resume every unfinished inbound row. */
@@ -391,7 +390,7 @@ class AccountRuntime {
         return;
       }
       const { isGroup } = conversationOf(msg, this.account);
-      return this.outbox.enqueue(row.key, msg, row.reply as OutboundReply, isGroup);
+      return void this.outbox.enqueue(row.key, msg, row.reply as OutboundReply, isGroup);
     }
     return this.#process(row.key, msg, true);
   }
@@ -415,7 +414,7 @@ class AccountRuntime {
       this.#abort.abort();
       await drain();
     }
-    await this.sender.stop();
+    await Promise.all([this.sender.stop(), this.presence.stop()]);
   }
 }
 

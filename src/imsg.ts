@@ -306,6 +306,16 @@ export async function sendMessage(client: RpcClient, params: Record<string, unkn
   };
 }
 
+/** `typing {…target, typing}` (0.7.3+): starts or stops the typing indicator in a chat. */
+export async function setTyping(client: RpcClient, target: Record<string, unknown>, typing: boolean, timeoutMs?: number): Promise<void> {
+  objectResult("typing", await client.request("typing", { ...target, typing }, { timeoutMs }));
+}
+
+/** `read {…target}` (0.7.3+): marks the chat read, which sends a read receipt where the chat has them on. */
+export async function markRead(client: RpcClient, target: Record<string, unknown>, timeoutMs?: number): Promise<void> {
+  objectResult("read", await client.request("read", target, { timeoutMs }));
+}
+
 /** Parses `MAJOR.MINOR.PATCH` out of `imsg --version` output. */
 export function parseVersion(text: string): [number, number, number] | undefined {
   const m = /(\d+)\.(\d+)\.(\d+)/.exec(text);

@@ -52,10 +52,12 @@ export class Outbox {
   #stopping = false;
   constructor(readonly opts: OutboxOptions) {}
 
-  /** Queues a reply to the inbound row `key` on its conversation; the caller does not wait for the sends. */
-  enqueue(key: string, msg: ImsgMessage, reply: OutboundReply, isGroup: boolean): void {
+  /** Queues a reply to the inbound row `key` on its conversation; the caller need not wait for the sends (the promise settles after them). */
+  enqueue(key: string, msg: ImsgMessage, reply: OutboundReply, isGroup: boolean): Promise<void> {
     const conv = formatTarget(replyTargetFor(msg, isGroup));
-    this.opts.track(this.#queue.run(conv, () => this.#send(key, msg, reply, isGroup)));
+    const sent = this.#queue.run(conv, () => this.#send(key, msg, reply, isGroup));
+    this.opts.track(sent);
+    return sent;
   }
 
   /** Stops scheduling retries (their replies stay "replied" and resume after a restart). */

@@ -6,12 +6,15 @@ import { delimiter, join } from "node:path";
 import { checkKnownHost, mentionsSsh, resolveRemoteHost } from "./ssh.ts";
 import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { routeAgent } from "./agents.ts";
-import { chatsList, initialize, messagesHistory, parseVersion, versionSupportsRpc, type ImsgStatus } from "./imsg.ts";
+import { imsgInfo, type ImsgInfo } from "./capabilities.ts";
+import { chatsList, initialize, messagesHistory, parseVersion, versionSupportsRpc } from "./imsg.ts";
 import { readLock } from "./lock.ts";
 import { dmSessionMayBeShared, SHARED_SESSION_FIX, SHARED_SESSION_WARNING } from "./policy.ts";
 import { classifyError, ImsgPermissionError, ImsgSpawnError, RpcClient, RpcTimeoutError, runImsg, type CommandResult } from "./rpc.ts";
 import { Store } from "./store.ts";
 import { cursorBeyond, newestRowid } from "./watch.ts";
+
+export { ADVANCED, describeImsgInfo, imsgInfo, UNDISCOVERABLE, type Advanced, type ImsgInfo } from "./capabilities.ts";
 
 /** One probe check as printed in the JSON report (docs/CONTRACT.md §4.1). */
 export interface Check {
@@ -30,45 +33,6 @@ export interface AccountReport {
   checks: Check[];
   /** What imsg says about itself; only from imsg with `initialize`/`status` (0.14+). Informational. */
   imsg?: ImsgInfo;
-}
-
-/** Methods and options beyond the basics, each usable now or not (from `status`). */
-export const ADVANCED = ["messages.after", "typing", "read", "tapback", "reply_to"] as const;
-export type Advanced = (typeof ADVANCED)[number];
-
-/** The probe's view of `initialize`: version, database, bridge (never a failure), usable methods. */
-export interface ImsgInfo {
-  version?: string;
-  protocolVersion?: number;
-  database: { ready: boolean; path?: string; error?: string };
-  bridge?: { ready: boolean; error?: string };
-  methods: string[];
-  advanced: Record<Advanced, boolean>;
-}
-
-/** Which advanced features this imsg can use now: listed methods, and `reply_to` only with a ready bridge. */
-export function imsgInfo(st: ImsgStatus): ImsgInfo {
-  const has = (m: string) => st.methods.includes(m);
-  const advanced = {
-    "messages.after": has("messages.after"),
-    typing: has("typing"),
-    read: has("read"),
-    tapback: has("tapback"),
-    reply_to: has("send") && st.bridge?.ready === true,
-  };
-  return { version: st.version, protocolVersion: st.protocolVersion, database: st.database, bridge: st.bridge, methods: st.methods, advanced };
-}
-
-/** The text report's lines for ImsgInfo (informational, so never FAIL). */
-export function describeImsgInfo(i: ImsgInfo): string[] {
-  const db = i.database.ready ? `database ready${i.database.path ? ` (${i.database.path})` : ""}` : `database not ready: ${i.database.error ?? "no reason given"}`;
-  const bridge = !i.bridge ? "bridge not reported" : i.bridge.ready ? "bridge ready" : `bridge not ready${i.bridge.error ? ` (${i.bridge.error})` : ""}`;
-  const on = ADVANCED.filter((a) => i.advanced[a]);
-  const off = ADVANCED.filter((a) => !i.advanced[a]);
-  return [
-    `imsg ${i.version ?? "(version not reported)"}: ${db}; ${bridge}`,
-    `advanced methods: ${on.length ? `usable ${on.join(", ")}` : "none usable"}${off.length ? `; not usable ${off.join(", ")}` : ""}`,
-  ];
 }
 
 /** How one account is probed. */

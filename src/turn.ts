@@ -165,10 +165,12 @@ export interface CommandContext {
   onConfig: (cfg: Config) => void;
   /** The owner took this conversation over (ownerTakeoverMinutes) until then. */
   quietUntil?: number;
+  /** Which imsg actions (typing, read, tapback, …) this Mac supports, for /status. */
+  imsgActions?: () => string;
 }
 
 /** The /status reply. Pure. */
-export function statusText(accountId: string, agentId: string, sessionKey: string, a: Activity, quietUntil?: number): string {
+export function statusText(accountId: string, agentId: string, sessionKey: string, a: Activity, quietUntil?: number, imsgActions?: string): string {
   const lines = [
     `account: ${accountId}`,
     `agent: ${agentId}`,
@@ -178,6 +180,7 @@ export function statusText(accountId: string, agentId: string, sessionKey: strin
     `last outbound: ${a.lastOutboundAt ? new Date(a.lastOutboundAt).toISOString() : "never"}`,
   ];
   if (quietUntil) lines.push(`owner takeover: the agent is quiet in this chat until ${new Date(quietUntil).toISOString()}`);
+  if (imsgActions) lines.push(imsgActions);
   return lines.join("\n");
 }
 
@@ -203,7 +206,7 @@ export function controlCommand(cmd: ControlCommand, ctx: CommandContext): string
   const id = ctx.account.accountId;
   switch (cmd.name) {
     case "status":
-      return statusText(id, ctx.agent.id, ctx.sessionKey, ctx.store.activity(id), ctx.quietUntil);
+      return statusText(id, ctx.agent.id, ctx.sessionKey, ctx.store.activity(id), ctx.quietUntil, ctx.imsgActions?.());
     case "reset":
     case "new":
       if (!mayReset(ctx)) return OWNER_RESET_REPLY;

@@ -22,7 +22,7 @@ function account(over: Partial<ImessageAccount> = {}): ImessageAccount {
     accountId: "default", enabled: true, cliPath: "imsg", includeAttachments: false,
     attachmentRoots: [], remoteAttachmentRoots: [], dmPolicy: "pairing", allowFrom: [], groupPolicy: "allowlist",
     groups: {}, mediaMaxMb: 16, textChunkLimit: 4000, chunkMode: "length", reactionNotifications: "own", configWrites: true, service: "auto",
-    region: "US", historyLimit: 50, dmHistoryLimit: 0, dmSessionTurns: 20, dms: {}, ownerTakeoverMinutes: 0, probeTimeoutMs: 10000, maxAgeMinutes: 15,
+    region: "US", historyLimit: 50, dmHistoryLimit: 0, dmSessionTurns: 20, dms: {}, ownerTakeoverMinutes: 0, probeTimeoutMs: 10000, sendReadReceipts: true, maxAgeMinutes: 15,
     recoveryMaxAgeMinutes: 120, recoveryMaxRows: 500, sectionMissing: false, allowSms: false,
     ...over,
   };

@@ -174,6 +174,25 @@ describe("watch (0.15)", () => {
   });
 });
 
+describe("typing and read (0.15)", () => {
+  test("listed in status.methods either way; refused without the bridge (recorded), ok with it; unknown keys -32602", async () => {
+    const s = sim();
+    const { chatId } = s.db.inject({ from: ALICE, text: "hi" });
+    const p = rpc(s);
+    expect((await p.call("status")).methods).toEqual(expect.arrayContaining(["typing", "read"]));
+    expect((await p.request("typing", { chat_id: chatId, typing: true })).error).toMatchObject({ code: -32603 });
+    expect((await p.request("read", { chat_id: chatId, typing: true })).error).toMatchObject({ code: -32602 });
+    s.db.setControl("bridge", true);
+    expect((await p.request("typing", { chat_guid: `iMessage;-;${ALICE}`, typing: true })).result).toEqual({ ok: true });
+    expect((await p.request("read", { chat_id: chatId })).result).toEqual({ ok: true });
+    expect(s.db.presenceEvents().map((e) => [e.method, e.chatId, e.ok])).toEqual([
+      ["typing", chatId, false],
+      ["typing", chatId, true],
+      ["read", chatId, true],
+    ]);
+  });
+});
+
 describe("initialize, status, messages.after (0.15)", () => {
   test("initialize/status report version, database, bridge, methods and capabilities; the bridge control shows", async () => {
     const s = sim();

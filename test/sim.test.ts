@@ -95,9 +95,33 @@ describe("framing and envelopes (§1)", () => {
   test.each([
     ["0.9.0", { result: { ok: true } }],
     ["0.7.0", { error: { code: -32601, message: "Method not found", data: "typing" } }],
-  ])("typing and read answer ok from 0.7.3 on (IMSG_VERSION=%s)", async (version, expected) => {
-    const p = rpc(sim({ IMSG_VERSION: version }));
+  ])("typing and read exist from 0.7.3 on, with the bridge (IMSG_VERSION=%s)", async (version, expected) => {
+    const s = sim({ IMSG_VERSION: version });
+    s.db.setControl("bridge", true);
+    const p = rpc(s);
     expect(await p.request("typing", { to: ALICE })).toMatchObject(expected);
+  });
+
+  test("typing/read: without the bridge -32603 (IMCore unavailable), with it ok; every call recorded with its chat", async () => {
+    const s = sim();
+    const { chatId } = s.db.inject({ from: ALICE, text: "hi" });
+    const p = rpc(s);
+    const refused = await p.request("typing", { chat_id: chatId, typing: true });
+    expect(refused.error).toMatchObject({ code: -32603, data: expect.stringContaining("Typing indicator failed") });
+    expect((await p.request("read", { chat_id: chatId })).error).toMatchObject({ code: -32603, data: expect.stringContaining("read") });
+    s.db.setControl("bridge", true);
+    expect((await p.request("typing", { to: ALICE, typing: false })).result).toEqual({ ok: true });
+    expect((await p.request("read", { chat_guid: `iMessage;-;${ALICE}` })).result).toEqual({ ok: true });
+    expect((await p.request("typing", { chat_id: 999 })).error).toMatchObject({ code: -32602, data: "unknown chat_id 999" });
+    const ev = s.db.presenceEvents();
+    expect(ev.map(({ method, chatId: c, typing, ok }) => ({ method, chatId: c, typing, ok }))).toEqual([
+      { method: "typing", chatId, typing: true, ok: false },
+      { method: "read", chatId, typing: undefined, ok: false },
+      { method: "typing", chatId, typing: false, ok: true },
+      { method: "read", chatId, typing: undefined, ok: true },
+    ]);
+    expect(ev.every((e) => e.target === `iMessage;-;${ALICE}` && e.at > Date.now() - 60_000)).toBe(true);
+    expect(s.db.presenceEvents({ method: "read" })).toHaveLength(2);
   });
 
   test("the id is echoed unchanged whatever its type, including null", async () => {

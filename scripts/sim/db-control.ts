@@ -2,7 +2,7 @@
 // Contacts names), plus the database swap. Bun-only; SimDb (scripts/sim-db.ts) adds the Messages queries.
 import { Database } from "bun:sqlite";
 import { renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
-import { SCHEMA, type FaultKind } from "./db-model.ts";
+import { SCHEMA, type FaultKind, type PresenceEvent } from "./db-model.ts";
 
 /** Marker file next to the database: while it exists the simulator treats the database as unreadable (no FDA). */
 export const unreadableMarker = (dbPath: string) => `${dbPath}.sim-unreadable`;
@@ -82,6 +82,31 @@ export class SimControl {
     });
     const r = take.immediate();
     return r ? { kind: r.kind, lands: r.lands === 1 } : undefined;
+  }
+
+  /** Records a `typing`/`read` call (the simulator's side; tests read them with presenceEvents). */
+  recordPresence(e: PresenceEvent): void {
+    this.sql
+      .query("INSERT INTO sim_presence (method, chat_id, target, typing, ok, error, at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+      .run(e.method, e.chatId ?? null, e.target, e.typing === undefined ? null : e.typing ? 1 : 0, e.ok ? 1 : 0, e.error ?? null, e.at);
+  }
+
+  /** Every `typing`/`read` call any simulator process on this database received, oldest first. */
+  presenceEvents(filter: { method?: "typing" | "read"; chatId?: number } = {}): PresenceEvent[] {
+    type Row = { method: "typing" | "read"; chat_id: number | null; target: string; typing: number | null; ok: number; error: string | null; at: number };
+    return this.sql
+      .query<Row, []>("SELECT method, chat_id, target, typing, ok, error, at FROM sim_presence ORDER BY ROWID")
+      .all()
+      .filter((r) => (!filter.method || r.method === filter.method) && (filter.chatId === undefined || r.chat_id === filter.chatId))
+      .map((r) => ({
+        method: r.method,
+        ...(r.chat_id !== null ? { chatId: r.chat_id } : {}),
+        target: r.target,
+        ...(r.typing !== null ? { typing: r.typing === 1 } : {}),
+        ok: r.ok === 1,
+        ...(r.error !== null ? { error: r.error } : {}),
+        at: r.at,
+      }));
   }
 
   /** Joins an unjoined row (inject with chatId 0) to a chat later, as Messages does a moment after the insert. */

@@ -31,8 +31,27 @@ CREATE INDEX IF NOT EXISTS message_idx_date ON message (date);
 CREATE TABLE IF NOT EXISTS sim_control (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sim_fault (ROWID INTEGER PRIMARY KEY AUTOINCREMENT, method TEXT NOT NULL, kind TEXT NOT NULL, lands INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sim_contact (handle TEXT PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sim_presence (
+  ROWID INTEGER PRIMARY KEY AUTOINCREMENT, method TEXT NOT NULL, chat_id INTEGER, target TEXT NOT NULL,
+  typing INTEGER, ok INTEGER NOT NULL, error TEXT, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS cmj_message ON chat_message_join (message_id);
 `;
+
+/** One `typing`/`read` call as the simulator received it (SimDb.presenceEvents). */
+export interface PresenceEvent {
+  method: "typing" | "read";
+  /** The chat it resolved to (undefined for a direct target without a chat yet). */
+  chatId?: number;
+  /** The chat GUID or identifier it addressed. */
+  target: string;
+  /** typing: on or off; undefined for read. */
+  typing?: boolean;
+  /** false when imsg refused it (no bridge). */
+  ok: boolean;
+  error?: string;
+  /** Epoch ms (sub-ms precision) when the simulator handled it. */
+  at: number;
+}
 
 /** Tapback kinds as the read side names them (`emphasis`, not `emphasize`). */
 export type ReactionType = "love" | "like" | "dislike" | "laugh" | "emphasis" | "question" | "custom";

@@ -162,6 +162,46 @@ export class Sender {
     return { result: { ok: true, guid: row.guid } };
   }
 
+  /**
+   * `typing` / `read` (0.7.3+): resolve the target like imsg, then need the IMCore bridge. 0.15 lists both in
+   * `status.methods` even without it (they try to activate Messages.app themselves); this simulates a Mac where
+   * that fails (SIP on, no helper), so without the `bridge` control they answer -32603. Every call is recorded.
+   */
+  presence(method: "typing" | "read", p: Params): Handled {
+    checkKeys(method, p, method === "typing" ? ["to", "typing", "service", "chat_id", "chat_identifier", "chat_guid"] : ["to", "chat_id", "chat_identifier", "chat_guid"]);
+    const typing = method === "typing" ? (boolParam(p.typing, "typing") ?? true) : undefined;
+    const to = strParam(p.to, "to") ?? "";
+    const chatIdParam = intParam(p.chat_id, "chat_id");
+    const chatIdentifier = strParam(p.chat_identifier, "chat_identifier") ?? "";
+    const chatGuid = strParam(p.chat_guid, "chat_guid") ?? "";
+    const hasChatTarget = chatIdParam !== undefined || chatIdentifier !== "" || chatGuid !== "";
+    if (to !== "" && hasChatTarget) throw invalidParams("use to or chat_*; not both");
+    if (to === "" && !hasChatTarget) throw invalidParams("to is required");
+    let chat: ChatRow | undefined;
+    let target: string;
+    if (chatIdParam !== undefined) {
+      chat = this.db.chatById(chatIdParam);
+      if (!chat) throw invalidParams(`unknown chat_id ${chatIdParam}`);
+      target = chat.guid || chat.identifier;
+      if (!target) throw invalidParams("missing chat identifier or guid");
+    } else if (hasChatTarget) {
+      target = chatGuid || chatIdentifier;
+      chat = chatGuid ? this.db.chatByGuid(chatGuid) : this.db.chatByIdentifier(chatIdentifier);
+    } else {
+      const service = (strParam(p.service, "service") ?? "imessage").toLowerCase();
+      if (!["imessage", "sms", "auto"].includes(service)) throw invalidParams(service);
+      const handle = normalizeHandle(to, "US");
+      chat = this.#existingDirect(handle, service);
+      target = chat?.guid ?? `${service === "sms" ? "SMS" : "iMessage"};-;${handle}`;
+    }
+    const at = performance.timeOrigin + performance.now();
+    const ok = this.db.control("bridge") === "1";
+    const error = ok ? undefined : method === "typing" ? "Typing indicator failed: IMCore chat registry unavailable (helper not injected; run `imsg launch`)" : "Mark as read failed: IMCore chat registry unavailable (helper not injected; run `imsg launch`)";
+    this.db.recordPresence({ method, ...(chat ? { chatId: chat.id } : {}), target, ...(typing !== undefined ? { typing } : {}), ok, ...(error ? { error } : {}), at });
+    if (error) throw internalError(error);
+    return { result: { ok: true } };
+  }
+
   /** A send through the simulated IMCore bridge (control `bridge`): the row is written at once. */
   #bridgeSend(chatGuid: string, text: string, file: string): Handled {
     const chat = this.db.chatByGuid(chatGuid);

@@ -180,8 +180,9 @@ async function dispatch(req: Request, res: DbResource): Promise<Handled> {
       return res.require().sender.send(p);
     case "typing":
     case "read":
-      if (versionAtLeast(VERSION, "0.7.3")) return { result: { ok: true } };
-      break;
+      if (!versionAtLeast(VERSION, "0.7.3")) break;
+      trace({ k: req.method === "typing" ? "t" : "r", on: req.method === "typing" ? p.typing !== false : undefined });
+      return res.require().sender.presence(req.method, p);
     case "tapback":
       return res.require().sender.tapback(p);
   }

@@ -16,7 +16,7 @@ export default defineCommand({
     const timeoutArg = int(args["timeout-ms"], "--timeout-ms");
     const accountId = str(args.account, "--account");
     const { loadConfig, resolveAccount } = await import("../config.ts");
-    const { describeImsgInfo, isInfo, probeAccount } = await import("../probe.ts");
+    const { describeImsgInfo, isInfo, probeAccount, UNDISCOVERABLE } = await import("../probe.ts");
     type Report = Awaited<ReturnType<typeof probeAccount>>;
     let reports: Report[];
     let code: number = EXIT.ok;
@@ -66,7 +66,8 @@ export default defineCommand({
           lines.push(`  ${info ? "info" : c.warning ? "warn" : c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}`);
           if (c.hint && (info || c.warning || !c.ok)) lines.push(`       ${info ? "note" : "fix"}: ${c.hint}`);
         }
-        for (const l of r.imsg ? describeImsgInfo(r.imsg) : []) lines.push(`  info ${l}`);
+        const answered = r.checks.some((c) => c.name === "RPC handshake" && c.ok);
+        for (const l of r.imsg ? describeImsgInfo(r.imsg) : answered ? [UNDISCOVERABLE] : []) lines.push(`  info ${l}`);
       }
       process.stdout.write(lines.join("\n") + "\n");
     }

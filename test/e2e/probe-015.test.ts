@@ -41,7 +41,9 @@ describe("probe against imsg 0.15.6", () => {
     expect(check(account, "rpc supported").detail).toBe("imsg 0.15.6");
     expect(check(account, "Messages database readable")).toMatchObject({ ok: true, detail: s.dbPath });
     expect(account.imsg).toMatchObject({ version: "0.15.6", protocolVersion: 1, database: { ready: true, path: s.dbPath }, bridge: { ready: false } });
-    expect(account.imsg!.advanced).toEqual({ "messages.after": true, typing: true, read: true, tapback: false, reply_to: false });
+    // imsg lists typing and read without the bridge, but they fail without the injected helper: gated on it.
+    expect(account.imsg!.advanced).toEqual({ "messages.after": true, typing: false, read: false, tapback: false, reply_to: false, edit: false, unsend: false });
+    expect(account.imsg!.why.typing).toContain("needs the IMCore bridge");
     expect(account.imsg!.methods).toContain("chats.list");
   });
 
@@ -51,12 +53,12 @@ describe("probe against imsg 0.15.6", () => {
     const { code, account } = await probeJson(s);
     expect(code).toBe(0);
     expect(account.imsg!.bridge).toEqual({ ready: true });
-    expect(account.imsg!.advanced).toEqual({ "messages.after": true, typing: true, read: true, tapback: true, reply_to: true });
+    expect(account.imsg!.advanced).toEqual({ "messages.after": true, typing: true, read: true, tapback: true, reply_to: true, edit: false, unsend: false });
     const text = await probe(s);
     expect(text.code).toBe(0);
     expect(text.stdout).toContain("  info imsg 0.15.6: database ready");
     expect(text.stdout).toContain("bridge ready");
-    expect(text.stdout).toContain("  info advanced methods: usable messages.after, typing, read, tapback, reply_to\n");
+    expect(text.stdout).toContain("  info advanced methods: usable messages.after, typing, read, tapback, reply_to; not usable edit, unsend\n");
   });
 
   test("missing database: exit 1, the dbPath hint (not Full Disk Access), imsg reports not ready", async () => {
