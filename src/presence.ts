@@ -179,6 +179,7 @@ export class Presence {
       note = `imsg could not be asked: ${(e as Error).message}`;
     }
     const usable = !!info && (info.advanced.typing || info.advanced.read);
+    this.opts.log.debug(`capabilities: ${describeActions(info, note)}`);
     this.#report(info, note);
     if (usable && !this.#stopped) return { client, info, at: Date.now() };
     // Nothing to send: no idle child is kept; asked again after recheckMs.
