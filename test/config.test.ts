@@ -69,6 +69,7 @@ describe("defaults of a resolved account", () => {
     ["ownerTakeoverMinutes", 0],
     ["debounceMs", undefined],
     ["probeTimeoutMs", 10_000],
+    ["sendReadReceipts", true],
     ["responsePrefix", undefined],
     ["defaultTo", undefined],
     ["maxAgeMinutes", 15],
@@ -567,11 +568,11 @@ describe("config reference", () => {
   const documented = [
     "enabled", "cliPath", "dbPath", "remoteHost", "sshConfig", "includeAttachments", "attachmentRoots", "remoteAttachmentRoots",
     "mediaLocalRoots", "allowSms", "dmPolicy", "allowFrom", "groupPolicy", "groupAllowFrom", "groups", "mediaMaxMb", "textChunkLimit", "chunkMode",
-    "configWrites", "service", "region", "historyLimit", "dmHistoryLimit", "dmSessionTurns", "ownerTakeoverMinutes", "probeTimeoutMs", "responsePrefix",
+    "configWrites", "service", "region", "historyLimit", "dmHistoryLimit", "dmSessionTurns", "ownerTakeoverMinutes", "probeTimeoutMs", "sendReadReceipts", "responsePrefix",
     "defaultTo", "accounts", "defaultAccount", "maxAgeMinutes", "recoveryMaxAgeMinutes", "recoveryMaxRows", "retentionDays",
     // OpenClaw 2026.9
     "streaming", "reactionNotifications", "dms", "name", "capabilities", "markdown", "contextVisibility", "heartbeatVisibility",
-    "healthMonitor", "actions", "sendTransport", "sendReadReceipts", "catchup",
+    "healthMonitor", "actions", "sendTransport", "catchup",
   ];
   test("lists exactly the channels.imessage keys", () => {
     expect(keys.map((k) => k.key).sort()).toEqual([...documented].sort());
@@ -691,6 +692,8 @@ describe("OpenClaw 2026.9 configs", () => {
     expect(work.chunkMode).toBe("length"); // the account's own streaming
     expect(main.reactionNotifications).toBe("all");
     expect(work.reactionNotifications).toBe("off");
+    expect(main.sendReadReceipts).toBe(true); // honoured (presence), not warned about
+    expect(work.sendReadReceipts).toBe(false);
     expect(main.groups["42"]!.systemPrompt).toBe("You help the family plan dinners.");
     const keys = (w: string) => w.split(": accepted")[0]!;
     expect(c.warnings.map(keys)).toEqual([
@@ -702,7 +705,6 @@ describe("OpenClaw 2026.9 configs", () => {
       "channels.imessage.healthMonitor",
       "channels.imessage.actions",
       "channels.imessage.sendTransport",
-      "channels.imessage.sendReadReceipts, channels.imessage.accounts.work.sendReadReceipts",
       "channels.imessage.catchup",
       "channels.imessage.streaming.block",
       "channels.imessage.groups.42.tools",
