@@ -80,6 +80,22 @@ describe("presence: typing and read receipts", () => {
     else expect(out).toContain("  info imsg has no `status` (0.14+ needed): typing, read receipts, tapbacks and threaded replies are off\n");
   });
 
+  test("a tapback's turn marks nothing read and shows no typing; the message before it did both", async () => {
+    setup({ bridge: true });
+    const gw = e2e.gateway(ws);
+    await gw.subscribed();
+    await asked(gw);
+    sim.db.inject({ from: ALICE, text: "hello there" });
+    const ours = await replyTo("echo: hello there");
+    if (modern()) await waitFor(() => sim.db.presenceEvents({ method: "typing" }).some((e) => e.typing === false), 10_000, "typing off");
+    const before = sim.db.presenceEvents().length;
+    sim.db.inject({ from: ALICE, reaction: { to: ours.guid, type: "like" } });
+    await replyTo("reaction: 👍 added");
+    expect(sim.db.presenceEvents().length).toBe(before);
+    expect(sim.db.presenceEvents({ method: "read" })).toHaveLength(modern() ? 1 : 0);
+    expect(await gw.stop()).toBe(0);
+  });
+
   test("a stranger's message under pairing gets a pairing code and no read receipt; the owner's next message does", async () => {
     setup({ bridge: true, imessage: { dmPolicy: "pairing" } });
     const gw = e2e.gateway(ws);
