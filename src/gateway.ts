@@ -364,7 +364,7 @@ class AccountRuntime {
     const unfinished = this.store.unfinishedInbound(this.id);
     if (!pendingOut.length && !unfinished.length) return this.#sweepStaged();
     // Parts whose fate could not be checked keep their message waiting for the next start: never re-sent blindly.
-    const blocked = pendingOut.length ? (await reconcileOutbound(this.store, this.sender.client(), this.id)).unchecked : new Set<string>();
+    const blocked = pendingOut.length ? (await reconcileOutbound(this.store, this.sender, this.id, { settleMs: this.tuning.settleMs })).unchecked : new Set<string>();
     this.#sweepStaged();
     this.log.info(`resuming ${unfinished.length} unfinished message(s) from the journal`);
     for (const row of unfinished) this.#track(this.#resume(row, blocked));
@@ -396,9 +396,13 @@ class AccountRuntime {
     return this.#process(row.key, msg, true);
   }
 
-  /** Stop taking messages, let turns finish (or cancel them after the grace period), stop children. */
+  /**
+   * Stop taking messages, let turns and sends finish for up to shutdownGraceMs, then cancel the turns (they re-run
+   * after a restart) and stop the send child: a part cut short stays pending and is reconciled at the next start.
+   */
   async stop(): Promise<void> {
     this.#stopping = true;
+    const deadline = Date.now() + this.tuning.shutdownGraceMs;
     await this.watch.stop();
     this.#bursts.flushAll(); // waiting bursts are answered within the grace period like any other turn
     this.outbox.stop();
@@ -406,18 +410,24 @@ class AccountRuntime {
     const drain = async () => {
       while (this.#inflight.size) await Promise.allSettled([...this.#inflight]);
     };
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const grace = new Promise((r) => (timer = setTimeout(r, this.tuning.shutdownGraceMs)));
-    await Promise.race([drain(), grace]);
-    clearTimeout(timer);
+    const within = async (ms: number) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([drain(), new Promise((r) => (timer = setTimeout(r, Math.max(0, ms))))]);
+      clearTimeout(timer);
+    };
+    await within(deadline - Date.now());
     if (this.#inflight.size) {
-      this.log.info(`cancelling ${this.#inflight.size} agent turn(s); they will run again after a restart`);
+      this.log.info(`cancelling ${this.#inflight.size} turn(s) and send(s) after ${this.tuning.shutdownGraceMs} ms; they resume after a restart`);
       this.#abort.abort();
-      await drain();
     }
     await this.sender.stop();
+    // Cancelled work unwinds quickly now (agents killed, sends rejected); never wait on it without bound.
+    await within(STOP_UNWIND_MS);
   }
 }
+
+/** After the grace period, how long cancelled turns and sends get to record where they stopped. */
+const STOP_UNWIND_MS = 1000;
 
 export interface GatewayOptions {
   config: Config;
