@@ -15,7 +15,7 @@ import { getLog, preview, redact, type Logger } from "./log.ts";
 import { Outbox, type OutboundReply } from "./outbox.ts";
 import { approvedSenders, pairingReply, requestPairing } from "./pairing.ts";
 import { compileMentionPatterns, conversationOf, decide, dmSessionMayBeShared, SHARED_SESSION_FIX, SHARED_SESSION_WARNING, type Decision, type Peer } from "./policy.ts";
-import { KeyedQueue, Semaphore } from "./queues.ts";
+import { drainWithin, KeyedQueue, Semaphore } from "./queues.ts";
 import { describeReaction, reactionGate } from "./reactions.ts";
 import { reasonText, type InboundReason } from "./reasons.ts";
 import { convKey, LoopBreaker, screen, type ScreenLookups } from "./screen.ts";
@@ -406,27 +406,17 @@ class AccountRuntime {
     await this.watch.stop();
     this.#bursts.flushAll(); // waiting bursts are answered within the grace period like any other turn
     this.outbox.stop();
-    // Work can enqueue more work (a turn queues its delivery): drain until nothing is left.
-    const drain = async () => {
-      while (this.#inflight.size) await Promise.allSettled([...this.#inflight]);
-    };
-    const within = async (ms: number) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([drain(), new Promise((r) => (timer = setTimeout(r, Math.max(0, ms))))]);
-      clearTimeout(timer);
-    };
-    await within(deadline - Date.now());
-    if (this.#inflight.size) {
+    // Work can enqueue more work (a turn queues its delivery): drained until nothing is left, within the grace.
+    if (!(await drainWithin(this.#inflight, deadline - Date.now()))) {
       this.log.info(`cancelling ${this.#inflight.size} turn(s) and send(s) after ${this.tuning.shutdownGraceMs} ms; they resume after a restart`);
       this.#abort.abort();
     }
     await this.sender.stop();
-    // Cancelled work unwinds quickly now (agents killed, sends rejected); never wait on it without bound.
-    await within(STOP_UNWIND_MS);
+    // Cancelled work unwinds quickly now (agents killed, sends rejected): STOP_UNWIND_MS to record where it stopped.
+    await drainWithin(this.#inflight, STOP_UNWIND_MS);
   }
 }
 
-/** After the grace period, how long cancelled turns and sends get to record where they stopped. */
 const STOP_UNWIND_MS = 1000;
 
 export interface GatewayOptions {
