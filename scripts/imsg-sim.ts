@@ -31,7 +31,7 @@
 //   IMSG_SIM_UNJOINED_RETRIES=N / IMSG_SIM_UNJOINED_RETRY_MS=N  retries of a chat_id-0 row before it is dropped
 //   IMSG_SIM_CONTACTS_STDERR=1    the benign Contacts line on stderr at start
 // Runtime controls live in the sim db (SimDb.setControl / queueFault): `bridge`, `receipt_delay_ms`,
-// `bridge_stale_guid`, and queued send faults (still_in_flight, may_have_completed, not_started).
+// `bridge_stale_guid`, `clock_skew_ms` (send rows dated that far off our clock), and queued send faults (still_in_flight, may_have_completed, not_started).
 import { exit, writeLine } from "./sim/output.ts";
 import { stripVersionFlag } from "./sim/env.ts";
 import { main } from "./sim/cli.ts";

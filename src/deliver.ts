@@ -1,112 +1,54 @@
-// Outbound delivery: sanitize, prefix, chunk, then send each part in order on a dedicated imsg child, recording
-// every part `pending` before the send and `sent`/`failed`/`unknown` after (at most once per part).
+// Outbound delivery: sanitize, prefix, chunk, then send each part in order on the send child (send-client.ts),
+// recording every part `pending` before the send and `sent`/`failed` after. A part whose outcome is in doubt is
+// looked up in history (reconcile.ts) before anything is sent again; `failed` only when imsg said so.
 import { statSync } from "node:fs";
-import { basename, isAbsolute } from "node:path";
+import { isAbsolute } from "node:path";
 import { chunkText } from "./chunk.ts";
 import { outboundRefusal } from "./files.ts";
-import type { ImessageAccount, Service } from "./config.ts";
-import { chatsList, messagesHistory, parseChat, sendMessage, type ImsgChat, type ImsgMessage, type SendResult } from "./imsg.ts";
+import type { ImessageAccount } from "./config.ts";
+import type { SendResult } from "./imsg.ts";
 import { getLog, redact } from "./log.ts";
-import { isAlive } from "./lock.ts";
-import { until } from "./queues.ts";
-import { ImsgPermissionError, ImsgSpawnError, RpcClient, RpcClosedError, RpcError } from "./rpc.ts";
+import { lookForPart, matchSent, SETTLE_MS, sinceRecorded, wasHandedOver } from "./reconcile.ts";
+import { classifyError, ImsgPermissionError, ImsgSpawnError, RpcError } from "./rpc.ts";
 import { normalizeForEcho, sanitizeOutbound } from "./sanitize.ts";
+import { SendClient } from "./send-client.ts";
 import type { Stager } from "./stage.ts";
 import type { OutboundRow, Store } from "./store.ts";
-import { formatTarget, normalizeHandle, targetToSendParams, type Target } from "./targets.ts";
+import { formatTarget, targetToSendParams, type Target } from "./targets.ts";
 
-/** imsg serialises requests and AppleScript sends can stall for minutes (docs/IMSG-PROTOCOL.md). */
-export const SEND_TIMEOUT_MS = 120_000;
-
-/**
- * The send path's own imsg child, so a slow send never stalls the watch. Started on first use; a child that
- * timed out or died is dropped and the next send starts a fresh one.
- */
-export class SendClient {
-  #client?: RpcClient;
-  #stopped = false;
-  /** Set when imsg runs on another host: file parts are copied there first (stage.ts). */
-  stager?: Stager;
-  constructor(
-    private readonly account: Pick<ImessageAccount, "cliPath" | "dbPath" | "probeTimeoutMs" | "accountId">,
-    private readonly timeoutMs = SEND_TIMEOUT_MS,
-  ) {}
-
-  #get(): RpcClient {
-    // After stop() nothing may start a new child: a send then would race the closing of the store.
-    if (this.#stopped) throw new RpcClosedError("send client stopped");
-    if (!this.#client?.alive) {
-      this.#client = RpcClient.start({
-        cliPath: this.account.cliPath,
-        dbPath: this.account.dbPath,
-        timeoutMs: this.account.probeTimeoutMs,
-        tag: `send:${this.account.accountId}`,
-      });
-    }
-    return this.#client;
-  }
-
-  async send(params: Record<string, unknown>): Promise<SendResult> {
-    const c = this.#get();
-    try {
-      return await sendMessage(c, params, this.timeoutMs);
-    } catch (e) {
-      if (!(e instanceof RpcError)) {
-        // Timeout or dead child: this child may be wedged; never reuse it.
-        c.kill();
-        this.#client = undefined;
-      }
-      throw e;
-    }
-  }
-
-  /** The pid of the child the next send goes to (starting it if needed); undefined if it cannot start. */
-  pid(): number | undefined {
-    try {
-      return this.#get().pid;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** Looks for a part in its chat's history: the landed row, undefined when absent, null when unknown. */
-  async confirm(row: OutboundRow): Promise<{ id: number; guid: string } | undefined | null> {
-    if (!row.chatId) return null;
-    try {
-      const m = matchSent(await historySince(this.#get(), row), row);
-      return m ? { id: m.id, guid: m.guid } : undefined;
-    } catch {
-      return null;
-    }
-  }
-
-  /** The same child answers history lookups for reconciliation. */
-  client(): RpcClient {
-    return this.#get();
-  }
-
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    const c = this.#client;
-    this.#client = undefined;
-    if (c) await c.stop();
-  }
-}
+// The send child and the reconciliation moved to their own modules; importers keep using this one.
+export { SEND_TIMEOUT_MS, SendClient } from "./send-client.ts";
+export { lookForPart, matchSent, reconcileOutbound, SETTLE_MS, sinceRecorded } from "./reconcile.ts";
 
 /**
- * What a failed send means for the part: `refused` (imsg answered with an error: not sent), `not-sent` (imsg never
- * got the request: it could not start, or cannot read its database), `died` (the child exited mid-request: look in
- * history), `unknown` (a timeout: it may still land).
+ * What a failed send means for its part (by imsg's retry_safe/disposition where it says):
+ * `refused` — imsg answered that it did not send it: failed. `not-sent` — imsg could not take sends at all (could
+ * not start, database unavailable, bridge down): stays pending, retried later. `retry` — this request never ran
+ * (not_started, lane blocked, busy): send again now. `in-doubt` — it may have landed (child died, timeout,
+ * outcome unknown): look in history before anything is sent again.
  */
-export function classifySendError(e: unknown): "refused" | "not-sent" | "died" | "unknown" {
-  if (e instanceof RpcError) return "refused";
+export function classifySendError(e: unknown): "refused" | "not-sent" | "retry" | "in-doubt" {
   if (e instanceof ImsgSpawnError || e instanceof ImsgPermissionError) return "not-sent";
-  if (e instanceof RpcClosedError) return "died";
-  return "unknown";
+  if (!(e instanceof RpcError)) return "in-doubt";
+  switch (classifyError(e)?.kind) {
+    case "database_unavailable":
+    case "bridge_unavailable":
+      return "not-sent";
+    case "not_started":
+    case "lane_blocked":
+    case "server_busy":
+      return "retry";
+    case "outcome_unknown":
+      return "in-doubt";
+    default:
+      return "refused";
+  }
 }
 
-/** How long to let a send that was in flight when its child died land in chat.db before looking (imsg verifies ~2 s). */
-export const SETTLE_MS = 3000;
+/** Immediate re-sends of a request that never ran, and of a part history proved absent, before backing off. */
+const MAX_RETRIES = 3;
+const MAX_RESENDS = 3;
+const RETRY_MS = 250;
 
 export interface Part {
   text: string;
@@ -155,8 +97,12 @@ export function planParts(
 export interface DeliverJob {
   account: ImessageAccount;
   target: Target;
-  /** The conversation's chat id when known (replies): lets a crash be reconciled from history. */
+  /** The conversation's chat id when known (replies): lets a part in doubt be looked up in history. */
   chatId?: number;
+  /** The conversation's chat guid when known: a send result naming another chat corrects the part's chat. */
+  chatGuid?: string;
+  /** The ROWID of the inbound row a reply answers: its parts' rows come after it (a clock-free lookup window). */
+  afterRowid?: number;
   /** Ties parts to the inbound message they answer, making re-delivery idempotent. */
   inboundKey?: string;
   parts: Part[];
@@ -164,28 +110,34 @@ export interface DeliverJob {
 
 export interface DeliverResult {
   sent: OutboundRow[];
-  /** Set when a part failed or its outcome is unknown; later parts were not sent (order matters). */
+  /** Set when a part failed or is still pending; later parts were not sent (order matters). */
   error?: string;
-  /** The failed part certainly did not reach imsg and is still pending: delivering again later is safe. */
+  /** The part is still pending (imsg unavailable, or its outcome not settled yet): deliver again later. */
   retryable?: boolean;
 }
 
+export interface DeliverOptions {
+  /** How long a part handed to imsg gets to land before history counts as proof it did not (SETTLE_MS). */
+  settleMs?: number;
+}
+
+type Sender = Pick<SendClient, "send" | "history" | "pid" | "stopped"> & Partial<Pick<SendClient, "chatIdByGuid" | "chatIdFor" | "stager">>;
+
 /**
- * Sends parts in order. A part already `sent` is skipped; an `unknown`/`failed` one stops the delivery. A part
- * recorded earlier is sent as recorded (a restart under a changed config must not send different text).
+ * Sends parts in order. A part already `sent` is skipped; a `failed` one stops the delivery. A part recorded
+ * earlier is sent as recorded (a restart under a changed config must not send different text); one that was
+ * handed to imsg before is first looked up in history.
  */
-export async function deliver(
-  store: Store,
-  sender: Pick<SendClient, "send"> & Partial<Pick<SendClient, "confirm" | "pid" | "stager">>,
-  job: DeliverJob,
-  opts: { settleMs?: number } = {},
-): Promise<DeliverResult> {
+export async function deliver(store: Store, sender: Sender, job: DeliverJob, opts: DeliverOptions = {}): Promise<DeliverResult> {
   const log = getLog(`deliver:${job.account.accountId}`);
+  const settleMs = opts.settleMs ?? SETTLE_MS;
   const sent: OutboundRow[] = [];
+  const used = new Set<number>();
   const target = formatTarget(job.target);
+  const pending = (why: string): DeliverResult => ({ sent, error: why, retryable: true });
   for (let seq = 0; seq < job.parts.length; seq++) {
     const part = job.parts[seq]!;
-    const row = store.recordOutbound({
+    let row = store.recordOutbound({
       accountId: job.account.accountId,
       inboundKey: job.inboundKey,
       seq,
@@ -195,57 +147,92 @@ export async function deliver(
       file: part.file,
       echoKey: normalizeForEcho(part.text),
     });
+    const settled = (r: { id?: number; guid?: string }) => {
+      store.markOutbound(row.id, "sent", { messageId: r.id, messageGuid: r.guid });
+      if (r.id !== undefined) used.add(r.id);
+      sent.push({ ...row, state: "sent", messageId: r.id, messageGuid: r.guid });
+    };
     if (row.state === "sent") {
+      if (row.messageId !== undefined) used.add(row.messageId);
       sent.push(row);
       continue;
     }
-    if (row.state !== "pending") return { sent, error: `part ${seq} is ${row.state}; not re-sent` };
-    const params: Record<string, unknown> = { ...targetToSendParams(job.target, job.account.service), region: job.account.region };
-    if (row.file) {
-      // The path imsg can read: the local file, or its staged copy when imsg runs on another host.
-      const staged = sender.stager ? await sender.stager.stage(row) : { path: row.file };
-      if ("error" in staged) {
-        if (!staged.retryable) store.markOutbound(row.id, "failed", { error: staged.error });
-        log.warn(`cannot send a file to ${redact(target)}: ${staged.error}`);
-        return { sent, error: staged.error, retryable: staged.retryable };
+    if (row.state === "failed") return { sent, error: `part ${seq} failed earlier; not re-sent` };
+    // Handed to imsg before (an earlier attempt, or a run that stopped): it may have landed.
+    let handedAt = wasHandedOver(row) ? row.updatedAt : undefined;
+    let retries = 0;
+    let resends = 0;
+    for (;;) {
+      if (handedAt !== undefined) {
+        const resolveChat = sender.chatIdFor && (() => sender.chatIdFor!(job.target, job.account.service));
+        const found = await lookForPart(sender, row, { afterRowid: job.afterRowid, used, deadline: handedAt + settleMs, stopped: () => sender.stopped, resolveChat });
+        if (found) {
+          if (!row.chatId && found.chatId) {
+            store.setOutboundChat(row.id, found.chatId);
+            row = { ...row, chatId: found.chatId };
+          }
+          log.debug(`part ${seq + 1}/${job.parts.length} to ${redact(target)} found in history; not sent again`);
+          settled({ id: found.id, guid: found.guid || undefined });
+          break;
+        }
+        if (found === null) {
+          log.warn(`cannot check whether a part to ${redact(target)} landed; it stays pending and is checked again`);
+          return pending("outcome of a send not settled yet (history unreadable)");
+        }
+        if (sender.stopped) return pending("stopping");
+        if (++resends > MAX_RESENDS) return pending("imsg keeps failing the send");
+        log.warn(`a part to ${redact(target)} is not in the chat's history after imsg's receipt window; sending it again`);
+        handedAt = undefined;
       }
-      params.file = staged.path;
-    }
-    if (row.text) params.text = row.text;
-    for (let attempt = 1; ; attempt++) {
+      if (sender.stopped) return pending("stopping");
       try {
-        if (sender.pid) store.setOutboundSender(row.id, sender.pid());
-        const r = await sender.send(params);
-        store.markOutbound(row.id, "sent", { messageId: r.id, messageGuid: r.guid });
-        sent.push({ ...row, state: "sent", messageId: r.id, messageGuid: r.guid });
-        log.debug(`sent part ${seq + 1}/${job.parts.length} to ${redact(target)}`);
-        break;
+        const params: Record<string, unknown> = { ...targetToSendParams(job.target, job.account.service), region: job.account.region };
+        if (row.file) {
+          // The path imsg can read: the local file, or its staged copy when imsg runs on another host (it keeps
+          // the file's base name, which is how a history lookup recognises the attachment).
+          const staged = sender.stager ? await sender.stager.stage(row) : { path: row.file };
+          if ("error" in staged) {
+            if (!staged.retryable) store.markOutbound(row.id, "failed", { error: staged.error });
+            log.warn(`cannot send a file to ${redact(target)}: ${staged.error}`);
+            return { sent, error: staged.error, retryable: staged.retryable };
+          }
+          params.file = staged.path;
+        }
+        if (row.text) params.text = row.text;
+        store.setOutboundSender(row.id, sender.pid());
+        const at = Date.now();
+        row = { ...row, updatedAt: at };
+        try {
+          const r = await sender.send(params);
+          settled(await trusted(store, sender, job, row, r, used));
+          log.debug(`sent part ${seq + 1}/${job.parts.length} to ${redact(target)}`);
+          break;
+        } catch (e) {
+          handedAt = at;
+          throw e;
+        }
       } catch (e) {
-        const kind = classifySendError(e);
         const why = (e as Error).message;
-        if (kind === "not-sent") {
+        // Shutdown cut the send short: it stays pending with its child, reconciled at the next start.
+        if (sender.stopped) return pending("stopping");
+        const kind = classifySendError(e);
+        if (kind === "in-doubt") {
+          log.warn(`a send to ${redact(target)} has an unknown outcome (${why}); looking for it in history`);
+          continue;
+        }
+        handedAt = undefined;
+        store.setOutboundSender(row.id, undefined);
+        if (kind === "retry" && ++retries <= MAX_RETRIES) {
+          log.debug(`imsg did not start a send to ${redact(target)} (${why}); sending again`);
+          await new Promise((r) => setTimeout(r, RETRY_MS * retries));
+          continue;
+        }
+        if (kind !== "refused") {
           log.warn(`send to ${redact(target)} did not reach imsg (${why}); it stays queued`);
-          return { sent, error: why, retryable: true };
+          return pending(why);
         }
-        // The child died under the send: give the send time to land, look in the chat's history, and only
-        // send again if it is not there (never blindly).
-        if (kind === "died" && attempt < 3 && row.chatId && sender.confirm) {
-          await new Promise((r) => setTimeout(r, opts.settleMs ?? SETTLE_MS));
-          const landed = await sender.confirm(row).catch(() => null);
-          if (landed) {
-            store.markOutbound(row.id, "sent", { messageId: landed.id, messageGuid: landed.guid || undefined });
-            sent.push({ ...row, state: "sent", messageId: landed.id, messageGuid: landed.guid || undefined });
-            break;
-          }
-          if (landed === undefined) {
-            log.warn(`imsg exited during a send to ${redact(target)}; not in the chat's history, sending again`);
-            continue;
-          }
-        }
-        // imsg refused → certainly not sent. Otherwise (timeout, history unreadable) → unknown: never retried blindly.
-        const state = kind === "refused" ? "failed" : "unknown";
-        store.markOutbound(row.id, state, { error: why });
-        log.error(`send to ${redact(target)} ${state === "failed" ? "failed" : "has an unknown outcome"}: ${why}`);
+        store.markOutbound(row.id, "failed", { error: why });
+        log.error(`send to ${redact(target)} failed: ${why}`);
         return { sent, error: why };
       }
     }
@@ -255,104 +242,29 @@ export async function deliver(
 }
 
 /**
- * The is_from_me history row matching an outbound part, if it landed: same text, or for a file part an attachment
- * with the same file name (imsg copies files but keeps their names). Rows already matched are skipped. Pure.
+ * What to record for a part imsg reports sent. A bridge send before imsg 0.15.1 can return the previous message's
+ * GUID, so a bridge GUID is trusted only once history shows it as our is_from_me row of this part (else the part's
+ * own row is looked up; else no GUID: the text echo check still covers it). A result naming the chat it went to
+ * corrects the part's chat (auto may have picked SMS).
  */
-export function matchSent(hist: ImsgMessage[], row: Pick<OutboundRow, "text" | "file">, used: Set<number> = new Set()): ImsgMessage | undefined {
-  const want = normalizeForEcho(row.text);
-  const name = row.file ? basename(row.file) : undefined;
-  return hist.find((h) => {
-    if (!h.isFromMe || used.has(h.id)) return false;
-    if (name) return h.attachments.some((a) => basename(a.transferName || a.filename || a.originalPath) === name);
-    return normalizeForEcho(h.text) === want;
-  });
-}
-
-/** The chat's rows from just before the part was recorded on (a part's row cannot predate its record). */
-async function historySince(client: RpcClient, row: Pick<OutboundRow, "chatId" | "createdAt">): Promise<ImsgMessage[]> {
-  return messagesHistory(client, row.chatId!, { limit: 200, start: new Date(row.createdAt - 2000).toISOString(), attachments: true }, 10_000);
-}
-
-/** Waits (bounded) for the imsg child a part was handed to before a crash: it finishes that send, then exits. */
-async function childGone(pid: number | undefined, timeoutMs: number): Promise<boolean> {
-  return (await until(() => (pid === undefined || !isAlive(pid) ? true : undefined), timeoutMs, 100)) === true;
-}
-
-/**
- * Settles outbound parts left `pending` (crash mid-send) or `unknown` (timeout) by looking for them in the chat's
- * history. Found → sent. Not found: `pending` stays pending (it was never handed to Messages, re-sending is safe),
- * `unknown` becomes failed (it may still land; re-sending could duplicate it).
- */
-export async function reconcileOutbound(
-  store: Store,
-  client: RpcClient,
-  accountId: string,
-  opts: { waitForSenderMs?: number } = {},
-): Promise<{ confirmed: number; failed: number; resend: number; unchecked: Set<string> }> {
-  const log = getLog(`deliver:${accountId}`);
-  const out = { confirmed: 0, failed: 0, resend: 0, unchecked: new Set<string>() };
-  const rows = store.unsettledOutbound(accountId);
-  const used = new Set<number>();
-  const byChat = new Map<number, ImsgMessage[]>();
-  for (const row of rows) {
-    let found: { id: number; guid: string } | undefined;
-    // A send still running in the previous process's child may land after we look: let that child finish first.
-    if (row.state === "pending" && !(await childGone(row.senderPid, opts.waitForSenderMs ?? SEND_TIMEOUT_MS))) {
-      log.warn(`outbound ${row.id} is still with imsg (pid ${row.senderPid}); checking it again at the next start`);
-      if (row.inboundKey) out.unchecked.add(row.inboundKey);
-      continue;
+async function trusted(store: Store, sender: Sender, job: DeliverJob, row: OutboundRow, r: SendResult, used: Set<number>): Promise<{ id?: number; guid?: string }> {
+  if (r.chatGuid && r.chatGuid !== job.chatGuid && sender.chatIdByGuid) {
+    const chatId = await sender.chatIdByGuid(r.chatGuid).catch(() => undefined);
+    if (chatId !== undefined && chatId !== row.chatId) {
+      store.setOutboundChat(row.id, chatId);
+      row.chatId = chatId;
     }
-    if (row.chatId) {
-      let hist = byChat.get(row.chatId);
-      if (!hist) {
-        try {
-          hist = await historySince(client, row);
-        } catch (e) {
-          log.warn(`cannot reconcile outbound ${row.id}: ${(e as Error).message}`);
-          if (row.inboundKey) out.unchecked.add(row.inboundKey);
-          continue;
-        }
-        byChat.set(row.chatId, hist);
-      }
-      const m = matchSent(hist, row, used);
-      if (m) found = { id: m.id, guid: m.guid };
-    }
-    if (found) {
-      used.add(found.id);
-      store.markOutbound(row.id, "sent", { messageId: found.id, messageGuid: found.guid || undefined });
-      out.confirmed++;
-    } else if (row.state === "unknown" || !row.chatId) {
-      store.markOutbound(row.id, "failed", { error: "outcome unknown and not found in chat history; not re-sent" });
-      out.failed++;
-    } else out.resend++;
   }
-  if (rows.length) log.info(`reconciled ${rows.length} unsettled outbound part(s): ${out.confirmed} confirmed sent, ${out.resend} to send, ${out.failed} given up`);
-  return out;
-}
-
-/** How many chats `sendOnce` looks through to find the one a handle or chat id/guid send lands in. */
-const CHAT_LOOKUP_LIMIT = 500;
-
-/**
- * The chat a send to `target` lands in, among chats imsg already knows (undefined for a first contact). A handle
- * matches its direct chat on the service imsg sends it with, as Messages picks it (`SMS;-;` for sms, else
- * `iMessage;-;`, then `any;-;`).
- */
-function chatIdFor(chats: ImsgChat[], target: Target, service: Service): number | undefined {
-  const svc = target.kind === "handle" && target.service !== "auto" ? target.service : service;
-  const prefixes = svc === "sms" ? ["SMS;", "any;"] : ["iMessage;", "any;"];
-  const byPrefix = (cands: ImsgChat[]) => prefixes.map((p) => cands.find((c) => c.guid.startsWith(p))).find((c) => c)?.id;
-  switch (target.kind) {
-    case "chat_id":
-      return target.chatId;
-    case "chat_guid":
-      return chats.find((c) => c.guid === target.chatGuid)?.id;
-    case "chat_identifier": {
-      const cands = chats.filter((c) => c.identifier === target.chatIdentifier);
-      return cands.length === 1 ? cands[0]!.id : byPrefix(cands);
-    }
-    case "handle":
-      return byPrefix(chats.filter((c) => !c.isGroup && normalizeHandle(c.identifier) === target.to));
+  if (r.transport !== "bridge" || !r.guid) return { id: r.id, guid: r.guid };
+  if (!row.chatId) return { id: r.id };
+  try {
+    const hist = await sender.history(row.chatId);
+    const own = hist.find((h) => h.guid === r.guid);
+    if (own && matchSent([own], row, used)) return { id: own.id, guid: own.guid };
+    const m = matchSent(sinceRecorded(hist, row, { afterRowid: job.afterRowid, now: Date.now() }), row, used);
+    return m ? { id: m.id, guid: m.guid } : {};
+  } catch {
+    return {};
   }
 }
 
@@ -378,21 +290,17 @@ export async function sendOnce(
   sender.stager = stager;
   try {
     let chatId: number | undefined;
-    if (target.kind === "chat_id") chatId = target.chatId;
-    else {
-      try {
-        const raw = await chatsList(sender.client(), CHAT_LOOKUP_LIMIT, account.probeTimeoutMs);
-        const chats = raw.flatMap((c) => {
-          const p = parseChat(c);
-          return "chat" in p ? [p.chat] : [];
-        });
-        chatId = chatIdFor(chats, target, account.service);
-      } catch (e) {
-        // Only the echo match and crash lookups lose their chat; the send itself reports real imsg trouble.
-        getLog(`deliver:${account.accountId}`).debug(`cannot look up the chat of ${redact(formatTarget(target))}: ${(e as Error).message}`);
-      }
+    let chatGuid: string | undefined;
+    try {
+      const chat = await sender.chatFor(target, account.service);
+      chatId = chat?.id;
+      chatGuid = chat?.guid;
+    } catch (e) {
+      // Only the echo match and crash lookups lose their chat; the send itself reports real imsg trouble.
+      getLog(`deliver:${account.accountId}`).debug(`cannot look up the chat of ${redact(formatTarget(target))}: ${(e as Error).message}`);
+      if (target.kind === "chat_id") chatId = target.chatId;
     }
-    const result = await deliver(store, sender, { account, target, chatId, parts });
+    const result = await deliver(store, sender, { account, target, chatId, chatGuid, parts });
     return { result, parts, rejected };
   } finally {
     await sender.stop();

@@ -15,7 +15,7 @@ import { Outbox, type OutboundReply } from "./outbox.ts";
 import { approvedSenders, pairingReply, requestPairing } from "./pairing.ts";
 import { Presence } from "./presence.ts";
 import { compileMentionPatterns, conversationOf, decide, dmSessionMayBeShared, SHARED_SESSION_FIX, SHARED_SESSION_WARNING, type Decision, type Peer } from "./policy.ts";
-import { KeyedQueue, Semaphore } from "./queues.ts";
+import { drainWithin, KeyedQueue, Semaphore } from "./queues.ts";
 import { describeReaction, reactionGate } from "./reactions.ts";
 import { reasonText, type InboundReason } from "./reasons.ts";
 import { convKey, LoopBreaker, screen, type ScreenLookups } from "./screen.ts";
@@ -363,7 +363,7 @@ class AccountRuntime {
     const unfinished = this.store.unfinishedInbound(this.id);
     if (!pendingOut.length && !unfinished.length) return this.#sweepStaged();
     // Parts whose fate could not be checked keep their message waiting for the next start: never re-sent blindly.
-    const blocked = pendingOut.length ? (await reconcileOutbound(this.store, this.sender.client(), this.id)).unchecked : new Set<string>();
+    const blocked = pendingOut.length ? (await reconcileOutbound(this.store, this.sender, this.id, { settleMs: this.tuning.settleMs })).unchecked : new Set<string>();
     this.#sweepStaged();
     this.log.info(`resuming ${unfinished.length} unfinished message(s) from the journal`);
     for (const row of unfinished) this.#track(this.#resume(row, blocked));
@@ -395,28 +395,28 @@ class AccountRuntime {
     return this.#process(row.key, msg, true);
   }
 
-  /** Stop taking messages, let turns finish (or cancel them after the grace period), stop children. */
+  /**
+   * Stop taking messages, let turns and sends finish for up to shutdownGraceMs, then cancel the turns (they re-run
+   * after a restart) and stop the send child: a part cut short stays pending and is reconciled at the next start.
+   */
   async stop(): Promise<void> {
     this.#stopping = true;
+    const deadline = Date.now() + this.tuning.shutdownGraceMs;
     await this.watch.stop();
     this.#bursts.flushAll(); // waiting bursts are answered within the grace period like any other turn
     this.outbox.stop();
-    // Work can enqueue more work (a turn queues its delivery): drain until nothing is left.
-    const drain = async () => {
-      while (this.#inflight.size) await Promise.allSettled([...this.#inflight]);
-    };
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const grace = new Promise((r) => (timer = setTimeout(r, this.tuning.shutdownGraceMs)));
-    await Promise.race([drain(), grace]);
-    clearTimeout(timer);
-    if (this.#inflight.size) {
-      this.log.info(`cancelling ${this.#inflight.size} agent turn(s); they will run again after a restart`);
+    // Work can enqueue more work (a turn queues its delivery): drained until nothing is left, within the grace.
+    if (!(await drainWithin(this.#inflight, deadline - Date.now()))) {
+      this.log.info(`cancelling ${this.#inflight.size} turn(s) and send(s) after ${this.tuning.shutdownGraceMs} ms; they resume after a restart`);
       this.#abort.abort();
-      await drain();
     }
     await Promise.all([this.sender.stop(), this.presence.stop()]);
+    // Cancelled work unwinds quickly now (agents killed, sends rejected): STOP_UNWIND_MS to record where it stopped.
+    await drainWithin(this.#inflight, STOP_UNWIND_MS);
   }
 }
+
+const STOP_UNWIND_MS = 1000;
 
 export interface GatewayOptions {
   config: Config;

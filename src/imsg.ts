@@ -287,22 +287,30 @@ export async function messagesHistory(
   return out;
 }
 
-/** `send` result; `id`/`guid` only from imsg 0.6.0 on, `transport` from 0.8.1. */
+/**
+ * `send` result; `id`/`guid` only from imsg 0.6.0 on, `transport` from 0.8.1; 0.14+ adds `message_id` (the
+ * GUID), `service` and `chat_guid`: where the message actually went (auto may pick SMS).
+ */
 export interface SendResult {
   ok: boolean;
   id?: number;
   guid?: string;
   transport?: string;
+  service?: string;
+  chatGuid?: string;
 }
 
 /** `send` with already-built params (see targets.ts targetToSendParams). */
 export async function sendMessage(client: RpcClient, params: Record<string, unknown>, timeoutMs?: number): Promise<SendResult> {
   const r = objectResult("send", await client.request("send", params, { timeoutMs }));
+  const s = (x: unknown) => (typeof x === "string" && x ? x : undefined);
   return {
     ok: r.ok === true,
     id: typeof r.id === "number" ? r.id : undefined,
-    guid: typeof r.guid === "string" && r.guid ? r.guid : undefined,
-    transport: typeof r.transport === "string" ? r.transport : undefined,
+    guid: s(r.guid) ?? s(r.message_id),
+    transport: s(r.transport),
+    service: s(r.service),
+    chatGuid: s(r.chat_guid),
   };
 }
 

@@ -1,8 +1,8 @@
 // The outbox: replies queued per conversation and sent in order (parts of consecutive replies to one chat never
-// interleave), with retry and backoff while imsg cannot take sends at all, and a give-up that is journaled.
+// interleave), with retry and backoff while a reply cannot go out yet, and a give-up (by age) that is journaled.
 import type { AgentReply } from "./agents.ts";
 import type { ImessageAccount } from "./config.ts";
-import { deliver, planParts, type SendClient } from "./deliver.ts";
+import { deliver, planParts } from "./deliver.ts";
 import type { ImsgMessage } from "./imsg.ts";
 import { redact, type Logger } from "./log.ts";
 import { KeyedQueue } from "./queues.ts";
@@ -14,26 +14,24 @@ import { formatTarget, replyTargetFor } from "./targets.ts";
 /** A reply to send; `system`: written by the gateway (pairing code, /status), sent whole and unprefixed. */
 export type OutboundReply = AgentReply & { system?: boolean };
 
-/** Backoff while imsg cannot take a send: `baseMs` doubling up to `maxMs`, then given up after `attempts`. */
+/** Backoff while a reply cannot go out yet (imsg unavailable, a part in doubt): `baseMs` doubling up to `maxMs`. */
 export interface RetryPolicy {
   baseMs: number;
   maxMs: number;
-  attempts: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { baseMs: 5000, maxMs: 300_000, attempts: 8 };
+export const DEFAULT_RETRY: RetryPolicy = { baseMs: 5000, maxMs: 300_000 };
 
-/** The wait before retry number `attempt` (1-based), or undefined once the attempts are used up. Pure. */
-export function retryDelay(attempt: number, p: RetryPolicy = DEFAULT_RETRY): number | undefined {
-  if (attempt > p.attempts) return undefined;
-  return Math.min(p.baseMs * 2 ** (attempt - 1), p.maxMs);
+/** The wait before retry number `attempt` (1-based). Pure. */
+export function retryDelay(attempt: number, p: RetryPolicy = DEFAULT_RETRY): number {
+  return Math.min(p.baseMs * 2 ** (Math.max(1, attempt) - 1), p.maxMs);
 }
 
 export interface OutboxOptions {
   /** The current account config (it changes with `/config set`). */
   account: () => ImessageAccount;
   store: Store;
-  sender: Pick<SendClient, "send" | "confirm" | "pid">;
+  sender: Parameters<typeof deliver>[1];
   stateDir: string;
   /** The config file: never sent as agent media. */
   configPath?: string;
@@ -48,8 +46,8 @@ export interface OutboxOptions {
 
 export class Outbox {
   #queue = new KeyedQueue();
-  #retries = new Map<string, { attempt: number; timer?: ReturnType<typeof setTimeout> }>();
   #stopping = false;
+  #wake = new Set<() => void>();
   constructor(readonly opts: OutboxOptions) {}
 
   /** Queues a reply to the inbound row `key` on its conversation; the caller need not wait for the sends (the promise settles after them). */
@@ -60,15 +58,33 @@ export class Outbox {
     return sent;
   }
 
-  /** Stops scheduling retries (their replies stay "replied" and resume after a restart). */
+  /** Stops retrying: replies waiting for a retry stay "replied" (their parts pending) and resume after a restart. */
   stop(): void {
     this.#stopping = true;
-    for (const r of this.#retries.values()) clearTimeout(r.timer);
+    for (const w of this.#wake) w();
   }
 
+  /** Waits `ms`, or less when the outbox stops. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.#wake.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.#wake.add(done);
+    });
+  }
+
+  /**
+   * Delivers one reply. While it cannot go out yet it is retried with backoff inside its conversation's queue, so
+   * the conversation's later replies wait behind it (never half a reply, then the next one). It is given up only
+   * once older than recoveryMaxAgeMinutes (it would arrive out of context).
+   */
   async #send(key: string, msg: ImsgMessage, reply: OutboundReply, isGroup: boolean): Promise<void> {
     const { store, log } = this.opts;
-    const account = this.opts.account();
+    let account = this.opts.account();
     const id = account.accountId;
     const target = replyTargetFor(msg, isGroup);
     const { parts, rejected } = planParts(reply.text, reply.media, reply.system ? { ...account, responsePrefix: undefined } : account, {
@@ -82,36 +98,32 @@ export class Outbox {
       store.setInbound(id, key, { state: "done", reason: "empty reply" satisfies InboundReason });
       return;
     }
-    const job = { account, target, chatId: msg.chatId || undefined, inboundKey: key, parts };
-    const res = await deliver(store, this.opts.sender, job, { settleMs: this.opts.settleMs });
-    if (res.retryable) return this.#retryLater(key, msg, reply, isGroup);
-    this.#retries.delete(key);
-    store.setInbound(id, key, res.error ? { state: "failed", reason: res.error } : { state: "done" });
-    if (res.error) return;
+    const policy = this.opts.retry ?? DEFAULT_RETRY;
+    for (let attempt = 1; ; attempt++) {
+      if (this.#stopping && attempt > 1) return;
+      const job = { account, target, chatId: msg.chatId || undefined, chatGuid: msg.chatGuid || undefined, afterRowid: msg.id, inboundKey: key, parts };
+      const res = await deliver(store, this.opts.sender, job, { settleMs: this.opts.settleMs });
+      if (!res.retryable) {
+        store.setInbound(id, key, res.error ? { state: "failed", reason: res.error } : { state: "done" });
+        if (res.error) return;
+        break;
+      }
+      if (this.#stopping) return;
+      const receivedAt = store.getInbound(id, key)?.receivedAt ?? store.now();
+      if (store.now() - receivedAt > account.recoveryMaxAgeMinutes * 60_000) {
+        store.setInbound(id, key, { state: "failed", reason: `reply not delivered within ${account.recoveryMaxAgeMinutes} min (${res.error})` });
+        log.error(`gave up sending the reply to row ${msg.id}: ${res.error}`);
+        return;
+      }
+      const wait = retryDelay(attempt, policy);
+      log.debug(`reply to row ${msg.id} not delivered yet (${res.error}); retrying in ${wait} ms`);
+      await this.#pause(wait);
+      account = this.opts.account();
+    }
     const where = isGroup ? `chat ${msg.chatId}` : redact(msg.sender);
     if (this.opts.breaker.reply(convKey(msg, account))) {
       log.warn(`${REPLY_BREAKER.threshold} replies in a minute to ${where}: possible bot loop, pausing replies there for a minute`);
     }
     log.info(`replied to ${where} (${parts.length} part${parts.length > 1 ? "s" : ""})`);
-  }
-
-  /**
-   * imsg could not take the send at all (could not start, no database access): the parts stay pending and the
-   * message stays "replied" (a restart resumes it too) until the retries are used up.
-   */
-  #retryLater(key: string, msg: ImsgMessage, reply: OutboundReply, isGroup: boolean): void {
-    if (this.#stopping) return;
-    const r = this.#retries.get(key) ?? { attempt: 0 };
-    const policy = this.opts.retry ?? DEFAULT_RETRY;
-    const wait = retryDelay(++r.attempt, policy);
-    if (wait === undefined) {
-      this.#retries.delete(key);
-      this.opts.store.setInbound(this.opts.account().accountId, key, { state: "failed", reason: `imsg unavailable; gave up after ${policy.attempts} attempts` });
-      this.opts.log.error(`gave up sending the reply to row ${msg.id}: imsg stayed unavailable`);
-      return;
-    }
-    r.timer = setTimeout(() => this.enqueue(key, msg, reply, isGroup), wait);
-    r.timer.unref?.();
-    this.#retries.set(key, r);
   }
 }

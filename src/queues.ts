@@ -82,3 +82,14 @@ export async function until<T>(cond: () => T | undefined, timeoutMs: number, eve
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** Waits until `tasks` is empty (tasks may add more while it waits), or `ms` pass; true when it emptied. */
+export async function drainWithin(tasks: Set<Promise<unknown>>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const drain = async () => {
+    while (tasks.size) await Promise.allSettled([...tasks]);
+  };
+  await Promise.race([drain(), new Promise((r) => (timer = setTimeout(r, Math.max(0, ms))))]);
+  clearTimeout(timer);
+  return tasks.size === 0;
+}

@@ -10,6 +10,13 @@ import { ImsgPermissionError, ImsgSpawnError, RpcClosedError, RpcError, RpcTimeo
 /** Per-request timeout when neither the request nor the client sets one (OpenClaw's probe default). */
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
+/**
+ * Requests written to one child and not yet answered, at most. imsg 0.14+ answers -32000 "Server busy" beyond
+ * 128 outstanding (running plus queued); staying well under leaves room for a wrapper's or a sibling's requests.
+ * Further requests wait here, in order, and their timeout starts when they are written.
+ */
+export const MAX_OUTSTANDING = 32;
+
 // The error classes and their classifier live in rpc-errors.ts; importers keep using this module.
 export {
   ImsgPermissionError,
@@ -114,6 +121,8 @@ export interface RpcOptions {
   onNotification?: (n: Notification) => void;
   /** Log tag, e.g. "rpc:default:watch". */
   tag?: string;
+  /** Outstanding requests at most (default MAX_OUTSTANDING). */
+  maxOutstanding?: number;
 }
 
 interface Pending {
@@ -160,6 +169,8 @@ export class RpcClient {
   #timedOut = new Set<number>();
   #late = 0;
   #exited = false;
+  #active = 0;
+  #waiting: (() => void)[] = [];
   readonly closed: Promise<ExitInfo>;
   readonly startedAt = Date.now();
 
@@ -268,6 +279,21 @@ export class RpcClient {
 
   /** Sends one request; rejects with RpcError, RpcTimeoutError, RpcClosedError, ImsgPermissionError or ImsgSpawnError. */
   request<T = unknown>(method: string, params: Record<string, unknown> = {}, opts: { timeoutMs?: number } = {}): Promise<T> {
+    const max = Math.max(1, this.#opts.maxOutstanding ?? MAX_OUTSTANDING);
+    const slot = this.#active < max ? (this.#active++, undefined) : new Promise<void>((r) => this.#waiting.push(r));
+    const run = () => this.#issue<T>(method, params, opts);
+    return (slot ? slot.then(run) : run()).finally(() => this.#release());
+  }
+
+  /** Hands a freed slot to the oldest waiting request (a queued request inherits it), else frees it. */
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#active--;
+  }
+
+  /** Writes one request (holding a slot); rejects fast when the child is known to be unusable. */
+  #issue<T>(method: string, params: Record<string, unknown>, opts: { timeoutMs?: number }): Promise<T> {
     if (this.#permission) return Promise.reject(this.#permission);
     if (this.#closedError) return Promise.reject(this.#closedError);
     // A failed spawn reports its cause asynchronously; wait for it rather than guess.

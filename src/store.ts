@@ -301,6 +301,16 @@ export class Store {
     return this.#all("SELECT * FROM outbound WHERE account_id = ? AND staged_path IS NOT NULL ORDER BY id", accountId).map(toOutbound);
   }
 
+  /** Corrects the chat a part went to (imsg's send result names it; auto may have picked SMS). */
+  setOutboundChat(id: number, chatId: number): void {
+    this.#run("UPDATE outbound SET chat_id = ?, updated_at = ? WHERE id = ?", chatId, this.now(), id);
+  }
+
+  /** Back to pending, not with any imsg child: history proved it absent after the receipt window. */
+  resetOutbound(id: number): void {
+    this.#run("UPDATE outbound SET state = 'pending', sender_pid = NULL, updated_at = ? WHERE id = ?", this.now(), id);
+  }
+
   /** Parts sent (or being sent) since `sinceMs` whose normalized text is `echoKey` (the echo-defence lookup). */
   outboundByEcho(accountId: string, echoKey: string, sinceMs: number): OutboundRow[] {
     return this.#all(

@@ -62,13 +62,21 @@ describe("outboundRefusal: symlinks resolved on both sides, mediaLocalRoots as a
 });
 
 describe("classifySendError: what a failed send means for its part", () => {
+  const typed = (code: number, data: unknown) => new RpcError("send", code, "x", data);
   const rows: [string, unknown, ReturnType<typeof classifySendError>][] = [
     ["imsg answered with an error: refused, certainly not sent", new RpcError("send", -32602, "Invalid params", "unknown chat_id 9"), "refused"],
+    ["0.9's plain -32603: refused", new RpcError("send", -32603, "Internal error", "AppleScript failed"), "refused"],
     ["imsg could not start: never got the request", new ImsgSpawnError("/nope/imsg", "ENOENT"), "not-sent"],
     ["imsg cannot read its database: answers everything with an error, sends nothing", new ImsgPermissionError("Full Disk Access"), "not-sent"],
-    ["the child died mid-request: look in history", new RpcClosedError("imsg rpc exited (code 1)", 1, null), "died"],
-    ["a timeout: it may still land, never retried blindly", new RpcTimeoutError("send", 120000), "unknown"],
-    ["anything else is unknown", new Error("boom"), "unknown"],
+    ["-32002 database unavailable: stays queued until it clears", typed(-32002, { path: "/x", detail: "does not exist", retryable: true }), "not-sent"],
+    ["-32603 not_started: safe to send again now", typed(-32603, { retry_safe: true, disposition: "not_started" }), "retry"],
+    ["-32004 lane blocked: this send never ran (a fresh child takes it)", typed(-32004, { retry_safe: true }), "retry"],
+    ["-32000 server busy: never ran", typed(-32000, "busy"), "retry"],
+    ["-32001 may_have_completed: look in history first", typed(-32001, { retry_safe: false, disposition: "may_have_completed" }), "in-doubt"],
+    ["-32001 still_in_flight: look in history first", typed(-32001, { retry_safe: false, disposition: "still_in_flight" }), "in-doubt"],
+    ["the child died mid-request: look in history", new RpcClosedError("imsg rpc exited (code 1)", 1, null), "in-doubt"],
+    ["a timeout: it may still land, looked up before anything is re-sent", new RpcTimeoutError("send", 120000), "in-doubt"],
+    ["anything else is in doubt", new Error("boom"), "in-doubt"],
   ];
   test.each(rows)("%s", (_name, err, want) => expect(classifySendError(err)).toBe(want));
 });

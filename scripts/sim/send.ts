@@ -81,7 +81,8 @@ export class Sender {
     const from = direct ? chat.identifier : "";
     const selfChat = direct && normalizeHandle(chat.identifier, region) === normalizeHandle(SELF, region);
     const write = (o: Omit<InjectOptions, "from" | "chatId">) => {
-      const createdAt = new Date();
+      // Control `clock_skew_ms`: the Mac's clock is that far off the gateway's (rows are dated by the Mac).
+      const createdAt = new Date(Date.now() + Number(this.db.control("clock_skew_ms") ?? 0));
       const row = this.db.inject({ ...o, from, chatId: chat.id, isFromMe: true, createdAt, service: chat.service === "SMS" ? "SMS" : "iMessage" });
       // Self-chat: Messages writes the incoming twin with the identical date.
       if (selfChat) this.db.inject({ ...o, from: SELF, chatId: chat.id, createdAt });

@@ -16,9 +16,9 @@ export function journalResources() {
   });
   return {
     /** A state dir with an open Store. */
-    store(): { store: Store; stateDir: string } {
+    store(opts: { now?: () => number } = {}): { store: Store; stateDir: string } {
       const stateDir = mkdtempSync(join(tmpdir(), "oc-state-"));
-      const store = Store.open(stateDir);
+      const store = Store.open(stateDir, opts);
       stops.push(() => rmSync(stateDir, { recursive: true, force: true }));
       stops.push(() => store.close());
       return { store, stateDir };
