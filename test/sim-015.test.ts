@@ -26,7 +26,7 @@ const cli = (s: Sim, args: string[], env: Record<string, string> = {}) =>
   Bun.spawnSync({ cmd: [s.cliPath, ...args], env: { ...process.env, ...env } }).stdout.toString().trim();
 
 describe("version switch", () => {
-  test("--imsg-version beats IMSG_SIM_VERSION (the last flag wins); a wrapper pins its version; the default stays 0.9.0", () => {
+  test("--imsg-version beats IMSG_SIM_VERSION (the last flag wins); a wrapper pins its version; the default is 0.15.6", () => {
     const s = sim({ version: "0.9.0" });
     expect(cli(s, ["--version"])).toBe("0.9.0");
     // The wrapper pins 0.9.0 with a flag, so a suite-wide IMSG_SIM_VERSION does not change this simulator.
@@ -35,7 +35,7 @@ describe("version switch", () => {
     expect(cli(s, ["--imsg-version=0.15.6", "--version"])).toBe("0.15.6");
     const d = createSim({ env: { IMSG_SIM_VERSION: "" } });
     cleanups.push(() => d.cleanup());
-    expect(cli(d, ["--version"], { IMSG_SIM_VERSION: "" })).toBe("0.9.0");
+    expect(cli(d, ["--version"], { IMSG_SIM_VERSION: "" })).toBe("0.15.6");
   });
 });
 
