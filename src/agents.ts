@@ -101,7 +101,8 @@ export interface AgentReply {
 export class AgentError extends Error {
   constructor(
     message: string,
-    readonly kind: "timeout" | "exit" | "spawn" | "http" | "protocol",
+    /** "cancelled": the caller's signal aborted the turn (shutdown or /stop), not a failure of the agent. */
+    readonly kind: "timeout" | "cancelled" | "exit" | "spawn" | "http" | "protocol",
   ) {
     super(message);
     this.name = "AgentError";
@@ -126,7 +127,7 @@ export function parseReply(stdout: string): AgentReply {
 /** Runs the command backend once: JSON on stdin, reply on stdout; non-zero exit or timeout → AgentError. */
 export async function runCommandAgent(agent: AgentConfig, turn: AgentTurn, signal?: AbortSignal): Promise<AgentReply> {
   // An abort listener added to an already aborted signal never fires: check first.
-  if (signal?.aborted) throw new AgentError(`agent "${agent.id}" cancelled`, "timeout");
+  if (signal?.aborted) throw new AgentError(`agent "${agent.id}" cancelled`, "cancelled");
   const [cmd, ...args] = agent.command!;
   const r = await runProcess(cmd!, args, {
     timeoutMs: agent.timeoutSeconds * 1000,
@@ -141,8 +142,10 @@ export async function runCommandAgent(agent: AgentConfig, turn: AgentTurn, signa
     },
   });
   if (r.spawnError) throw new AgentError(`cannot start agent "${agent.id}" (${cmd}): ${r.spawnError}`, "spawn");
-  if (r.aborted) throw new AgentError(`agent "${agent.id}" cancelled`, "timeout");
+  if (r.aborted) throw new AgentError(`agent "${agent.id}" cancelled`, "cancelled");
   if (r.timedOut) throw new AgentError(`agent "${agent.id}" timed out after ${agent.timeoutSeconds}s`, "timeout");
+  // proc logs the cut too; this line names the agent, so the operator knows whose output was too long.
+  if (r.stdoutCut) getLog("agents").warn(`agent "${agent.id}" printed more than the output cap; the reply was cut there`);
   if (r.code === 0) return parseReply(r.stdout);
   // The stderr tail may quote message text and full handles: debug only, never in the error (logged at warn).
   const tail = clip(r.stderr.trim().split("\n").slice(-3).join(" | "));
@@ -167,7 +170,7 @@ async function readCapped(res: Response, max: number): Promise<string> {
 
 /** One turn against an OpenAI-compatible endpoint. MEDIA lines are NOT honoured: model output is untrusted. */
 export async function runOpenAiAgent(agent: AgentConfig, turn: AgentTurn, signal?: AbortSignal): Promise<AgentReply> {
-  if (signal?.aborted) throw new AgentError(`agent "${agent.id}" cancelled`, "timeout");
+  if (signal?.aborted) throw new AgentError(`agent "${agent.id}" cancelled`, "cancelled");
   const o = agent.openai!;
   const messages: { role: string; content: string | ContentPart[] }[] = [];
   const system = [o.systemPrompt, turn.systemPrompt].filter(Boolean).join("\n\n");
@@ -206,7 +209,7 @@ export async function runOpenAiAgent(agent: AgentConfig, turn: AgentTurn, signal
   } catch (e) {
     const err = e as Error;
     if (timedOut) throw new AgentError(`agent "${agent.id}": timed out after ${agent.timeoutSeconds}s`, "timeout");
-    if (ctl.signal.aborted) throw new AgentError(`agent "${agent.id}" cancelled`, "timeout");
+    if (ctl.signal.aborted) throw new AgentError(`agent "${agent.id}" cancelled`, "cancelled");
     throw new AgentError(`agent "${agent.id}": ${err.message}`, "http");
   } finally {
     clearTimeout(timer);

@@ -83,3 +83,49 @@ function chunkByParagraph(text: string, limit: number): string[] {
   const normalized = text.replace(/\r\n?/g, "\n");
   return paragraphs(normalized).flatMap((p) => chunkByLength(p, limit));
 }
+
+/** Ends a reply that was cut for size (own line, so it is never mistaken for the reply's last words). */
+export const TRUNCATION_MARKER = "[… reply truncated]";
+
+/** Where a reply was cut: its length before, and how much of it was kept. */
+export interface Truncation {
+  chars: number;
+  keptChars: number;
+  parts: number;
+}
+
+// The cut point at most `max` units in: the last whitespace in the final 200 units, never inside a surrogate pair.
+function cutIndex(text: string, max: number): number {
+  const ws = text.slice(Math.max(0, max - 200), max + 1).search(/\s\S*$/);
+  if (ws > 0) return Math.max(0, max - 200) + ws;
+  return isHighSurrogate(text.charCodeAt(max - 1)) ? max - 1 : max;
+}
+
+/**
+ * chunkText under two caps: at most `maxChars` of the text and at most `maxParts` chunks. A cut reply ends with
+ * TRUNCATION_MARKER (inside the last chunk when it fits the limit, else as the last chunk). Pure.
+ */
+export function chunkCapped(
+  text: string,
+  limit: number,
+  mode: ChunkMode,
+  caps: { maxChars: number; maxParts: number },
+): { chunks: string[]; truncated?: Truncation } {
+  const maxParts = Math.max(1, Math.floor(caps.maxParts));
+  const overChars = text.length > caps.maxChars;
+  // Cut before chunking: a megabyte reply is never split into thousands of chunks only to drop them.
+  const kept = overChars ? text.slice(0, cutIndex(text, Math.max(1, caps.maxChars))).trimEnd() : text;
+  let chunks = chunkText(kept, limit, mode);
+  if (!overChars && chunks.length <= maxParts) return { chunks };
+  chunks = chunks.slice(0, maxParts);
+  const last = chunks.pop() ?? "";
+  const room = limit - TRUNCATION_MARKER.length - 1;
+  if (room >= 1) {
+    const head = last.length > room ? (chunkText(last, room, "length")[0] ?? "") : last;
+    chunks.push(head ? `${head}\n${TRUNCATION_MARKER}` : TRUNCATION_MARKER);
+  } else {
+    chunks.push(TRUNCATION_MARKER.slice(0, Math.max(1, limit)));
+  }
+  const keptChars = chunks.reduce((n, c) => n + c.length, 0);
+  return { chunks, truncated: { chars: text.length, keptChars, parts: chunks.length } };
+}

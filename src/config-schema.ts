@@ -64,6 +64,15 @@ export interface ImessageAccount {
   maxAgeMinutes: number; // 15: live rows older than this are skipped
   recoveryMaxAgeMinutes: number; // 120: when catching up after a restart
   recoveryMaxRows: number; // 500
+  /** Reply size caps (CONTRACT §6): longer replies are cut, with a marker. */
+  replyMaxChars: number; // 4000
+  replyMaxParts: number; // 5
+  /** Send a short fixed notice when a turn's agent fails or times out. */
+  replyOnError: boolean; // true
+  /** Rate guard (CONTRACT §5): consecutive exchanges answered within loopFollowMs pause a conversation. */
+  loopMaxExchanges: number; // 10; 0 disables the exchange test
+  loopFollowMs: number; // 3000
+  loopEchoRows: number; // 5 reflected-markup rows a minute; 0 disables
   /** true when the config has no `channels.imessage` at all (groupPolicy forced to allowlist, warn once). */
   sectionMissing: boolean;
 }
@@ -156,6 +165,12 @@ export const DEFAULTS = {
     maxAgeMinutes: 15,
     recoveryMaxAgeMinutes: 120,
     recoveryMaxRows: 500,
+    replyMaxChars: 4000,
+    replyMaxParts: 5,
+    replyOnError: true,
+    loopMaxExchanges: 10,
+    loopFollowMs: 3000,
+    loopEchoRows: 5,
     retentionDays: 30,
   },
   session: { dmScope: "main", mainKey: "main" },
@@ -399,6 +414,12 @@ const accountEntries = {
   maxAgeMinutes: v.optional(int(1, 10080)),
   recoveryMaxAgeMinutes: v.optional(int(1, 43200)),
   recoveryMaxRows: v.optional(int(1, 100000)),
+  replyMaxChars: v.optional(int(1, 100000)),
+  replyMaxParts: v.optional(int(1, 100)),
+  replyOnError: v.optional(v.boolean()),
+  loopMaxExchanges: v.optional(int(0, 1000)),
+  loopFollowMs: v.optional(int(1, 60000)),
+  loopEchoRows: v.optional(int(0, 1000)),
 };
 
 const TOP_ONLY = "only allowed at the top level of channels.imessage, not inside an account";
@@ -547,6 +568,12 @@ const KEY_DOCS: { [K in keyof typeof imessageEntries]: KeyDoc } = {
   maxAgeMinutes: { type: "integer 1–10080", default: String(d.maxAgeMinutes), description: "live rows older than this are skipped (at most 7 days)" },
   recoveryMaxAgeMinutes: { type: "integer 1–43200", default: String(d.recoveryMaxAgeMinutes), description: "oldest row answered when catching up after a restart (at most 30 days)" },
   recoveryMaxRows: { type: "integer 1–100000", default: String(d.recoveryMaxRows), description: "most rows replayed when catching up" },
+  replyMaxChars: { type: "integer 1–100000", default: String(d.replyMaxChars), description: "longest reply sent, in characters; a longer one is cut and ends with \"[… reply truncated]\"" },
+  replyMaxParts: { type: "integer 1–100", default: String(d.replyMaxParts), description: "most messages one reply becomes (text chunks and files); the rest is cut the same way" },
+  replyOnError: { type: "boolean", default: String(d.replyOnError), description: "when the agent fails or times out, send a short fixed notice (never the error itself)" },
+  loopMaxExchanges: { type: "integer 0–1000", default: String(d.loopMaxExchanges), description: "rate guard: this many consecutive exchanges whose next message follows our reply within loopFollowMs pause the conversation (0 disables)" },
+  loopFollowMs: { type: "integer 1–60000", default: String(d.loopFollowMs), description: "rate guard: a message this soon after our reply counts as answering it" },
+  loopEchoRows: { type: "integer 0–1000", default: String(d.loopEchoRows), description: "rate guard: this many rows of reflected assistant markup in a minute from an admitted sender pause the conversation (0 disables)" },
   accounts: { type: "record<id, account>", description: "per-account overrides of any key above (shallow)" },
   defaultAccount: { type: "string", default: '"default" or the first account', description: "account used when --account is omitted" },
   retentionDays: { type: "integer 1–3650", default: String(d.retentionDays), description: "days the journal and session history are kept (at most 10 years)" },

@@ -372,6 +372,12 @@ export function resolveAccount(cfg: Config, id?: string): ImessageAccount {
     maxAgeMinutes: m.maxAgeMinutes ?? D.maxAgeMinutes,
     recoveryMaxAgeMinutes: m.recoveryMaxAgeMinutes ?? D.recoveryMaxAgeMinutes,
     recoveryMaxRows: m.recoveryMaxRows ?? D.recoveryMaxRows,
+    replyMaxChars: m.replyMaxChars ?? D.replyMaxChars,
+    replyMaxParts: m.replyMaxParts ?? D.replyMaxParts,
+    replyOnError: m.replyOnError ?? D.replyOnError,
+    loopMaxExchanges: m.loopMaxExchanges ?? D.loopMaxExchanges,
+    loopFollowMs: m.loopFollowMs ?? D.loopFollowMs,
+    loopEchoRows: m.loopEchoRows ?? D.loopEchoRows,
     sectionMissing: section === undefined,
   };
 }

@@ -3,7 +3,7 @@
 // looked up in history (reconcile.ts) before anything is sent again; `failed` only when imsg said so.
 import { statSync } from "node:fs";
 import { isAbsolute } from "node:path";
-import { chunkText } from "./chunk.ts";
+import { chunkCapped, type Truncation } from "./chunk.ts";
 import { outboundRefusal } from "./files.ts";
 import type { ImessageAccount } from "./config.ts";
 import type { SendResult } from "./imsg.ts";
@@ -62,20 +62,29 @@ export interface Part {
 export function planParts(
   text: string,
   media: string[],
-  account: Pick<ImessageAccount, "responsePrefix" | "textChunkLimit" | "chunkMode" | "mediaMaxMb" | "mediaLocalRoots">,
+  account: Pick<ImessageAccount, "responsePrefix" | "textChunkLimit" | "chunkMode" | "mediaMaxMb" | "mediaLocalRoots"> & Partial<Pick<ImessageAccount, "replyMaxChars" | "replyMaxParts">>,
   /**
    * sanitize: false for user-typed text (send); whole: one part, unchunked (pairing and command replies);
    * stateDir (with configPath): agent media may not come from it (nor from other secret places, nor from outside
    * mediaLocalRoots when set; see `outboundRefusal`).
    */
   opts: { sanitize?: boolean; whole?: boolean; stateDir?: string; configPath?: string } = {},
-): { parts: Part[]; rejected: { path: string; reason: string }[] } {
+): { parts: Part[]; rejected: { path: string; reason: string }[]; truncated?: Truncation } {
   let body = opts.sanitize === false ? text.replace(/\r\n?/g, "\n").trim() : sanitizeOutbound(text);
   if (body && account.responsePrefix) body = `${account.responsePrefix} ${body}`;
-  const parts: Part[] = !body ? [] : opts.whole ? [{ text: body }] : chunkText(body, account.textChunkLimit, account.chunkMode).map((t) => ({ text: t }));
+  // Size caps (whole replies are the gateway's own short texts): a reply is at most maxParts messages in all.
+  const maxParts = opts.whole ? Infinity : (account.replyMaxParts ?? Infinity);
+  const capped = !body || opts.whole
+    ? { chunks: body ? [body] : [] }
+    : chunkCapped(body, account.textChunkLimit, account.chunkMode, { maxChars: account.replyMaxChars ?? Infinity, maxParts });
+  const parts: Part[] = capped.chunks.map((t) => ({ text: t }));
   const rejected: { path: string; reason: string }[] = [];
   const max = account.mediaMaxMb * 1024 * 1024;
   for (const path of media) {
+    if (parts.length >= maxParts) {
+      rejected.push({ path, reason: `over replyMaxParts (${maxParts} messages per reply)` });
+      continue;
+    }
     if (!isAbsolute(path)) {
       rejected.push({ path, reason: "not an absolute path" });
       continue;
@@ -91,7 +100,7 @@ export function planParts(
       rejected.push({ path, reason: "file not found" });
     }
   }
-  return { parts, rejected };
+  return capped.truncated ? { parts, rejected, truncated: capped.truncated } : { parts, rejected };
 }
 
 export interface DeliverJob {

@@ -1,61 +1,42 @@
-// The gateway runtime: one pipeline per account, in order: ingest (journal, cursor) → screen (echoes, stale rows,
-// loops) → decide (policy) → act (drop | pairing | dispatch) → turn (agent) → outbox (ordered sends). Recovery
-// resumes what the journal left unfinished; stop lets turns finish, then cancels them (they re-run after restart).
+// The gateway runtime: one pipeline per account, in order: ingest (journal, cursor) → screen (echoes, stale rows)
+// → decide (policy) → rate guard (admitted senders: hold, delay or pass) → act (drop | pairing | dispatch) → turn
+// (agent) → outbox (ordered sends). Recovery resumes what the journal left unfinished; stop lets turns finish,
+// then cancels them (they re-run after restart).
 import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { resolveAccount } from "./config.ts";
 import { AgentError, routeAgent, runAgent, sessionKey as makeSessionKey, type AgentTurn } from "./agents.ts";
-import { fetchTurnAttachments, pruneMediaCache } from "./attachments.ts";
-import { reconcileOutbound, SendClient, SETTLE_MS } from "./deliver.ts";
+import { fetchTurnAttachments } from "./attachments.ts";
+import { startPruning } from "./retention.ts";
+import { reconcileOutbound, SendClient } from "./deliver.ts";
 import { parseMessage, toWireMessage, type ImsgMessage } from "./imsg.ts";
 import { resolveRemoteHost } from "./ssh.ts";
 import { stagerFor } from "./stage.ts";
 import { acquireLock, type Lock } from "./lock.ts";
 import { getLog, preview, redact, type Logger } from "./log.ts";
 import { Outbox, type OutboundReply } from "./outbox.ts";
-import { approvedSenders, pairingReply, requestPairing } from "./pairing.ts";
+import { approvedSenders, pairingTurn } from "./pairing.ts";
 import { Presence } from "./presence.ts";
-import { compileMentionPatterns, conversationOf, decide, dmSessionMayBeShared, SHARED_SESSION_FIX, SHARED_SESSION_WARNING, type Decision, type Peer } from "./policy.ts";
-import { drainWithin, KeyedQueue, Semaphore } from "./queues.ts";
+import { RateGuard } from "./guard.ts";
+import { Pauses } from "./pauses.ts";
+import { admitted, compileMentionPatterns, conversationOf, decide, dmSessionMayBeShared, SHARED_SESSION_FIX, SHARED_SESSION_WARNING, type Decision, type Peer } from "./policy.ts";
+import { Cancellers, drainWithin, KeyedQueue, Semaphore, sleep } from "./queues.ts";
 import { describeReaction, reactionGate } from "./reactions.ts";
 import { reasonText, type InboundReason } from "./reasons.ts";
-import { convKey, LoopBreaker, screen, type ScreenLookups } from "./screen.ts";
+import { convKey, screen, type ScreenLookups } from "./screen.ts";
 import { burstKey, Debouncer, mergeTexts } from "./debounce.ts";
-import { DEFAULTS } from "./config-schema.ts";
 import { ownerReplied, ownerView, quietUntil, seedDmSession } from "./context.ts";
 import { inboundKey, Store, type InboundRow } from "./store.ts";
-import { assembleTurn, controlCommand, historyKey, type Dispatch } from "./turn.ts";
-import { Watch, type WatchTuning } from "./watch.ts";
+import { assembleTurn, controlCommand, ERROR_REPLY, historyKey, type Dispatch } from "./turn.ts";
+import { DEFAULT_TUNING, type GatewayTuning } from "./tuning.ts";
+import { Watch } from "./watch.ts";
 import { readFileSync } from "node:fs";
 
-/** Tunables; defaults are the product's, tests and benchmarks shorten some. */
-export interface GatewayTuning extends WatchTuning {
-  /** Text echo window: an inbound row equal to something we sent in this conversation this recently is an echo. */
-  echoWindowMs: number;
-  maxConcurrentTurns: number;
-  /** How long shutdown waits for agent turns before cancelling them (they re-run after a restart). */
-  shutdownGraceMs: number;
-  /** How long a send interrupted by its child's death gets to land before history is checked. */
-  settleMs: number;
-  /** The inbound debounce window when messages.inbound configures none (tests run with 0). */
-  inboundDebounceMs: number;
-}
+// Tunables live in tuning.ts; re-exported because commands and tests take them from the runtime.
+export { DEFAULT_TUNING, type GatewayTuning };
 
-export const DEFAULT_TUNING: GatewayTuning = {
-  backoffInitialMs: 100,
-  backoffMaxMs: 60_000,
-  stableAfterMs: 60_000,
-  watchdogMs: 15_000,
-  echoWindowMs: 30_000,
-  maxConcurrentTurns: 16,
-  shutdownGraceMs: 10_000,
-  settleMs: SETTLE_MS,
-  inboundDebounceMs: DEFAULTS.inboundDebounceMs,
-};
-
-type Pending = { key: string; msg: ImsgMessage; d: Dispatch; agent: AgentConfig; isGroup: boolean; sk: string }; // waits in a burst
-
-/** The attachment cache is also capped in size; the oldest files go first. */
-const MEDIA_CACHE_MAX_BYTES = 1024 * 1024 * 1024;
+// Waits in a burst. conv: the rate guard's key; slow: the guard asked for the reply to be delayed (a probe).
+type Pending = { key: string; msg: ImsgMessage; d: Dispatch; agent: AgentConfig; isGroup: boolean; sk: string; conv: string; slow: boolean };
+type Mode = "live" | "catchup" | "resumed";
 
 class AccountRuntime {
   readonly log: Logger;
@@ -64,13 +45,16 @@ class AccountRuntime {
   readonly outbox: Outbox;
   /** Typing and read receipts, on an imsg child of their own (see presence.ts). */
   readonly presence: Presence;
-  readonly #breaker = new LoopBreaker();
+  readonly guard: RateGuard;
+  readonly pauses: Pauses;
   /** One agent turn at a time per session, sessions in parallel (bounded by `turns`). */
   readonly #sessions = new KeyedQueue();
   /** Bursts of texts per account + chat + sender, merged into one turn (messages.inbound.debounceMs). */
   readonly #bursts = new Debouncer<Pending>((_k, items) => this.#track(this.#dispatch(items)));
   #stopping = false;
   #abort = new AbortController();
+  /** The agent turn running per conversation, for /stop. */
+  #running = new Cancellers(this.#abort.signal);
   #inflight = new Set<Promise<void>>();
   #warnedChats = new Set<number>();
   #catchupCount = 0;
@@ -92,7 +76,11 @@ class AccountRuntime {
     this.sender.stager = stagerFor(account, store);
     const current = () => this.account;
     this.watch = new Watch({ account: current, store, tuning, log: this.log, onMessage: (raw) => this.#ingest(raw), beforeFirstSubscribe: () => this.#recover() });
-    this.outbox = new Outbox({ account: current, store, sender: this.sender, stateDir, configPath: cfg.path, settleMs: tuning.settleMs, log: this.log, breaker: this.#breaker, track: (p) => this.#track(p) });
+    this.guard = new RateGuard(store, account.accountId);
+    const notify = (key: string, msg: ImsgMessage, text: string, isGroup: boolean) => this.outbox.enqueue(key, msg, { text, media: [], system: true }, isGroup);
+    const reprocess = (key: string, msg: ImsgMessage) => this.#track(this.#process(key, msg, "resumed"));
+    this.pauses = new Pauses({ account: current, store, guard: this.guard, log: this.log, notify, reprocess, stop: (conv) => this.#running.cancel(conv) });
+    this.outbox = new Outbox({ account: current, store, sender: this.sender, stateDir, configPath: cfg.path, settleMs: tuning.settleMs, log: this.log, guard: this.guard, track: (p) => this.#track(p) });
     this.presence = new Presence({ account: current, log: this.log });
     const id = account.accountId;
     this.#lookups = {
@@ -168,7 +156,7 @@ class AccountRuntime {
       this.log.debug(`drop duplicate row ${msg.id} (${key} already journaled)`);
       return;
     }
-    this.#track(this.#process(key, msg, msg.id <= this.watch.catchupBoundary));
+    this.#track(this.#process(key, msg, msg.id <= this.watch.catchupBoundary ? "catchup" : "live"));
   }
 
   #track(p: Promise<void>): void {
@@ -186,26 +174,27 @@ class AccountRuntime {
    * imsg 0.9 emits a row caught before Messages joined it to its chat with chat_id 0, no group flag and no
    * participants: deciding it would make a group message a DM. Re-read it until it has its chat, else drop it.
    */
-  async #unjoined(key: string, msg: ImsgMessage, catchup: boolean): Promise<void> {
+  async #unjoined(key: string, msg: ImsgMessage, mode: Mode): Promise<void> {
     this.log.debug(`row ${msg.id} is not joined to a chat yet; re-reading it before deciding`);
     for (const ms of [300, 1000, 2000]) {
       await new Promise((r) => setTimeout(r, ms));
       if (this.#stopping) return; // stays "new": re-read after the restart
       const joined = await this.watch.reread(msg.id).catch(() => undefined);
-      if (joined && joined.chatId !== 0) return this.#process(key, joined, catchup);
+      if (joined && joined.chatId !== 0) return this.#process(key, joined, mode);
     }
     return this.#drop(key, msg, "not joined to a chat", "still chat_id 0 after 3 re-reads");
   }
 
-  /** Screen → decide → act. */
-  async #process(key: string, msg: ImsgMessage, catchup: boolean): Promise<void> {
-    if (msg.chatId === 0) return this.#unjoined(key, msg, catchup);
-    const s = screen({ key, msg, catchup, account: this.account, echoWindowMs: this.tuning.echoWindowMs, now: Date.now() }, this.#lookups, this.#breaker);
+  /**
+   * Screen → decide → guard → act. `mode`: "live" rows carry timing evidence; "catchup" rows are the backlog at
+   * subscription or the journal's unfinished rows; "resumed" rows were held while their conversation was paused.
+   */
+  async #process(key: string, msg: ImsgMessage, mode: Mode): Promise<void> {
+    if (msg.chatId === 0) return this.#unjoined(key, msg, mode);
+    const s = screen({ key, msg, catchup: mode !== "live", account: this.account, echoWindowMs: this.tuning.echoWindowMs, now: Date.now() }, this.#lookups);
     if (!("pass" in s)) {
-      const conv = convKey(msg, this.account);
-      if (s.echo && this.#breaker.echo(conv)) {
-        this.log.warn(`echo loop suspected in ${conv.startsWith("chat:") ? conv : "a DM"}; not replying there for a minute`);
-      }
+      // Reflected markup is evidence only from an admitted sender: a stranger's rows cannot pause a chat.
+      if (s.echo && mode === "live" && admitted(this.#decide(msg))) this.pauses.echo(msg, conversationOf(msg, this.account).isGroup);
       if (s.owner) ownerReplied({ store: this.store, cfg: this.cfg, account: this.account, log: this.log }, ownerView(msg));
       return this.#drop(key, msg, s.drop, s.detail, s.state);
     }
@@ -216,7 +205,19 @@ class AccountRuntime {
     const { isGroup, peer } = conversationOf(msg, this.account);
     const agent = routeAgent(this.cfg, this.id, peer);
     if (!agent) return this.#drop(key, msg, "no agent configured");
-    const decision = decide({
+    const decision = this.#decide(msg, agent);
+    // The catch-up budget counts only rows that would be answered, so dropped chatter cannot use it up.
+    if (mode === "catchup" && decision.kind !== "drop" && ++this.#catchupCount > this.account.recoveryMaxRows) {
+      return this.#drop(key, msg, "catch-up limit reached", `${this.account.recoveryMaxRows} rows`, "skipped");
+    }
+    const g = decision.kind === "dispatch" && mode !== "resumed" ? this.pauses.check(key, msg, s.conv, decision, isGroup, mode === "live") : "pass";
+    if (g === "held") return;
+    return this.#act(key, msg, decision, agent, isGroup, peer, s.conv, g === "slow");
+  }
+
+  #decide(msg: ImsgMessage, agent = routeAgent(this.cfg, this.id, conversationOf(msg, this.account).peer)): Decision {
+    if (!agent) return { kind: "drop", reason: "malformed" }; // no agent: nothing is admitted
+    return decide({
       message: msg,
       account: this.account,
       approvedSenders: approvedSenders(this.store, this.id),
@@ -225,11 +226,6 @@ class AccountRuntime {
       // Any attachment counts, even one imsg marks missing: the agent is then told it was unavailable.
       hasMedia: this.account.includeAttachments && msg.attachments.length > 0,
     });
-    // The catch-up budget counts only rows that would be answered, so dropped chatter cannot use it up.
-    if (catchup && decision.kind !== "drop" && ++this.#catchupCount > this.account.recoveryMaxRows) {
-      return this.#drop(key, msg, "catch-up limit reached", `${this.account.recoveryMaxRows} rows`, "skipped");
-    }
-    return this.#act(key, msg, decision, agent, isGroup, peer);
   }
 
   #mentions(agent: AgentConfig): RegExp[] {
@@ -243,7 +239,7 @@ class AccountRuntime {
     return r;
   }
 
-  async #act(key: string, msg: ImsgMessage, d: Decision, agent: AgentConfig, isGroup: boolean, peer: Peer): Promise<void> {
+  async #act(key: string, msg: ImsgMessage, d: Decision, agent: AgentConfig, isGroup: boolean, peer: Peer, conv: string, slow: boolean): Promise<void> {
     if (d.kind === "drop") {
       if (d.reason === "group id not in allowlist" && !this.#warnedChats.has(msg.chatId)) {
         this.#warnedChats.add(msg.chatId);
@@ -258,7 +254,9 @@ class AccountRuntime {
     const quiet = d.command ? undefined : quietUntil(this.store, this.id, convKey(msg, this.account), Date.now());
     if (quiet) return this.#drop(key, msg, "owner takeover", `quiet until ${new Date(quiet).toISOString()}`);
     const sk = makeSessionKey(agent.id, this.id, peer, this.cfg.session);
-    const p: Pending = { key, msg, d, agent, isGroup, sk };
+    // /stop and /resume act at once: queued behind the session's running turn they could not reach it.
+    if ((d.command?.name === "stop" || d.command?.name === "resume") && this.#command(key, msg, d, agent, isGroup, sk, conv)) return;
+    const p: Pending = { key, msg, d, agent, isGroup, sk, conv, slow };
     // Rows wait still "new" in the journal (a crash replays them); a tapback goes at once like a command.
     const m = { text: msg.text, attachments: msg.attachments.length, command: d.command !== undefined || !!d.reaction };
     if (!this.#bursts.offer(burstKey(this.id, msg.chatId, msg.sender), p, m, this.account.debounceMs ?? this.tuning.inboundDebounceMs)) await this.#dispatch([p]);
@@ -270,49 +268,59 @@ class AccountRuntime {
     this.store.mergeBurst(this.id, a.key, items.slice(0, -1).map((i) => i.key), { agentId: a.agent.id, sessionKey: a.sk });
     if (items.length > 1) this.log.debug(`merged ${items.length} rows into one turn (anchor row ${a.msg.id})`);
     if (!a.d.reaction) this.presence.read(a.msg, a.isGroup);
-    await this.#sessions.run(a.sk, () => this.turns.run(() => this.#turn(a.key, a.msg, a.d, a.agent, a.isGroup, a.sk)));
+    await this.#sessions.run(a.sk, async () => {
+      if (items.some((i) => i.slow)) await sleep(this.account.loopFollowMs, this.#abort.signal);
+      return this.turns.run(() => this.#turn(a.key, a.msg, a.d, a.agent, a.isGroup, a.sk, a.conv));
+    });
+  }
+
+  /** Answers a control command; false when it is not one the gateway answers (it goes to the agent). */
+  #command(key: string, msg: ImsgMessage, d: Dispatch, agent: AgentConfig, isGroup: boolean, sk: string, conv: string): boolean {
+    if (!d.command || !d.commandAuthorized) return false;
+    const quiet = quietUntil(this.store, this.id, conv, Date.now());
+    const control = this.pauses.control(conv);
+    const ctx = { account: this.account, cfg: this.cfg, agent, sessionKey: sk, isGroup, msg, store: this.store, onConfig: this.onConfig, quietUntil: quiet, imsgActions: () => this.presence.describe(), control };
+    const text = controlCommand(d.command, ctx);
+    if (text === undefined) return false;
+    const reply = { text, media: [], system: true };
+    this.store.setInbound(this.id, key, { state: "replied", reply });
+    void this.outbox.enqueue(key, msg, reply, isGroup);
+    return true;
   }
 
   #pair(key: string, msg: ImsgMessage, senderId: string, isGroup: boolean): void {
-    // The request and the reply to send are recorded together: a crash in between would leave a code nobody got.
-    const reply = this.store.transaction((): OutboundReply | InboundReason => {
-      const { code, created } = requestPairing(this.store, this.id, senderId, { sender: senderId, chatId: String(msg.chatId) });
-      if (!created) return code ? "pairing already requested (no new reply)" : "pairing: too many pending requests (no reply)";
-      const r = { text: pairingReply(senderId, code, this.id), media: [], system: true };
-      this.store.setInbound(this.id, key, { state: "replied", reply: r });
-      return r;
-    });
+    const reply = pairingTurn(this.store, this.id, key, senderId, msg.chatId);
     if (typeof reply === "string") return this.#drop(key, msg, reply);
     this.log.info(`pairing requested by ${redact(senderId)} (approve with: openclaw-imsg pairing approve imessage <code>)`);
-    this.outbox.enqueue(key, msg, reply, isGroup);
+    void this.outbox.enqueue(key, msg, reply, isGroup);
   }
 
   /** A control command, or the agent turn: attachments, history, run, record, queue the reply. */
-  async #turn(key: string, msg: ImsgMessage, d: Dispatch, agent: AgentConfig, isGroup: boolean, sk: string): Promise<void> {
+  async #turn(key: string, msg: ImsgMessage, d: Dispatch, agent: AgentConfig, isGroup: boolean, sk: string, conv: string): Promise<void> {
     if (this.#stopping && this.#abort.signal.aborted) return; // left "dispatched": re-run after restart
-    if (d.command && d.commandAuthorized) {
-      const quiet = quietUntil(this.store, this.id, convKey(msg, this.account), Date.now());
-      const ctx = { account: this.account, cfg: this.cfg, agent, sessionKey: sk, isGroup, msg, store: this.store, onConfig: this.onConfig, quietUntil: quiet, imsgActions: () => this.presence.describe() };
-      const text = controlCommand(d.command, ctx);
-      if (text !== undefined) {
-        const reply = { text, media: [], system: true };
-        this.store.setInbound(this.id, key, { state: "replied", reply });
-        return void this.outbox.enqueue(key, msg, reply, isGroup);
-      }
-    }
+    if (this.#command(key, msg, d, agent, isGroup, sk, conv)) return;
+    // /stop aborts this turn alone, shutdown aborts them all.
+    const run = () => this.#running.run(conv, (signal) => this.#agentTurn(key, msg, d, agent, isGroup, sk, signal));
     // Typing from the turn's start until its reply is delivered (or the turn fails or is cancelled).
-    if (d.reaction) return void (await this.#agentTurn(key, msg, d, agent, isGroup, sk)); // a tapback often gets no reply
+    if (d.reaction) return void (await run()); // a tapback often gets no reply
     const typing = this.presence.typing(msg, isGroup);
-    const r = await this.#agentTurn(key, msg, d, agent, isGroup, sk).catch((e) => {
+    const r = await run().catch((e) => {
       typing.stop();
       throw e;
     });
     typing.stopAfter(r?.sent);
   }
 
-  async #agentTurn(key: string, msg: ImsgMessage, d: Dispatch, agent: AgentConfig, isGroup: boolean, sk: string): Promise<{ sent: Promise<void> } | undefined> {
+  async #agentTurn(key: string, msg: ImsgMessage, d: Dispatch, agent: AgentConfig, isGroup: boolean, sk: string, signal: AbortSignal): Promise<{ sent: Promise<void> } | undefined> {
+    const cancelled = () => {
+      if (this.#abort.signal.aborted) return true; // shutdown: stays "dispatched", re-run after restart
+      if (!signal.aborted) return false;
+      this.store.setInbound(this.id, key, { state: "done", reason: "cancelled by /stop" satisfies InboundReason });
+      this.log.info(`agent turn for row ${msg.id} cancelled by /stop (nothing sent)`);
+      return true;
+    };
     const { attachments, notes } = await this.#attachments(msg, sk);
-    if (this.#abort.signal.aborted) return; // shutdown while fetching: stays "dispatched"
+    if (cancelled()) return;
     // Read now, cleared only with the reply: a failed or cancelled turn keeps the group's context for the next one.
     // A tapback leaves the group's pending context for the next real message.
     const { entries: pending, upTo } = isGroup && !d.reaction ? this.store.peekGroupPending(this.id, msg.chatId) : { entries: [], upTo: 0 };
@@ -330,13 +338,15 @@ class AccountRuntime {
     let reply: OutboundReply;
     const started = Date.now();
     try {
-      reply = await runAgent(agent, turn, this.#abort.signal);
+      reply = await runAgent(agent, turn, signal);
     } catch (e) {
-      if (this.#abort.signal.aborted) return; // shutdown: stays "dispatched", re-run after restart
+      if (cancelled()) return;
       const msgText = e instanceof AgentError ? e.message : String(e);
-      this.store.setInbound(this.id, key, { state: "failed", reason: msgText });
-      this.log.warn(`agent turn for row ${msg.id} failed (nothing sent): ${msgText}`);
-      return;
+      const notice = this.account.replyOnError ? { text: ERROR_REPLY, media: [], system: true } : undefined;
+      // The person learns the message was not handled; the error itself stays in the journal and the log.
+      this.store.setInbound(this.id, key, notice ? { state: "replied", reason: msgText, reply: notice } : { state: "failed", reason: msgText });
+      this.log.warn(`agent turn for row ${msg.id} failed (${notice ? "error notice sent" : "nothing sent"}): ${msgText}`);
+      return notice && { sent: this.outbox.enqueue(key, msg, notice, isGroup) };
     }
     this.log.debug(`agent ${agent.id} answered row ${msg.id} in ${Date.now() - started} ms: ${preview(reply.text)}`);
     // History and the reply to send are recorded together, so a crash cannot leave a turn in history twice.
@@ -392,7 +402,7 @@ class AccountRuntime {
       const { isGroup } = conversationOf(msg, this.account);
       return void this.outbox.enqueue(row.key, msg, row.reply as OutboundReply, isGroup);
     }
-    return this.#process(row.key, msg, true);
+    return this.#process(row.key, msg, "catchup");
   }
 
   /**
@@ -452,7 +462,7 @@ export class Gateway {
     const turns = new Semaphore(tuning.maxConcurrentTurns);
     const runtimes = accounts.map((a) => new AccountRuntime(a, opts.config, store, opts.stateDir, tuning, turns));
     const gw = new Gateway(lock, store, runtimes);
-    gw.#startPruning(opts.config.retentionDays, opts.stateDir);
+    gw.#stopPruning = startPruning(store, opts.stateDir, opts.config.retentionDays);
     for (const r of runtimes) r.onConfig = (cfg) => runtimes.forEach((x) => x.applyConfig(cfg));
     lock.update({ accounts: accounts.map((a) => a.accountId) });
     for (const r of runtimes) {
@@ -465,23 +475,7 @@ export class Gateway {
     return gw;
   }
 
-  #pruneTimer?: ReturnType<typeof setInterval>;
-
-  /** Journal, history and media cache are pruned at start and then hourly (privacy: nothing kept past the window). */
-  #startPruning(retentionDays: number, stateDir: string): void {
-    const run = () => {
-      try {
-        const n = this.store.prune(retentionDays);
-        if (Object.values(n).some((x) => x > 0)) getLog("gateway").debug(`pruned journal: ${JSON.stringify(n)}`);
-      } catch (e) {
-        getLog("gateway").warn(`pruning the journal failed: ${(e as Error).message}`);
-      }
-      pruneMediaCache(stateDir, retentionDays * 86_400_000, MEDIA_CACHE_MAX_BYTES).catch((e) => getLog("gateway").warn(`pruning the media cache failed: ${(e as Error).message}`));
-    };
-    run();
-    this.#pruneTimer = setInterval(run, 3_600_000);
-    this.#pruneTimer.unref?.();
-  }
+  #stopPruning?: () => void;
 
   /** Resolves once every account is subscribed. */
   get ready(): Promise<void> {
@@ -489,7 +483,7 @@ export class Gateway {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.#pruneTimer);
+    this.#stopPruning?.();
     await Promise.all(this.runtimes.map((r) => r.stop()));
     this.store.close();
     this.lock.release();

@@ -7,7 +7,8 @@ import type { ImsgMessage } from "./imsg.ts";
 import { redact, type Logger } from "./log.ts";
 import { KeyedQueue } from "./queues.ts";
 import type { InboundReason } from "./reasons.ts";
-import { convKey, REPLY_BREAKER, type LoopBreaker } from "./screen.ts";
+import type { RateGuard } from "./guard.ts";
+import { convKey } from "./screen.ts";
 import type { Store } from "./store.ts";
 import { formatTarget, replyTargetFor } from "./targets.ts";
 
@@ -37,8 +38,8 @@ export interface OutboxOptions {
   configPath?: string;
   settleMs: number;
   log: Logger;
-  /** Counts replies per conversation (bot loops). */
-  breaker: Pick<LoopBreaker, "reply">;
+  /** Told of every reply sent (the rate guard times the next message against it). */
+  guard: Pick<RateGuard, "replied">;
   /** Every send task, so shutdown can wait for it. */
   track: (p: Promise<void>) => void;
   retry?: RetryPolicy;
@@ -87,13 +88,14 @@ export class Outbox {
     let account = this.opts.account();
     const id = account.accountId;
     const target = replyTargetFor(msg, isGroup);
-    const { parts, rejected } = planParts(reply.text, reply.media, reply.system ? { ...account, responsePrefix: undefined } : account, {
+    const { parts, rejected, truncated } = planParts(reply.text, reply.media, reply.system ? { ...account, responsePrefix: undefined } : account, {
       whole: reply.system,
       sanitize: !reply.system,
       stateDir: this.opts.stateDir,
       configPath: this.opts.configPath,
     });
     for (const r of rejected) log.warn(`not attaching ${r.path}: ${r.reason}`);
+    if (truncated) log.warn(`reply to row ${msg.id} cut to ${truncated.parts} part(s), ${truncated.keptChars} of ${truncated.chars} characters (replyMaxChars/replyMaxParts)`);
     if (!parts.length) {
       store.setInbound(id, key, { state: "done", reason: "empty reply" satisfies InboundReason });
       return;
@@ -121,9 +123,7 @@ export class Outbox {
       account = this.opts.account();
     }
     const where = isGroup ? `chat ${msg.chatId}` : redact(msg.sender);
-    if (this.opts.breaker.reply(convKey(msg, account))) {
-      log.warn(`${REPLY_BREAKER.threshold} replies in a minute to ${where}: possible bot loop, pausing replies there for a minute`);
-    }
+    this.opts.guard.replied(convKey(msg, account));
     log.info(`replied to ${where} (${parts.length} part${parts.length > 1 ? "s" : ""})`);
   }
 }

@@ -142,3 +142,23 @@ export function pairingReply(senderId: string, code: string, accountId = "defaul
     "The code expires in 1 hour.",
   ].join("\n");
 }
+
+/**
+ * A stranger's first DM: the pairing request and the reply to send, recorded together in one transaction (a crash
+ * in between would leave a code nobody got). Returns the reply, or why there is none.
+ */
+export function pairingTurn(
+  store: Store,
+  accountId: string,
+  key: string,
+  senderId: string,
+  chatId: number,
+): { text: string; media: string[]; system: true } | "pairing already requested (no new reply)" | "pairing: too many pending requests (no reply)" {
+  return store.transaction(() => {
+    const { code, created } = requestPairing(store, accountId, senderId, { sender: senderId, chatId: String(chatId) });
+    if (!created) return code ? "pairing already requested (no new reply)" : "pairing: too many pending requests (no reply)";
+    const reply = { text: pairingReply(senderId, code, accountId), media: [], system: true as const };
+    store.setInbound(accountId, key, { state: "replied", reply });
+    return reply;
+  });
+}

@@ -27,6 +27,14 @@ export const DROP_REASONS = [
 /** One of DROP_REASONS. */
 export type DropReason = (typeof DROP_REASONS)[number];
 
+/** Drop reasons decided after access control: the sender was admitted (the rate guard counts such rows). */
+const AFTER_ACCESS: readonly DropReason[] = ["empty body", "control command (unauthorized)", "no mention"];
+
+/** The sender passed access control (the message may still not be answered, e.g. no mention). */
+export function admitted(d: Decision): boolean {
+  return d.kind === "dispatch" || (d.kind === "drop" && AFTER_ACCESS.includes(d.reason));
+}
+
 /** The conversation a message belongs to, as routing and session keys see it. */
 export interface Peer {
   kind: "direct" | "group";
@@ -34,7 +42,7 @@ export interface Peer {
 }
 
 /** The slash commands the gateway understands. */
-export const CONTROL_COMMANDS = ["status", "reset", "new", "config", "help"] as const;
+export const CONTROL_COMMANDS = ["status", "reset", "new", "config", "help", "stop", "resume"] as const;
 
 /** A parsed slash command. */
 export interface ControlCommand {
@@ -89,7 +97,7 @@ export function conversationOf(msg: ImsgMessage, account: Pick<ImessageAccount, 
 
 const COMMAND_RE = new RegExp(`^/(${CONTROL_COMMANDS.join("|")})(?:\\s+([\\s\\S]*))?$`, "i");
 
-/** `/status`, `/reset`, `/new`, `/config …`, `/help` (any case) with the rest as args; else undefined. */
+/** `/status`, `/reset`, `/new`, `/config …`, `/help`, `/stop`, `/resume …` (any case) with the rest as args; else undefined. */
 export function parseControlCommand(text: string): ControlCommand | undefined {
   const m = COMMAND_RE.exec(text.trim());
   if (!m) return undefined;

@@ -1,5 +1,6 @@
 // Small concurrency and timing primitives shared by the pipeline: a per-key serial queue, a counting semaphore,
-// a sliding-window counter and a poll-until. No I/O, no knowledge of messages.
+// a sliding-window counter, a poll-until, a bounded drain, an abortable sleep and per-key cancellation. No I/O, no knowledge of
+// messages.
 
 /**
  * Runs tasks one at a time per key, keys in parallel. A task that failed does not block or poison the tasks
@@ -92,4 +93,48 @@ export async function drainWithin(tasks: Set<Promise<unknown>>, ms: number): Pro
   await Promise.race([drain(), new Promise((r) => (timer = setTimeout(r, Math.max(0, ms))))]);
   clearTimeout(timer);
   return tasks.size === 0;
+}
+
+/** Waits `ms`, or less when `signal` aborts (never rejects). */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (signal?.aborted) done();
+    else signal?.addEventListener("abort", done);
+  });
+}
+
+/**
+ * One abort controller per key, each also aborted with `parent`: cancels one running task by key (a chat's /stop)
+ * while a shutdown still cancels them all.
+ */
+export class Cancellers {
+  #running = new Map<string, AbortController>();
+  constructor(private readonly parent: AbortSignal) {}
+
+  async run<T>(key: string, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const ctl = new AbortController();
+    const onParent = () => ctl.abort();
+    if (this.parent.aborted) ctl.abort();
+    else this.parent.addEventListener("abort", onParent);
+    this.#running.set(key, ctl);
+    try {
+      return await task(ctl.signal);
+    } finally {
+      this.parent.removeEventListener("abort", onParent);
+      if (this.#running.get(key) === ctl) this.#running.delete(key);
+    }
+  }
+
+  /** Aborts the task running under `key`; false when none runs. */
+  cancel(key: string): boolean {
+    const ctl = this.#running.get(key);
+    ctl?.abort();
+    return ctl !== undefined;
+  }
 }

@@ -27,6 +27,9 @@ export const PIPELINE_REASONS = [
   "reaction not passed on",
   "not joined to a chat",
   "owner takeover",
+  "held (conversation paused)",
+  "skipped by /resume skip",
+  "cancelled by /stop",
 ] as const;
 
 export type ScreenReason = (typeof SCREEN_REASONS)[number];

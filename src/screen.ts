@@ -1,10 +1,9 @@
 // Screening: everything decided about an inbound row before policy. Our own rows and their echoes, rows too old
-// to answer, iCloud twins, reflected assistant markup and the loop breakers. Pure apart from the journal lookups,
-// which come in through a narrow interface.
+// to answer, iCloud twins and reflected assistant markup. Pure apart from the journal lookups, which come in
+// through a narrow interface. Loop evidence is counted after policy (guard.ts): only admitted senders count.
 import type { ImessageAccount } from "./config.ts";
 import type { ImsgMessage } from "./imsg.ts";
 import { conversationOf } from "./policy.ts";
-import { WindowCounter } from "./queues.ts";
 import type { ScreenReason } from "./reasons.ts";
 import { looksReflected, normalizeForEcho } from "./sanitize.ts";
 import { normalizeHandle } from "./targets.ts";
@@ -37,46 +36,20 @@ export type ScreenResult =
       detail?: string;
       /** "skipped": not judged (too old, undatable); "dropped": judged and refused. */
       state: "dropped" | "skipped";
-      /** Feeds the echo loop breaker (echo-like content that was not an expected echo). */
+      /** Evidence for the rate guard (echo-like content that was not an expected echo), if the sender is admitted. */
       echo?: boolean;
       /** An is_from_me row we did not send: the owner typed it by hand (kept as context, never answered). */
       owner?: boolean;
     };
 
-/** The loop breakers' key for a message's conversation: the chat for groups (policy's test), else the sender. */
+/** The rate guard's key for a message's conversation: the chat for groups (policy's test), else the sender. */
 export function convKey(msg: ImsgMessage, account: Pick<ImessageAccount, "groups">): string {
   const { isGroup, peer } = conversationOf(msg, account);
   return isGroup || !msg.sender ? `chat:${msg.chatId}` : `dm:${peer.id}`;
 }
 
-/**
- * Loop breakers, per conversation and per minute: 5 echo-like rows (our own text or assistant markup coming back),
- * or 20 replies sent (two bots answering each other), stop dispatching there until the window has passed.
- */
-export const ECHO_BREAKER = { windowMs: 60_000, threshold: 5 };
-export const REPLY_BREAKER = { windowMs: 60_000, threshold: 20 };
-
-export class LoopBreaker {
-  #echoes = new WindowCounter(ECHO_BREAKER.windowMs);
-  #replies = new WindowCounter(REPLY_BREAKER.windowMs);
-
-  /** Records an echo-like row; true when this one trips the breaker. */
-  echo(conv: string, now = Date.now()): boolean {
-    return this.#echoes.hit(conv, now) === ECHO_BREAKER.threshold;
-  }
-
-  /** Records a reply sent; true when this one trips the breaker. */
-  reply(conv: string, now = Date.now()): boolean {
-    return this.#replies.hit(conv, now) === REPLY_BREAKER.threshold;
-  }
-
-  open(conv: string, now = Date.now()): boolean {
-    return this.#echoes.count(conv, now) >= ECHO_BREAKER.threshold || this.#replies.count(conv, now) >= REPLY_BREAKER.threshold;
-  }
-}
-
 /** Screens one row, in order; the first rule that applies decides. */
-export function screen(input: ScreenInput, lookups: ScreenLookups, breaker: Pick<LoopBreaker, "open">): ScreenResult {
+export function screen(input: ScreenInput, lookups: ScreenLookups): ScreenResult {
   const { msg, account, now } = input;
   if (msg.isFromMe) return fromMe(input, lookups);
   if (msg.guid && lookups.hasOutboundGuid(msg.guid)) return { drop: "echo (our own message guid)", state: "dropped" };
@@ -95,7 +68,6 @@ export function screen(input: ScreenInput, lookups: ScreenLookups, breaker: Pick
   const twin = twinOf(input.key, msg, lookups);
   if (twin !== undefined) return { drop: "icloud twin", detail: `duplicate of row ${twin} (same sender, text and time; another guid)`, state: "dropped" };
   if (looksReflected(msg.text)) return { drop: "reflected assistant content", state: "dropped", echo: true };
-  if (breaker.open(conv, now)) return { drop: "loop breaker open", state: "dropped" };
   return { pass: true, conv };
 }
 

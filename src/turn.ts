@@ -1,10 +1,11 @@
 // The agent turn, assembled from what the pipeline gathered (pure), and the control commands the gateway answers
-// itself (/status, /reset, /new, /help, /config).
+// itself (/status, /reset, /new, /help, /config, /stop, /resume).
 import type { AgentTurn } from "./agents.ts";
 import { mediaKind, mediaPlaceholder } from "./attachments.ts";
 import { resolveAccount, type AgentConfig, type Config, type ImessageAccount } from "./config.ts";
 import { configCommand } from "./config-edit.ts";
 import type { ImsgMessage } from "./imsg.ts";
+import { describeConv, type Pause } from "./guard.ts";
 import { reactionLine, type ReactionEvent } from "./reactions.ts";
 import { isOwner, ownerHandles, type ControlCommand, type Decision } from "./policy.ts";
 import { normalizeHandle } from "./targets.ts";
@@ -167,10 +168,26 @@ export interface CommandContext {
   quietUntil?: number;
   /** Which imsg actions (typing, read, tapback, …) this Mac supports, for /status. */
   imsgActions?: () => string;
+  /** The conversation's pause and running turn (absent: /stop and /resume have nothing to act on). */
+  control?: ConversationControl;
 }
 
-/** The /status reply. Pure. */
-export function statusText(accountId: string, agentId: string, sessionKey: string, a: Activity, quietUntil?: number, imsgActions?: string): string {
+/** What /status, /stop and /resume may see and do (the gateway implements it). */
+export interface ConversationControl {
+  /** This message's conversation (the rate guard's key). */
+  conv: string;
+  /** Every paused conversation of the account. */
+  pauses(): [string, Pause][];
+  /** Messages held in a paused conversation. */
+  held(conv: string): number;
+  /** Lifts a pause: held messages are answered, or recorded as skipped. Undefined when `conv` was not paused. */
+  resume(conv: string, skip: boolean): { held: number } | undefined;
+  /** Cancels the conversation's running agent turn; false when none runs. */
+  stop(): boolean;
+}
+
+/** The /status reply. Pure. `pauses`: lines about paused conversations (see pauseLines). */
+export function statusText(accountId: string, agentId: string, sessionKey: string, a: Activity, quietUntil?: number, imsgActions?: string, pauses: string[] = []): string {
   const lines = [
     `account: ${accountId}`,
     `agent: ${agentId}`,
@@ -181,13 +198,53 @@ export function statusText(accountId: string, agentId: string, sessionKey: strin
   ];
   if (quietUntil) lines.push(`owner takeover: the agent is quiet in this chat until ${new Date(quietUntil).toISOString()}`);
   if (imsgActions) lines.push(imsgActions);
-  return lines.join("\n");
+  return [...lines, ...pauses].join("\n");
+}
+
+/** /status lines for pauses: this conversation's, and (for an owner) every other paused one. Pure. */
+export function pauseLines(conv: string, pauses: [string, Pause][], held: (conv: string) => number, owner: boolean): string[] {
+  const line = (c: string, p: Pause) => `${describeConv(c)} since ${new Date(p.since).toISOString()} (${p.reason}), ${held(c)} held`;
+  const here = pauses.find(([c]) => c === conv);
+  const out = here ? [`paused: ${line(...here)}; the owner can send /resume`] : [];
+  const others = owner ? pauses.filter(([c]) => c !== conv) : [];
+  if (others.length) out.push(`paused elsewhere: ${others.map(([c, p]) => line(c, p)).join("; ")}`);
+  return out;
+}
+
+/** The conversation a /resume argument names: "" → this one; a handle; chat:<id> / chat_id:<id>. Pure. */
+export function resumeTarget(arg: string, here: string): string {
+  if (!arg) return here;
+  const chat = /^chat(?:_id)?:(\d+)$/i.exec(arg);
+  return chat ? `chat:${chat[1]}` : `dm:${normalizeHandle(arg)}`;
 }
 
 export const RESET_REPLY = "Session cleared. The next message starts a new conversation.";
-export const HELP_REPLY = "Commands: /status, /reset (or /new) to start over, /config show|set|unset (when enabled), /help.";
+export const HELP_REPLY =
+  "Commands: /status, /reset (or /new) to start over, /stop to cancel the running answer, /resume [all|<handle>|chat:<id>] [skip] (owner) to lift a pause, /config show|set|unset (when enabled), /help.";
 export const OWNER_RESET_REPLY = "Only the owner can reset this conversation: the owner takes part in it.";
 export const NOT_OWNER_REPLY = "Only the owner (a handle listed in channels.imessage.allowFrom) may use /config.";
+export const RESUME_NOT_OWNER_REPLY = "Only the owner (a handle listed in channels.imessage.allowFrom) may use /resume.";
+export const STOP_REPLY = "Stopped. That request will not be answered.";
+export const NOTHING_TO_STOP_REPLY = "Nothing is running here.";
+export const NOTHING_PAUSED_REPLY = "Nothing is paused.";
+/** Sent when a turn's agent fails or times out (replyOnError): fixed, so no error detail reaches the chat. */
+export const ERROR_REPLY = "Sorry, I couldn't answer that just now. Please try again in a moment.";
+
+function resumeCommand(ctx: CommandContext, args: string): string {
+  const c = ctx.control;
+  if (!isOwner(ctx.account, ctx.msg)) return RESUME_NOT_OWNER_REPLY;
+  if (!c) return NOTHING_PAUSED_REPLY;
+  const words = args.split(/\s+/).filter(Boolean);
+  const skip = words.some((w) => w.toLowerCase() === "skip");
+  const arg = words.find((w) => w.toLowerCase() !== "skip") ?? "";
+  const targets = arg.toLowerCase() === "all" ? c.pauses().map(([conv]) => conv) : [resumeTarget(arg, c.conv)];
+  const done: string[] = [];
+  for (const t of targets) {
+    const r = c.resume(t, skip);
+    if (r) done.push(`${describeConv(t)} (${r.held} held message${r.held === 1 ? "" : "s"} ${skip ? "skipped" : "will be answered"})`);
+  }
+  return done.length ? `Resumed ${done.join(", ")}.` : NOTHING_PAUSED_REPLY;
+}
 
 /**
  * Whether the sender may wipe this session: always, unless an owner takes part in it and the sender is not an owner.
@@ -205,8 +262,15 @@ function mayReset(ctx: CommandContext): boolean {
 export function controlCommand(cmd: ControlCommand, ctx: CommandContext): string | undefined {
   const id = ctx.account.accountId;
   switch (cmd.name) {
-    case "status":
-      return statusText(id, ctx.agent.id, ctx.sessionKey, ctx.store.activity(id), ctx.quietUntil, ctx.imsgActions?.());
+    case "status": {
+      const c = ctx.control;
+      const pauses = c ? pauseLines(c.conv, c.pauses(), (x) => c.held(x), isOwner(ctx.account, ctx.msg)) : [];
+      return statusText(id, ctx.agent.id, ctx.sessionKey, ctx.store.activity(id), ctx.quietUntil, ctx.imsgActions?.(), pauses);
+    }
+    case "stop":
+      return ctx.control?.stop() ? STOP_REPLY : NOTHING_TO_STOP_REPLY;
+    case "resume":
+      return resumeCommand(ctx, cmd.args);
     case "reset":
     case "new":
       if (!mayReset(ctx)) return OWNER_RESET_REPLY;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { chunkText } from "../src/chunk.ts";
+import { chunkCapped, chunkText, TRUNCATION_MARKER } from "../src/chunk.ts";
 import type { ChunkMode } from "../src/config.ts";
 
 const FENCE = "```";
@@ -75,4 +75,29 @@ describe("chunkText properties (300 generated texts per mode)", () => {
       expect(violations(mode, 7, 300)).toEqual([]);
     });
   }
+});
+
+describe("chunkCapped: the reply size caps", () => {
+  const caps = (maxChars: number, maxParts: number) => ({ maxChars, maxParts });
+  test("under both caps nothing changes and nothing is reported", () => {
+    expect(chunkCapped("alpha beta gamma", 12, "length", caps(100, 5))).toEqual({ chunks: ["alpha beta", "gamma"] });
+  });
+  const rows: [name: string, text: string, limit: number, maxChars: number, maxParts: number, parts: number][] = [
+    ["too many parts: cut to maxParts", "word ".repeat(200), 40, 100_000, 3, 3],
+    ["too many characters: cut at a word before maxChars", "word ".repeat(200), 4000, 100, 5, 1],
+    ["5 MB of one letter: one cut, no scan of the rest", "x".repeat(5_000_000), 4000, 4000, 5, 1],
+    ["a limit too small for the marker: the marker is the last part", "word ".repeat(50), 10, 100_000, 2, 2],
+  ];
+  test.each(rows)("%s", (_n, text, limit, maxChars, maxParts, parts) => {
+    const r = chunkCapped(text, limit, "length", caps(maxChars, maxParts));
+    expect(r.chunks).toHaveLength(parts);
+    expect(r.chunks.every((c) => c.length <= limit)).toBe(true);
+    expect(r.chunks.join("\n").length).toBeLessThanOrEqual(maxChars + TRUNCATION_MARKER.length + parts);
+    expect(r.truncated).toMatchObject({ chars: text.length, parts });
+    if (limit > TRUNCATION_MARKER.length) expect(r.chunks.at(-1)!.endsWith(`\n${TRUNCATION_MARKER}`)).toBe(true);
+  });
+  test("a cut never splits an emoji's surrogate pair", () => {
+    const r = chunkCapped("😀".repeat(100), 4000, "length", caps(51, 5));
+    expect(r.chunks[0]).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])/);
+  });
 });

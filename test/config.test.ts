@@ -75,6 +75,12 @@ describe("defaults of a resolved account", () => {
     ["maxAgeMinutes", 15],
     ["recoveryMaxAgeMinutes", 120],
     ["recoveryMaxRows", 500],
+    ["replyMaxChars", 4000],
+    ["replyMaxParts", 5],
+    ["replyOnError", true],
+    ["loopMaxExchanges", 10],
+    ["loopFollowMs", 3000],
+    ["loopEchoRows", 5],
     ["sectionMissing", false],
   ];
   test.each(rows)("%s defaults to %p", (key, expected) => {
@@ -573,6 +579,7 @@ describe("config reference", () => {
     // OpenClaw 2026.9
     "streaming", "reactionNotifications", "dms", "name", "capabilities", "markdown", "contextVisibility", "heartbeatVisibility",
     "healthMonitor", "actions", "sendTransport", "catchup",
+    "replyMaxChars", "replyMaxParts", "replyOnError", "loopMaxExchanges", "loopFollowMs", "loopEchoRows",
   ];
   test("lists exactly the channels.imessage keys", () => {
     expect(keys.map((k) => k.key).sort()).toEqual([...documented].sort());

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { TRUNCATION_MARKER } from "../src/chunk.ts";
 import { classifySendError, matchSent, planParts } from "../src/deliver.ts";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -110,5 +111,16 @@ describe("planParts", () => {
     const { parts, rejected } = planParts("", ["relative.png", "/nonexistent/x.png", "/etc/hosts"], account, { stateDir: "/tmp/state" });
     expect(parts).toEqual([]);
     expect(rejected.map((r) => r.reason)).toEqual(["not an absolute path", "file not found", "inside /etc"]);
+  });
+  test("size caps: text and files together stay within replyMaxParts; the cut is reported", () => {
+    const capped = { ...account, replyMaxChars: 100_000, replyMaxParts: 3 };
+    const r = planParts("word ".repeat(100), [process.execPath], capped);
+    expect(r.parts).toHaveLength(3);
+    expect(r.parts.at(-1)!.text).toEndWith(TRUNCATION_MARKER);
+    expect(r.truncated).toMatchObject({ parts: 3 });
+    expect(r.rejected.map((x) => x.reason)).toEqual(["over replyMaxParts (3 messages per reply)"]);
+    expect(planParts("short", [], capped)).not.toHaveProperty("truncated");
+    // The gateway's own replies are never cut.
+    expect(planParts("word ".repeat(100), [], capped, { whole: true }).parts).toHaveLength(1);
   });
 });

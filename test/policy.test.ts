@@ -24,6 +24,7 @@ function account(over: Partial<ImessageAccount> = {}): ImessageAccount {
     groups: {}, mediaMaxMb: 16, textChunkLimit: 4000, chunkMode: "length", reactionNotifications: "own", configWrites: true, service: "auto",
     region: "US", historyLimit: 50, dmHistoryLimit: 0, dmSessionTurns: 20, dms: {}, ownerTakeoverMinutes: 0, probeTimeoutMs: 10000, sendReadReceipts: true, maxAgeMinutes: 15,
     recoveryMaxAgeMinutes: 120, recoveryMaxRows: 500, sectionMissing: false, allowSms: false,
+    replyMaxChars: 4000, replyMaxParts: 5, replyOnError: true, loopMaxExchanges: 10, loopFollowMs: 3000, loopEchoRows: 5,
     ...over,
   };
 }

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ImsgMessage } from "../src/imsg.ts";
 import { SCREEN_REASONS } from "../src/reasons.ts";
-import { convKey, ECHO_BREAKER, LoopBreaker, REPLY_BREAKER, screen, type ScreenInput, type ScreenLookups, type ScreenResult } from "../src/screen.ts";
+import { convKey, screen, type ScreenInput, type ScreenLookups, type ScreenResult } from "../src/screen.ts";
 import { normalizeForEcho } from "../src/sanitize.ts";
 import { inboundKey, Store } from "../src/store.ts";
 
@@ -47,7 +47,6 @@ function journal(seed: { sent?: { text: string; chatId?: number; target: string;
 }
 
 const input = (m: ImsgMessage, over: Partial<ScreenInput> = {}): ScreenInput => ({ key: inboundKey(m.guid, m.id), msg: m, catchup: false, account: ACCOUNT, echoWindowMs: 30_000, now: NOW, ...over });
-const closed = { open: () => false };
 const outcome = (r: ScreenResult) => ("pass" in r ? "pass" : r.detail ? `${r.state} ${r.drop}: ${r.detail}` : `${r.state} ${r.drop}`);
 
 describe("screen: the rules before policy, in order", () => {
@@ -83,25 +82,23 @@ describe("screen: the rules before policy, in order", () => {
     ["reflected assistant markup", msg({ text: "<thinking>plan</thinking> sure" }), {}, {}, "dropped reflected assistant content"],
   ];
   test.each(rows)("%s", (_name, m, over, seed, want) => {
-    expect(outcome(screen(input(m, over), journal(seed), closed))).toBe(want);
+    expect(outcome(screen(input(m, over), journal(seed)))).toBe(want);
   });
 
-  test("an open breaker drops what would pass; reflected content feeds the echo breaker", () => {
-    const r = screen(input(msg()), journal(), { open: () => true });
-    expect(outcome(r)).toBe("dropped loop breaker open");
-    expect(screen(input(msg({ text: "<thinking>x</thinking>" })), journal(), closed)).toMatchObject({ echo: true });
-    expect(screen(input(msg({ text: "On my way" })), journal({ sent: { text: "On my way", chatId: 7, target: "x" } }), closed)).not.toHaveProperty("echo");
+  test("reflected content is marked as loop evidence; an expected echo is not", () => {
+    expect(screen(input(msg({ text: "<thinking>x</thinking>" })), journal())).toMatchObject({ echo: true });
+    expect(screen(input(msg({ text: "On my way" })), journal({ sent: { text: "On my way", chatId: 7, target: "x" } }))).not.toHaveProperty("echo");
   });
 
   test("every reason screen returns is in the vocabulary", () => {
     for (const [, m, over, seed] of rows) {
-      const r = screen(input(m, over), journal(seed), closed);
+      const r = screen(input(m, over), journal(seed));
       if (!("pass" in r)) expect(SCREEN_REASONS).toContain(r.drop);
     }
   });
 });
 
-describe("convKey: the loop breakers' conversation (policy's group test)", () => {
+describe("convKey: the rate guard's conversation (policy's group test)", () => {
   const rows: [string, Partial<ImsgMessage>, Record<string, object>, string][] = [
     ["a DM is keyed by the sender", {}, {}, "dm:+15550001111"],
     ["a group by its chat", { isGroup: true }, {}, "chat:7"],
@@ -110,19 +107,6 @@ describe("convKey: the loop breakers' conversation (policy's group test)", () =>
     ["no sender: the chat", { sender: "" }, {}, "chat:7"],
   ];
   test.each(rows)("%s", (_n, over, groups, want) => expect(convKey(msg(over), { groups })).toBe(want));
-});
-
-describe("LoopBreaker", () => {
-  test(`trips at ${ECHO_BREAKER.threshold} echoes or ${REPLY_BREAKER.threshold} replies a minute, per conversation, and closes after the window`, () => {
-    const b = new LoopBreaker();
-    const trips = Array.from({ length: ECHO_BREAKER.threshold }, (_, i) => b.echo("dm:a", i));
-    expect(trips).toEqual([false, false, false, false, true]);
-    expect([b.open("dm:a", 10), b.open("dm:b", 10), b.open("dm:a", ECHO_BREAKER.windowMs + 10)]).toEqual([true, false, false]);
-    for (let i = 0; i < REPLY_BREAKER.threshold - 1; i++) expect(b.reply("chat:1", i)).toBe(false);
-    expect(b.open("chat:1", 100)).toBe(false);
-    expect(b.reply("chat:1", 100)).toBe(true);
-    expect(b.open("chat:1", 101)).toBe(true);
-  });
 });
 
 describe("screen: is_from_me rows are ours (never the owner's) or the owner's reply (context, never answered)", () => {
@@ -138,7 +122,7 @@ describe("screen: is_from_me rows are ours (never the owner's) or the owner's re
     ["too old to be context", mine({ createdAt: new Date(NOW - 16 * 60_000).toISOString() }), {}, {}, "dropped from me: too old to keep as the owner's reply", false],
   ];
   test.each(rows)("%s", (_name, m, over, seed, want, isOwner) => {
-    const r = screen(input(m, over), journal(seed), closed);
+    const r = screen(input(m, over), journal(seed));
     expect(outcome(r)).toBe(want);
     expect("owner" in r && r.owner === true).toBe(isOwner);
   });

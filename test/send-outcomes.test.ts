@@ -8,7 +8,7 @@ import { deliver, SendClient, sendOnce } from "../src/deliver.ts";
 import { getLog } from "../src/log.ts";
 import { Outbox } from "../src/outbox.ts";
 import { RpcClient } from "../src/rpc.ts";
-import { LoopBreaker } from "../src/screen.ts";
+import { RateGuard } from "../src/guard.ts";
 import { parseTarget } from "../src/targets.ts";
 import { accountFor, inbound, journal, journalResources } from "./helpers/journal.ts";
 import { waitFor } from "./helpers/sim.ts";
@@ -160,9 +160,9 @@ describe("imsg crashing every 3rd request", () => {
   // One conversation (its replies queue behind each other), so requests reach each child one at a time: the
   // simulator's crash takes down whatever else is in flight on that child too.
   test("all 68 parts of 4 replies in one conversation are delivered exactly once, in order, through the outbox", async () => {
-    const { sim, store, stateDir, account, sender } = setup({ IMSG_SIM_CRASH_AFTER: "2" }, { textChunkLimit: 10, chunkMode: "length" });
+    const { sim, store, stateDir, account, sender } = setup({ IMSG_SIM_CRASH_AFTER: "2" }, { textChunkLimit: 10, chunkMode: "length", replyMaxParts: 100 });
     const tasks: Promise<void>[] = [];
-    const box = new Outbox({ account: () => account, store, sender, stateDir, settleMs: 100, log: getLog("test"), breaker: new LoopBreaker(), track: (p) => void tasks.push(p), retry: { baseMs: 20, maxMs: 100 } });
+    const box = new Outbox({ account: () => account, store, sender, stateDir, settleMs: 100, log: getLog("test"), guard: new RateGuard(store, account.accountId), track: (p) => void tasks.push(p), retry: { baseMs: 20, maxMs: 100 } });
     res.track(() => box.stop());
     const keys: string[] = [];
     const expected: string[][] = [];
