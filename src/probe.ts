@@ -8,6 +8,7 @@ import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { routeAgent } from "./agents.ts";
 import { imsgInfo, type ImsgInfo } from "./capabilities.ts";
 import { chatsList, initialize, messagesHistory, parseVersion, versionSupportsRpc } from "./imsg.ts";
+import { describeConv, readPauses } from "./guard.ts";
 import { readLock } from "./lock.ts";
 import { dmSessionMayBeShared, SHARED_SESSION_FIX, SHARED_SESSION_WARNING } from "./policy.ts";
 import { classifyError, ImsgPermissionError, ImsgSpawnError, RpcClient, RpcTimeoutError, runImsg, type CommandResult } from "./rpc.ts";
@@ -408,6 +409,9 @@ function gatewayState(account: ImessageAccount, opts: ProbeOptions, newest: numb
         cursor = store.getCursor(account.accountId);
         lastEvent = a.lastInboundAt;
         activity = `; last inbound ${a.lastInboundAt ? new Date(a.lastInboundAt).toISOString() : "never"}, last outbound ${a.lastOutboundAt ? new Date(a.lastOutboundAt).toISOString() : "never"}, backlog ${a.backlog}`;
+        // Paused conversations (rate guard) are part of the gateway's state: their messages wait for /resume.
+        const paused = Object.entries(readPauses(store, account.accountId)).map(([c, p]) => `${describeConv(c)} since ${new Date(p.since).toISOString()} (${p.reason})`);
+        if (paused.length) activity += `; paused by the rate guard (owner sends /resume): ${paused.join("; ")}`;
       } finally {
         store.close();
       }
