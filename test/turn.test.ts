@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { buildConfig, resolveAccount } from "../src/config.ts";
 import type { ImsgMessage } from "../src/imsg.ts";
 import { Store } from "../src/store.ts";
-import { assembleTurn, controlCommand, HELP_REPLY, historyKey, NOT_OWNER_REPLY, OWNER_RESET_REPLY, RESET_REPLY, statusText, type CommandContext, type Dispatch, type TurnInput } from "../src/turn.ts";
+import { assembleTurn, controlCommand, HELP_REPLY, historyKey, NOT_OWNER_REPLY, NOTHING_PAUSED_REPLY, NOTHING_TO_STOP_REPLY, OWNER_RESET_REPLY, RESET_REPLY, RESUME_NOT_OWNER_REPLY, resumeTarget, statusText, STOP_REPLY, type CommandContext, type ConversationControl, type Dispatch, type TurnInput } from "../src/turn.ts";
 
 const msg = (over: Partial<ImsgMessage> = {}): ImsgMessage => ({
   id: 10, chatId: 7, guid: "IN-10", sender: "+15550001111", isFromMe: false, text: "hi", createdAt: "2026-01-01T12:00:00.000Z",
@@ -150,4 +150,35 @@ describe("controlCommand", () => {
     expect(controlCommand({ name: "config", args: "show" }, owner)).toContain('"allowFrom"');
     expect(owner.configs).toHaveLength(0);
   });
+
+  test("/stop, /resume and /status through the conversation control", () => {
+    const paused = new Map([["dm:+15550002222", { since: 0, reason: "bot" }]]);
+    const calls: string[] = [];
+    const control = (running: boolean): ConversationControl => ({
+      conv: "dm:+15550001111",
+      pauses: () => [...paused],
+      held: () => 2,
+      resume: (c, skip) => (calls.push(`${c}${skip ? " skip" : ""}`), paused.delete(c) ? { held: 2 } : undefined),
+      stop: () => running,
+    });
+    expect(controlCommand({ name: "stop", args: "" }, context({ control: control(true) }))).toBe(STOP_REPLY);
+    expect(controlCommand({ name: "stop", args: "" }, context({ control: control(false) }))).toBe(NOTHING_TO_STOP_REPLY);
+    const status = controlCommand({ name: "status", args: "" }, context({ control: control(false) }))!;
+    expect(status).toContain("paused elsewhere: DM ***2222 since 1970-01-01T00:00:00.000Z (bot), 2 held");
+    const stranger = context({ msg: msg({ sender: "+15550002222" }), control: control(false) });
+    expect(controlCommand({ name: "status", args: "" }, stranger)).not.toContain("paused");
+    expect(controlCommand({ name: "resume", args: "" }, stranger)).toBe(RESUME_NOT_OWNER_REPLY);
+    expect(controlCommand({ name: "resume", args: "+1 555 000 2222 skip" }, context({ control: control(false) }))).toBe(NOTHING_PAUSED_REPLY);
+    expect(controlCommand({ name: "resume", args: "+15550002222 skip" }, context({ control: control(false) }))).toBe("Resumed DM ***2222 (2 held messages skipped).");
+    expect(calls.at(-1)).toBe("dm:+15550002222 skip");
+    expect(controlCommand({ name: "resume", args: "all" }, context({ control: control(false) }))).toBe(NOTHING_PAUSED_REPLY);
+  });
+
+  const targets: [string, string][] = [
+    ["", "dm:+15550001111"],
+    ["chat:42", "chat:42"],
+    ["chat_id:42", "chat:42"],
+    ["+15550002222", "dm:+15550002222"],
+  ];
+  test.each(targets)("resumeTarget(%p)", (arg, want) => expect(resumeTarget(arg, "dm:+15550001111")).toBe(want));
 });
