@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
 import { baseConfig, GatewayProc, workspace, type Workspace } from "../helpers/gateway.ts";
+import { ERROR_REPLY } from "../../src/turn.ts";
 
 let sim: Sim;
 let ws: Workspace;
@@ -73,11 +74,12 @@ describe("DM policy", () => {
     await replyTo("[bot] echo: prefixed");
   });
 
-  test("a failing agent sends nothing and the turn is recorded as failed", async () => {
+  test("a failing agent sends only the fixed error notice (replyOnError), never the error", async () => {
     await start({}, {}, { AGENT_MODE: "fail" });
     sim.db.inject({ from: "+15550001111", text: "boom" });
-    await gw!.logs.waitFor((l) => l.msg.includes("failed (nothing sent)"), 10_000);
-    expect(sent()).toHaveLength(0);
+    await gw!.logs.waitFor((l) => l.msg.includes("failed (error notice sent)"), 10_000);
+    await waitFor(() => sent().length === 1 || undefined, 10_000, "the notice");
+    expect(sent().map((s) => s.text)).toEqual([ERROR_REPLY]);
   });
 
   test("an agent that prints nothing means no reply", async () => {

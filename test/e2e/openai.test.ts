@@ -2,6 +2,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
 import { GatewayProc, workspace, type Workspace } from "../helpers/gateway.ts";
+import { ERROR_REPLY } from "../../src/turn.ts";
 
 let sim: Sim;
 let ws: Workspace;
@@ -79,20 +80,22 @@ describe("openai backend", () => {
     expect(sim.db.sent()[0]!.file).toBeUndefined();
   });
 
-  test("an HTTP error sends nothing to the chat", async () => {
+  test("an HTTP error sends only the fixed error notice to the chat", async () => {
     await start();
     behaviour = "500";
     sim.db.inject({ from: "+15550001111", text: "fail please" });
     await gw!.logs.waitFor((l) => l.msg.includes("HTTP 500"), 10_000);
-    expect(sent()).toEqual([]);
+    await waitFor(() => sent().length === 1 || undefined, 10_000, "the notice");
+    expect(sent()).toEqual([ERROR_REPLY]);
   });
 
-  test("a model that does not answer within timeoutSeconds sends nothing", async () => {
+  test("a model that does not answer within timeoutSeconds gets the fixed notice, nothing else", async () => {
     await start();
     behaviour = "hang";
     sim.db.inject({ from: "+15550001111", text: "slow" });
     await gw!.logs.waitFor((l) => l.msg.includes("timed out after 1s"), 10_000);
-    expect(sent()).toEqual([]);
+    await waitFor(() => sent().length === 1 || undefined, 10_000, "the notice");
+    expect(sent()).toEqual([ERROR_REPLY]);
   });
 
   test("a missing API key variable is reported and nothing is sent", async () => {
@@ -100,7 +103,8 @@ describe("openai backend", () => {
     sim.db.inject({ from: "+15550001111", text: "hello" });
     await gw!.logs.waitFor((l) => l.msg.includes("TEST_OPENAI_KEY is not set"), 10_000);
     expect(requests).toHaveLength(0);
-    expect(sent()).toEqual([]);
+    await waitFor(() => sent().length === 1 || undefined, 10_000, "the notice");
+    expect(sent()).toEqual([ERROR_REPLY]);
   });
 
   test("a group's systemPrompt is added for that group", async () => {
