@@ -13,7 +13,6 @@ export const SCREEN_REASONS = [
   "echo (text we just sent)",
   "icloud twin",
   "reflected assistant content",
-  "loop breaker open",
 ] as const;
 
 /** The pipeline's own outcomes after policy. */

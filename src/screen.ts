@@ -62,8 +62,8 @@ export function screen(input: ScreenInput, lookups: ScreenLookups): ScreenResult
     return { drop: "stale", detail: `older than ${account.maxAgeMinutes} min`, state: "skipped" };
   }
   const conv = convKey(msg, account);
-  // Expected echoes (imsg's duplicate rows, self-chat twins) are dropped but do not feed the breaker: a long
-  // chunked reply would otherwise silence the conversation.
+  // Expected echoes (imsg's duplicate rows, self-chat twins) are dropped but are no loop evidence: a long
+  // chunked reply would otherwise pause the conversation.
   if (isTextEcho(msg, account, lookups, now - input.echoWindowMs)) return { drop: "echo (text we just sent)", state: "dropped" };
   const twin = twinOf(input.key, msg, lookups);
   if (twin !== undefined) return { drop: "icloud twin", detail: `duplicate of row ${twin} (same sender, text and time; another guid)`, state: "dropped" };
