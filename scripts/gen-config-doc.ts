@@ -1,9 +1,10 @@
 #!/usr/bin/env bun
-// Writes docs/CONFIG.md from the config schema (src/config-schema.ts describeSchemaKeys), so the reference cannot
+// Writes docs/CONFIG.md from the config schema (src/config-docs.ts describeSchemaKeys), so the reference cannot
 // drift: test/docs.test.ts fails when the committed file differs from what this prints.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DEFAULTS, describeSchemaKeys } from "../src/config-schema.ts";
+import { describeSchemaKeys } from "../src/config-docs.ts";
+import { DEFAULTS } from "../src/config-schema.ts";
 import { OPENAI_MEDIA_KEYS } from "../src/media.ts";
 
 /** The reference as Markdown. */

@@ -7,9 +7,7 @@ import JSON5 from "json5";
 import * as v from "valibot";
 import {
   DEFAULTS,
-  MINIMAL_CONFIG_EXAMPLE,
   RootSchema,
-  UNSUPPORTED_KEYS,
   type AgentConfig,
   type Binding,
   type Config,
@@ -17,6 +15,7 @@ import {
   type ImessageAccountInput,
   type ImessageSection,
 } from "./config-schema.ts";
+import { MINIMAL_CONFIG_EXAMPLE, UNSUPPORTED_KEYS } from "./config-docs.ts";
 import { mergeRoots } from "./files.ts";
 import { expandHome } from "./paths.ts";
 import { normalizeRemoteHost } from "./ssh.ts";

@@ -4,7 +4,8 @@ import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import JSON5 from "json5";
 import { buildConfig, legacyWarnings, loadConfig, parseConfig, resolveAccount, type Config, type ImessageAccount } from "../src/config.ts";
-import { closestKey, DEFAULTS, describeSchemaKeys, isSafeCliPath, MINIMAL_CONFIG_EXAMPLE } from "../src/config-schema.ts";
+import { describeSchemaKeys, MINIMAL_CONFIG_EXAMPLE } from "../src/config-docs.ts";
+import { closestKey, DEFAULTS, isSafeCliPath } from "../src/config-schema.ts";
 import { DEFAULT_ATTACHMENT_ROOT, mergeRoots } from "../src/files.ts";
 import { ConfigError, EXIT } from "../src/errors.ts";
 

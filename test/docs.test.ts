@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ArgsDef, CommandDef } from "citty";
 import { renderConfigDoc } from "../scripts/gen-config-doc.ts";
-import { describeSchemaKeys } from "../src/config-schema.ts";
+import { describeSchemaKeys } from "../src/config-docs.ts";
 import { EXIT } from "../src/errors.ts";
 import { commands } from "../src/main.ts";
 
