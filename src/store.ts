@@ -1,8 +1,10 @@
 // The gateway's whole memory: one SQLite file (node:sqlite, so Bun and Deno share it). Every SQL statement of the
-// project lives here (behind typed methods) or in store-schema.ts (migrations); times are epoch milliseconds.
+// project lives here, in store-pairing.ts (behind typed methods) or in store-schema.ts (migrations), with the
+// connection plumbing in store-sql.ts; times are epoch milliseconds.
 import { chmodSync, closeSync, existsSync, openSync } from "node:fs";
 import { join } from "node:path";
-import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import { DatabaseSync } from "node:sqlite";
+import { PairingTables } from "./store-pairing.ts";
 import { checkStateDir, ensureStateDir } from "./state-dir.ts";
 
 // Row types live with the schema; re-exported for the modules that already import them from here.
@@ -10,9 +12,9 @@ export type {
   InboundState, OutboundState, InboundInput, InboundRow, InboundPatch, OutboundInput, OutboundRow, PairingRequestRow,
   ApprovedRow, HistoryEntry, GroupPendingEntry, PruneResult, Activity,
 } from "./store-schema.ts";
-import { json, migrate, opt, toInbound, toOutbound, toPairing, type Row } from "./store-schema.ts";
-import type { Activity, ApprovedRow, GroupPendingEntry, HistoryEntry, InboundInput, InboundPatch, InboundRow } from "./store-schema.ts";
-import type { InboundState, OutboundInput, OutboundRow, PairingRequestRow, PruneResult } from "./store-schema.ts";
+import { json, migrate, opt, toInbound, toOutbound } from "./store-schema.ts";
+import type { Activity, GroupPendingEntry, HistoryEntry, InboundInput, InboundPatch, InboundRow } from "./store-schema.ts";
+import type { InboundState, OutboundInput, OutboundRow, PruneResult } from "./store-schema.ts";
 
 const UNFINISHED: readonly InboundState[] = ["new", "dispatched", "replied"];
 const UNFINISHED_SQL = UNFINISHED.map((s) => `'${s}'`).join(", ");
@@ -29,18 +31,9 @@ function tighten(path: string): void {
 }
 
 /** The state database. Synchronous; safe to open from several processes at once (WAL + busy timeout). */
-export class Store {
-  readonly #db: DatabaseSync;
-  readonly #stmts = new Map<string, StatementSync>();
-
-  private constructor(
-    /** Absolute path of the database file. */
-    readonly path: string,
-    db: DatabaseSync,
-    /** The clock every timestamp comes from (injectable for tests). */
-    readonly now: () => number,
-  ) {
-    this.#db = db;
+export class Store extends PairingTables {
+  private constructor(path: string, db: DatabaseSync, now: () => number) {
+    super(path, db, now);
   }
 
   /** Opens `<stateDir>/state.db` if it exists (read-only commands: no state yet means nothing to show). */
@@ -73,54 +66,11 @@ export class Store {
     return new Store(path, db, opts.now ?? Date.now);
   }
 
-  /** Closes the database; the instance is unusable afterwards. */
-  close(): void {
-    this.#stmts.clear();
-    this.#db.close();
-  }
-
-  #q(sql: string): StatementSync {
-    let s = this.#stmts.get(sql);
-    if (!s) this.#stmts.set(sql, (s = this.#db.prepare(sql)));
-    return s;
-  }
-
-  #get(sql: string, ...params: SQLInputValue[]): Row | undefined {
-    return this.#q(sql).get(...params) as Row | undefined;
-  }
-
-  #all(sql: string, ...params: SQLInputValue[]): Row[] {
-    return this.#q(sql).all(...params) as Row[];
-  }
-
-  #run(sql: string, ...params: SQLInputValue[]): number {
-    return Number(this.#q(sql).run(...params).changes);
-  }
-
-  // IMMEDIATE takes the write lock up front, so busy_timeout applies instead of a deadlock-avoiding SQLITE_BUSY.
-  /** Runs `fn` in one transaction (joining the enclosing one when called inside `transaction`). */
-  transaction<T>(fn: () => T): T {
-    return this.#tx(fn);
-  }
-
-  #tx<T>(fn: () => T): T {
-    if (this.#db.isTransaction) return fn();
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      const out = fn();
-      this.#db.exec("COMMIT");
-      return out;
-    } catch (err) {
-      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-      throw err;
-    }
-  }
-
   // ---- cursor -------------------------------------------------------------------------------------------------
 
   /** The highest imsg ROWID journaled for the account (the next `since_rowid`), if any. */
   getCursor(accountId: string): number | undefined {
-    return opt(this.#get("SELECT rowid FROM cursors WHERE account_id = ?", accountId)?.rowid);
+    return opt(this.one("SELECT rowid FROM cursors WHERE account_id = ?", accountId)?.rowid);
   }
 
   /**
@@ -128,7 +78,7 @@ export class Store {
    * run that starts from the newest row instead of replaying the whole Messages database.
    */
   setCursor(accountId: string, rowid: number): void {
-    this.#run(
+    this.run(
       `INSERT INTO cursors (account_id, rowid, updated_at) VALUES (?, ?, ?)
        ON CONFLICT (account_id) DO UPDATE SET rowid = max(rowid, excluded.rowid), updated_at = excluded.updated_at`,
       accountId, rowid, this.now(),
@@ -140,7 +90,7 @@ export class Store {
    * dbPath), whose ROWIDs restart below a cursor that belonged to the old one.
    */
   resetCursor(accountId: string, rowid: number): void {
-    this.#run(
+    this.run(
       `INSERT INTO cursors (account_id, rowid, updated_at) VALUES (?, ?, ?)
        ON CONFLICT (account_id) DO UPDATE SET rowid = excluded.rowid, updated_at = excluded.updated_at`,
       accountId, rowid, this.now(),
@@ -155,8 +105,8 @@ export class Store {
    */
   journalInbound(accountId: string, row: InboundInput, state: InboundState = "new", reason?: string): boolean {
     const now = this.now();
-    return this.#tx(() => {
-      const added = this.#run(
+    return this.tx(() => {
+      const added = this.run(
         `INSERT OR IGNORE INTO inbound (account_id, key, guid, rowid, chat_id, sender, is_from_me, created_at,
            received_at, updated_at, state, reason, message_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         accountId, inboundKey(row.guid, row.rowid), row.guid, row.rowid, row.chatId, row.sender,
@@ -170,7 +120,7 @@ export class Store {
   /** Updates a journaled row; returns false when there is no such row. */
   setInbound(accountId: string, key: string, patch: InboundPatch): boolean {
     return (
-      this.#run(
+      this.run(
         `UPDATE inbound SET updated_at = ?, state = coalesce(?, state), reason = coalesce(?, reason),
            reply_json = coalesce(?, reply_json), agent_id = coalesce(?, agent_id),
            session_key = coalesce(?, session_key), anchor_key = coalesce(?, anchor_key)
@@ -183,7 +133,7 @@ export class Store {
 
   /** One journaled row by key. */
   getInbound(accountId: string, key: string): InboundRow | undefined {
-    const r = this.#get("SELECT * FROM inbound WHERE account_id = ? AND key = ?", accountId, key);
+    const r = this.one("SELECT * FROM inbound WHERE account_id = ? AND key = ?", accountId, key);
     return r && toInbound(r);
   }
 
@@ -194,8 +144,8 @@ export class Store {
   mergeBurst(accountId: string, anchorKey: string, earlier: readonly string[], dispatch: { agentId: string; sessionKey: string }): void {
     const sql = `UPDATE inbound SET state = 'merged', anchor_key = ?1, reason = ?2, updated_at = ?3
       WHERE account_id = ?4 AND (key = ?5 OR anchor_key = ?5)`;
-    this.#tx(() => {
-      for (const k of earlier) this.#run(sql, anchorKey, `merged into ${anchorKey}`, this.now(), accountId, k);
+    this.tx(() => {
+      for (const k of earlier) this.run(sql, anchorKey, `merged into ${anchorKey}`, this.now(), accountId, k);
       this.setInbound(accountId, anchorKey, { state: "dispatched", ...dispatch });
     });
   }
@@ -203,12 +153,12 @@ export class Store {
   /** The rows merged into an anchor's turn, oldest first. */
   mergedInto(accountId: string, anchorKey: string): InboundRow[] {
     const sql = "SELECT * FROM inbound WHERE account_id = ? AND anchor_key = ? AND state = 'merged' ORDER BY rowid, key";
-    return this.#all(sql, accountId, anchorKey).map(toInbound);
+    return this.all(sql, accountId, anchorKey).map(toInbound);
   }
 
   /** Rows a restarted gateway must resume (new, dispatched, replied), oldest ROWID first. */
   unfinishedInbound(accountId: string): InboundRow[] {
-    return this.#all(
+    return this.all(
       `SELECT * FROM inbound WHERE account_id = ? AND state IN (${UNFINISHED_SQL}) ORDER BY rowid, key`,
       accountId,
     ).map(toInbound);
@@ -217,8 +167,8 @@ export class Store {
   /** Number of journaled rows of the account, optionally only those in `state`. */
   countInbound(accountId: string, state?: InboundState): number {
     const r = state === undefined
-      ? this.#get("SELECT count(*) AS n FROM inbound WHERE account_id = ?", accountId)
-      : this.#get("SELECT count(*) AS n FROM inbound WHERE account_id = ? AND state = ?", accountId, state);
+      ? this.one("SELECT count(*) AS n FROM inbound WHERE account_id = ?", accountId)
+      : this.one("SELECT count(*) AS n FROM inbound WHERE account_id = ? AND state = ?", accountId, state);
     return Number(r?.n ?? 0);
   }
 
@@ -230,16 +180,16 @@ export class Store {
    */
   recordOutbound(o: OutboundInput): OutboundRow {
     const now = this.now();
-    return this.#tx(() => {
-      this.#run(
+    return this.tx(() => {
+      this.run(
         `INSERT OR IGNORE INTO outbound (account_id, inbound_key, seq, target, chat_id, text, file, state,
            created_at, updated_at, echo_key) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
         o.accountId, o.inboundKey ?? null, o.seq, o.target, o.chatId ?? null, o.text, o.file ?? null, now, now,
         o.echoKey || null,
       );
       const r = o.inboundKey === undefined
-        ? this.#get("SELECT * FROM outbound WHERE id = last_insert_rowid()")
-        : this.#get(
+        ? this.one("SELECT * FROM outbound WHERE id = last_insert_rowid()")
+        : this.one(
           "SELECT * FROM outbound WHERE account_id = ? AND inbound_key = ? AND seq = ?",
           o.accountId, o.inboundKey, o.seq,
         );
@@ -253,7 +203,7 @@ export class Store {
     state: "sent" | "failed" | "unknown",
     info: { messageId?: number; messageGuid?: string; error?: string } = {},
   ): void {
-    this.#run(
+    this.run(
       `UPDATE outbound SET state = ?, updated_at = ?, message_id = coalesce(?, message_id),
          message_guid = coalesce(?, message_guid), error = coalesce(?, error) WHERE id = ?`,
       state, this.now(), info.messageId ?? null, info.messageGuid ?? null, info.error ?? null, id,
@@ -262,7 +212,7 @@ export class Store {
 
   /** Every chunk recorded for one inbound message, in send order. */
   outboundFor(accountId: string, inboundKey: string): OutboundRow[] {
-    return this.#all(
+    return this.all(
       "SELECT * FROM outbound WHERE account_id = ? AND inbound_key = ? ORDER BY seq",
       accountId, inboundKey,
     ).map(toOutbound);
@@ -270,7 +220,7 @@ export class Store {
 
   /** Chunks whose fate is not known (pending or unknown): to reconcile after a crash before re-sending. */
   unsettledOutbound(accountId: string): OutboundRow[] {
-    return this.#all(
+    return this.all(
       "SELECT * FROM outbound WHERE account_id = ? AND state IN ('pending', 'unknown') ORDER BY id",
       accountId,
     ).map(toOutbound);
@@ -278,7 +228,7 @@ export class Store {
 
   /** Other journaled rows of the same chat and sender dated within `windowMs` of `createdAt` (twin candidates). */
   inboundNear(accountId: string, chatId: number, sender: string, createdAt: number, windowMs: number, exceptKey: string): InboundRow[] {
-    return this.#all(
+    return this.all(
       `SELECT * FROM inbound WHERE account_id = ? AND chat_id = ? AND created_at BETWEEN ? AND ? AND sender = ? AND key <> ?
          AND is_from_me = 0 ORDER BY rowid LIMIT 20`,
       accountId, chatId, createdAt - windowMs, createdAt + windowMs, sender, exceptKey,
@@ -287,33 +237,33 @@ export class Store {
 
   /** Records which imsg child a part is about to be handed to. */
   setOutboundSender(id: number, pid: number | undefined): void {
-    this.#run("UPDATE outbound SET sender_pid = ?, updated_at = ? WHERE id = ?", pid ?? null, this.now(), id);
+    this.run("UPDATE outbound SET sender_pid = ?, updated_at = ? WHERE id = ?", pid ?? null, this.now(), id);
   }
 
   /** Records (or clears) where a file part was staged on the remote Mac. */
   setOutboundStaged(id: number, stagedPath: string | undefined): void {
     // updated_at is left alone: it dates the part's state (activity, retention), not its staging.
-    this.#run("UPDATE outbound SET staged_path = ? WHERE id = ?", stagedPath ?? null, id);
+    this.run("UPDATE outbound SET staged_path = ? WHERE id = ?", stagedPath ?? null, id);
   }
 
   /** Parts of the account that still have a staged copy on the remote Mac. */
   stagedOutbound(accountId: string): OutboundRow[] {
-    return this.#all("SELECT * FROM outbound WHERE account_id = ? AND staged_path IS NOT NULL ORDER BY id", accountId).map(toOutbound);
+    return this.all("SELECT * FROM outbound WHERE account_id = ? AND staged_path IS NOT NULL ORDER BY id", accountId).map(toOutbound);
   }
 
   /** Corrects the chat a part went to (imsg's send result names it; auto may have picked SMS). */
   setOutboundChat(id: number, chatId: number): void {
-    this.#run("UPDATE outbound SET chat_id = ?, updated_at = ? WHERE id = ?", chatId, this.now(), id);
+    this.run("UPDATE outbound SET chat_id = ?, updated_at = ? WHERE id = ?", chatId, this.now(), id);
   }
 
   /** Back to pending, not with any imsg child: history proved it absent after the receipt window. */
   resetOutbound(id: number): void {
-    this.#run("UPDATE outbound SET state = 'pending', sender_pid = NULL, updated_at = ? WHERE id = ?", this.now(), id);
+    this.run("UPDATE outbound SET state = 'pending', sender_pid = NULL, updated_at = ? WHERE id = ?", this.now(), id);
   }
 
   /** Parts sent (or being sent) since `sinceMs` whose normalized text is `echoKey` (the echo-defence lookup). */
   outboundByEcho(accountId: string, echoKey: string, sinceMs: number): OutboundRow[] {
-    return this.#all(
+    return this.all(
       "SELECT * FROM outbound WHERE account_id = ? AND echo_key = ? AND created_at >= ? ORDER BY created_at, id",
       accountId, echoKey, sinceMs,
     ).map(toOutbound);
@@ -321,15 +271,15 @@ export class Store {
 
   /** True when we sent a message with this imsg guid (so an inbound row with it is our own echo). */
   hasOutboundGuid(accountId: string, guid: string): boolean {
-    return this.#get("SELECT 1 AS x FROM outbound WHERE account_id = ? AND message_guid = ?", accountId, guid) !==
+    return this.one("SELECT 1 AS x FROM outbound WHERE account_id = ? AND message_guid = ?", accountId, guid) !==
       undefined;
   }
 
   /** The text of a message by its imsg guid: a part we sent, else a row we journaled (a tapback's context). */
   textOfGuid(accountId: string, guid: string): string | undefined {
-    const o = this.#get("SELECT text FROM outbound WHERE account_id = ? AND message_guid = ? ORDER BY id LIMIT 1", accountId, guid);
+    const o = this.one("SELECT text FROM outbound WHERE account_id = ? AND message_guid = ? ORDER BY id LIMIT 1", accountId, guid);
     if (o) return String(o.text);
-    const i = this.#get("SELECT json_extract(message_json, '$.text') AS text FROM inbound WHERE account_id = ? AND key = ?", accountId, guid);
+    const i = this.one("SELECT json_extract(message_json, '$.text') AS text FROM inbound WHERE account_id = ? AND key = ?", accountId, guid);
     return typeof i?.text === "string" ? i.text : undefined;
   }
 
@@ -337,7 +287,7 @@ export class Store {
   senderNames(accountId: string, handles: readonly string[]): Map<string, string> {
     const out = new Map<string, string>();
     if (!handles.length) return out;
-    const rows = this.#all(
+    const rows = this.all(
       `SELECT sender, json_extract(message_json, '$.senderName') AS name FROM inbound
          WHERE account_id = ? AND sender IN (${handles.map(() => "?").join(", ")}) AND name IS NOT NULL ORDER BY rowid`,
       accountId, ...handles,
@@ -350,12 +300,12 @@ export class Store {
 
   /** Last inbound journaled, last chunk sent, and how many inbound rows are still unfinished. */
   activity(accountId: string): Activity {
-    const i = this.#get(
+    const i = this.one(
       `SELECT max(received_at) AS last, sum(state IN (${UNFINISHED_SQL})) AS backlog FROM inbound
        WHERE account_id = ?`,
       accountId,
     );
-    const o = this.#get("SELECT max(updated_at) AS last FROM outbound WHERE account_id = ? AND state = 'sent'", accountId);
+    const o = this.one("SELECT max(updated_at) AS last FROM outbound WHERE account_id = ? AND state = 'sent'", accountId);
     return { lastInboundAt: opt(i?.last), lastOutboundAt: opt(o?.last), backlog: Number(i?.backlog ?? 0) };
   }
 
@@ -363,13 +313,13 @@ export class Store {
 
   /** Appends one turn to a session's history. */
   appendHistory(sessionKey: string, role: "user" | "assistant", text: string): void {
-    this.#run("INSERT INTO history (session_key, role, text, at) VALUES (?, ?, ?, ?)", sessionKey, role, text, this.now());
+    this.run("INSERT INTO history (session_key, role, text, at) VALUES (?, ?, ?, ?)", sessionKey, role, text, this.now());
   }
 
   /** The last `limit` turns of a session, oldest first. */
   getHistory(sessionKey: string, limit: number): HistoryEntry[] {
     if (limit <= 0) return [];
-    return this.#all(
+    return this.all(
       `SELECT role, text FROM (SELECT id, role, text FROM history WHERE session_key = ? ORDER BY id DESC LIMIT ?)
        ORDER BY id`,
       sessionKey, limit,
@@ -378,21 +328,21 @@ export class Store {
 
   /** Forgets a session's history (e.g. /reset). */
   clearHistory(sessionKey: string): void {
-    this.#run("DELETE FROM history WHERE session_key = ?", sessionKey);
+    this.run("DELETE FROM history WHERE session_key = ?", sessionKey);
   }
 
   // ---- pending group context ----------------------------------------------------------------------------------
 
   /** Remembers an unaddressed group message, keeping only the newest `limit` per chat (limit ≤ 0 keeps none). */
   addGroupPending(accountId: string, chatId: number, entry: { sender: string; text: string }, limit: number): void {
-    this.#tx(() => {
+    this.tx(() => {
       if (limit > 0) {
-        this.#run(
+        this.run(
           "INSERT INTO group_pending (account_id, chat_id, sender, text, at) VALUES (?, ?, ?, ?, ?)",
           accountId, chatId, entry.sender, entry.text, this.now(),
         );
       }
-      this.#run(
+      this.run(
         `DELETE FROM group_pending WHERE account_id = ? AND chat_id = ? AND id NOT IN
            (SELECT id FROM group_pending WHERE account_id = ? AND chat_id = ? ORDER BY id DESC LIMIT ?)`,
         accountId, chatId, accountId, chatId, Math.max(0, limit),
@@ -402,7 +352,7 @@ export class Store {
 
   /** The pending context of a group, oldest first, without removing it (with the id to clear up to). */
   peekGroupPending(accountId: string, chatId: number): { entries: GroupPendingEntry[]; upTo: number } {
-    const rows = this.#all(
+    const rows = this.all(
       "SELECT id, sender, text, at FROM group_pending WHERE account_id = ? AND chat_id = ? ORDER BY id",
       accountId, chatId,
     );
@@ -414,117 +364,32 @@ export class Store {
 
   /** Removes a group's pending context up to and including id `upTo` (what a finished turn consumed). */
   clearGroupPending(accountId: string, chatId: number, upTo: number): void {
-    this.#run("DELETE FROM group_pending WHERE account_id = ? AND chat_id = ? AND id <= ?", accountId, chatId, upTo);
+    this.run("DELETE FROM group_pending WHERE account_id = ? AND chat_id = ? AND id <= ?", accountId, chatId, upTo);
   }
 
   takeGroupPending(accountId: string, chatId: number): GroupPendingEntry[] {
-    return this.#tx(() => {
-      const rows = this.#all(
+    return this.tx(() => {
+      const rows = this.all(
         "SELECT sender, text, at FROM group_pending WHERE account_id = ? AND chat_id = ? ORDER BY id",
         accountId, chatId,
       );
-      this.#run("DELETE FROM group_pending WHERE account_id = ? AND chat_id = ?", accountId, chatId);
+      this.run("DELETE FROM group_pending WHERE account_id = ? AND chat_id = ?", accountId, chatId);
       return rows.map((r) => ({ sender: r.sender as string, text: r.text as string, at: r.at as number }));
     });
   }
 
   // ---- pairing (policy lives in pairing.ts) -------------------------------------------------------------------
 
-  /** Pending requests, all accounts or one, oldest first. */
-  listPairingRequests(accountId?: string): PairingRequestRow[] {
-    const rows = accountId === undefined
-      ? this.#all("SELECT * FROM pairing_requests ORDER BY created_at, account_id, sender_id")
-      : this.#all("SELECT * FROM pairing_requests WHERE account_id = ? ORDER BY created_at, sender_id", accountId);
-    return rows.map(toPairing);
-  }
-
-  /** The pending request of one sender. */
-  getPairingRequest(accountId: string, senderId: string): PairingRequestRow | undefined {
-    const r = this.#get("SELECT * FROM pairing_requests WHERE account_id = ? AND sender_id = ?", accountId, senderId);
-    return r && toPairing(r);
-  }
-
-  /** The pending request holding `code` (exact match; callers normalise case). */
-  findPairingByCode(code: string): PairingRequestRow | undefined {
-    const r = this.#get("SELECT * FROM pairing_requests WHERE code = ?", code);
-    return r && toPairing(r);
-  }
-
-  /** Number of pending requests of an account. */
-  countPairingRequests(accountId: string): number {
-    return Number(this.#get("SELECT count(*) AS n FROM pairing_requests WHERE account_id = ?", accountId)?.n ?? 0);
-  }
-
-  /** Inserts or replaces a sender's pending request. */
-  upsertPairingRequest(r: PairingRequestRow): void {
-    this.#run(
-      `INSERT INTO pairing_requests (account_id, sender_id, code, created_at, last_seen_at, meta_json)
-       VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (account_id, sender_id) DO UPDATE SET code = excluded.code, created_at = excluded.created_at,
-         last_seen_at = excluded.last_seen_at, meta_json = excluded.meta_json`,
-      r.accountId, r.senderId, r.code, r.createdAt, r.lastSeenAt, JSON.stringify(r.meta),
-    );
-  }
-
-  /** Bumps a pending request's lastSeenAt. */
-  touchPairingRequest(accountId: string, senderId: string, at: number): void {
-    this.#run("UPDATE pairing_requests SET last_seen_at = ? WHERE account_id = ? AND sender_id = ?", at, accountId, senderId);
-  }
-
-  /** Removes a sender's pending request; true when there was one. */
-  deletePairingRequest(accountId: string, senderId: string): boolean {
-    return this.#run("DELETE FROM pairing_requests WHERE account_id = ? AND sender_id = ?", accountId, senderId) > 0;
-  }
-
-  /** Removes requests created before `before` (epoch ms); returns how many. */
-  deletePairingRequestsCreatedBefore(before: number): number {
-    return this.#run("DELETE FROM pairing_requests WHERE created_at < ?", before);
-  }
-
-  /** Atomically turns a pending request into an approval; false when the request is gone. */
-  approvePairingRequest(accountId: string, senderId: string): boolean {
-    return this.#tx(() => {
-      if (!this.deletePairingRequest(accountId, senderId)) return false;
-      this.addApproved(accountId, senderId);
-      return true;
-    });
-  }
-
-  /** Approves a sender (keeps the first approval time if already approved). */
-  addApproved(accountId: string, senderId: string): void {
-    this.#run(
-      "INSERT OR IGNORE INTO approved_senders (account_id, sender_id, approved_at) VALUES (?, ?, ?)",
-      accountId, senderId, this.now(),
-    );
-  }
-
-  /** Withdraws an approval; true when the sender was approved. */
-  removeApproved(accountId: string, senderId: string): boolean {
-    return this.#run("DELETE FROM approved_senders WHERE account_id = ? AND sender_id = ?", accountId, senderId) > 0;
-  }
-
-  /** Approved senders, all accounts or one, in approval order. */
-  listApproved(accountId?: string): ApprovedRow[] {
-    const rows = accountId === undefined
-      ? this.#all("SELECT * FROM approved_senders ORDER BY approved_at, account_id, sender_id")
-      : this.#all("SELECT * FROM approved_senders WHERE account_id = ? ORDER BY approved_at, sender_id", accountId);
-    return rows.map((r) => ({
-      accountId: r.account_id as string,
-      senderId: r.sender_id as string,
-      approvedAt: r.approved_at as number,
-    }));
-  }
-
   // ---- meta ---------------------------------------------------------------------------------------------------
 
   /** A value from the key-value table. */
   getMeta(key: string): string | undefined {
-    return opt(this.#get("SELECT value FROM meta WHERE key = ?", key)?.value);
+    return opt(this.one("SELECT value FROM meta WHERE key = ?", key)?.value);
   }
 
   /** Sets a key-value entry. */
   setMeta(key: string, value: string): void {
-    this.#run("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
+    this.run("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
   }
 
   // ---- retention ----------------------------------------------------------------------------------------------
@@ -537,11 +402,11 @@ export class Store {
     const cutoff = this.now() - retentionDays * DAY_MS;
     // Unfinished rows go too once past the window: far beyond any catch-up fence they would only be skipped as
     // stale, and keeping them would keep message text forever (e.g. rows of an account since removed).
-    return this.#tx(() => ({
-      inbound: this.#run("DELETE FROM inbound WHERE updated_at < ?", cutoff),
-      outbound: this.#run("DELETE FROM outbound WHERE updated_at < ?", cutoff),
-      history: this.#run("DELETE FROM history WHERE at < ?", cutoff),
-      groupPending: this.#run("DELETE FROM group_pending WHERE at < ?", cutoff),
+    return this.tx(() => ({
+      inbound: this.run("DELETE FROM inbound WHERE updated_at < ?", cutoff),
+      outbound: this.run("DELETE FROM outbound WHERE updated_at < ?", cutoff),
+      history: this.run("DELETE FROM history WHERE at < ?", cutoff),
+      groupPending: this.run("DELETE FROM group_pending WHERE at < ?", cutoff),
     }));
   }
 }
