@@ -82,7 +82,11 @@ console.log("|---|---|---|---|---|---|");
 for (const w of windows) {
   const r = run(w, msgs);
   const saved = 1 - r.turns / msgs.length;
-  console.log(`| ${w} ms | ${r.turns} | ${(r.turns / thoughts).toFixed(2)} | ${(saved * 100).toFixed(0)} % | ${(r.earlyPerThought * 100).toFixed(0)} % | ${Math.round(r.added)} ms |`);
+  console.log(
+    `| ${w} ms | ${r.turns} | ${(r.turns / thoughts).toFixed(2)} | ${(saved * 100).toFixed(0)} % | ${(r.earlyPerThought * 100).toFixed(0)} % | ${
+      Math.round(r.added)
+    } ms |`,
+  );
 }
 
 // With the window at 0 a turn still does the burst bookkeeping: dispatch through mergeBurst (one transaction, the
@@ -96,7 +100,9 @@ for (const w of windows) {
   const dir = mkdtempSync(join(tmpdir(), "bench-debounce-"));
   const store = Store.open(join(dir, "state"));
   const N = 10_000;
-  for (let i = 1; i <= N; i++) store.journalInbound("a", { guid: `g${i}`, rowid: i, chatId: 1 + (i % 50), sender: "+15550001111", isFromMe: false, createdAt: i, message: { text: "x" } });
+  for (let i = 1; i <= N; i++) {
+    store.journalInbound("a", { guid: `g${i}`, rowid: i, chatId: 1 + (i % 50), sender: "+15550001111", isFromMe: false, createdAt: i, message: { text: "x" } });
+  }
   const time = (fn: (i: number) => void) => {
     const t: number[] = [];
     for (let i = 1; i <= 2000; i++) {

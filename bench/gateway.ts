@@ -5,7 +5,7 @@
 // Peer figures (OpenClaw gateway + iMessage plugin, same setup, from the issue): ~30 s start → subscribed,
 // ~900 MB RSS, 774 ms median notification → send, 100 messages from 100 senders in ~100 s, 5 s to replace a
 // dead watch child.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -133,7 +133,11 @@ for (let i = 0; i < 5; i++) {
   starts.push(startMs);
   await run.stop();
 }
-report(`start → subscribed: median ${fmt(pct(starts, 50))} ms (runs: ${starts.map(fmt).join(", ")}; target ≤ 150 ms; peer ~30000 ms → ${fmt(30000 / pct(starts, 50))}× faster)`);
+report(
+  `start → subscribed: median ${fmt(pct(starts, 50))} ms (runs: ${starts.map(fmt).join(", ")}; target ≤ 150 ms; peer ~30000 ms → ${
+    fmt(30000 / pct(starts, 50))
+  }× faster)`,
+);
 
 // 2. Notification → send latency, one message at a time.
 {
@@ -148,7 +152,11 @@ report(`start → subscribed: median ${fmt(pct(starts, 50))} ms (runs: ${starts.
   const notified = new Map(tr.filter((x) => x.k === "n").map((x) => [x.text, x.t]));
   const lat = tr.filter((x) => x.k === "s" && x.text.startsWith("ok lat-")).map((x) => x.t - notified.get(x.text.slice(3))!);
   const idleRss = rssMb(run.gw.pid!);
-  report(`notification → send (${lat.length} msgs, sequential): p50 ${fmt(pct(lat, 50))} ms, p99 ${fmt(pct(lat, 99))} ms (target p50 ≤ 3, p99 ≤ 15; peer 774 ms median → ${fmt(774 / pct(lat, 50))}×)`);
+  report(
+    `notification → send (${lat.length} msgs, sequential): p50 ${fmt(pct(lat, 50))} ms, p99 ${
+      fmt(pct(lat, 99))
+    } ms (target p50 ≤ 3, p99 ≤ 15; peer 774 ms median → ${fmt(774 / pct(lat, 50))}×)`,
+  );
   report(`RSS after start and ${N} messages: ${fmt(idleRss)} MB (target idle ≤ 60 MB; peer ~900 MB)`);
 
   // 3. Dead watch child replaced.

@@ -78,7 +78,11 @@ for (let i = 0; i < N; i++) {
   const sent = tr.find((x) => x.k === "s" && x.text === `ok t-${i}`);
   if (sent) sendLat.push(sent.t - n.t);
 }
-console.log(`typing start after the inbound notification (${lat.length} msgs, sequential, 0.15.6 + bridge): p50 ${fmt(pct(lat, 50))} ms, p99 ${fmt(pct(lat, 99))} ms (target ≤ 50 ms)`);
+console.log(
+  `typing start after the inbound notification (${lat.length} msgs, sequential, 0.15.6 + bridge): p50 ${fmt(pct(lat, 50))} ms, p99 ${
+    fmt(pct(lat, 99))
+  } ms (target ≤ 50 ms)`,
+);
 console.log(`same run, notification → reply \`send\` for comparison: p50 ${fmt(pct(sendLat, 50))} ms, p99 ${fmt(pct(sendLat, 99))} ms`);
 gw.kill("SIGTERM");
 await new Promise((r) => gw.once("exit", r));

@@ -81,7 +81,9 @@ export function renderSection(rows: Row[], context: string): string {
     "|---|---|---|---|---|---|---|",
     ...rows.map(
       (r) =>
-        `| \`${r.label}\` | ${r.runs} | ${r.cpu.median.toFixed(1)} ms | ${r.cpu.p90.toFixed(1)} ms | ${r.ratio.toFixed(2)}× | ${r.wall.median.toFixed(1)} ms | ${r.wall.p90.toFixed(1)} ms |`,
+        `| \`${r.label}\` | ${r.runs} | ${r.cpu.median.toFixed(1)} ms | ${r.cpu.p90.toFixed(1)} ms | ${r.ratio.toFixed(2)}× | ${
+          r.wall.median.toFixed(1)
+        } ms | ${r.wall.p90.toFixed(1)} ms |`,
     ),
     "",
     "Why it is cheap: src/main.ts has no static import but package.json and prints with console.log (Bun builds",
@@ -144,10 +146,14 @@ if (import.meta.main) {
     );
     for (const r of rows) {
       console.log(
-        `${r.label.padEnd(40)} cpu median ${r.cpu.median.toFixed(1).padStart(6)} ms (${r.ratio.toFixed(2)}× empty)   wall median ${r.wall.median.toFixed(1).padStart(6)} ms   p90 ${r.wall.p90.toFixed(1).padStart(6)} ms   (n=${r.runs})`,
+        `${r.label.padEnd(40)} cpu median ${r.cpu.median.toFixed(1).padStart(6)} ms (${r.ratio.toFixed(2)}× empty)   wall median ${
+          r.wall.median.toFixed(1).padStart(6)
+        } ms   p90 ${r.wall.p90.toFixed(1).padStart(6)} ms   (n=${r.runs})`,
       );
     }
-    const context = `Binary ${res.version}, Bun ${Bun.version}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? "CPU"}, ${new Date().toISOString().slice(0, 10)}.`;
+    const context = `Binary ${res.version}, Bun ${Bun.version}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? "CPU"}, ${
+      new Date().toISOString().slice(0, 10)
+    }.`;
     if (argv.includes("--write-docs")) {
       const docPath = join(ROOT, "docs/BENCHMARKS.md");
       const doc = existsSync(docPath) ? readFileSync(docPath, "utf8") : "";

@@ -42,7 +42,7 @@ try {
   await s.start();
   out("openclaw-imsg demo: gateway running against the imsg simulator\n");
 
-  out("1. A stranger writes. dmPolicy is \"pairing\": they get a code, the agent sees nothing.");
+  out('1. A stranger writes. dmPolicy is "pairing": they get a code, the agent sees nothing.');
   say(STRANGER, "hi, is this the bot?");
   const [pairing] = await replies(1);
   const code = /Pairing code: ([A-Z2-9]{8})/.exec(pairing!)?.[1];

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { $, type ProcessOutput } from "zx";
-import { binaryName, build, gitState, ROOT, sha256File, versionString, type Target } from "./build.ts";
+import { binaryName, build, gitState, ROOT, sha256File, type Target, versionString } from "./build.ts";
 
 /** Name of the installed binary in the target directory. */
 export const INSTALL_NAME = "openclaw-imsg";
@@ -139,7 +139,9 @@ export function formatSummary(r: DeployReport): string {
     ...r.probe.failures.map((f) => `               ${f}`),
   ];
   if (r.version !== r.treeVersion) lines.push(`  note       the work tree would build ${r.treeVersion}; run with --build to deploy that`);
-  if (!r.onPath) lines.push(`  note       ${r.installedPath.slice(0, -INSTALL_NAME.length - 1)} is not on the PATH of a non-interactive ssh session; use the full path`);
+  if (!r.onPath) {
+    lines.push(`  note       ${r.installedPath.slice(0, -INSTALL_NAME.length - 1)} is not on the PATH of a non-interactive ssh session; use the full path`);
+  }
   return lines.join("\n");
 }
 
@@ -148,7 +150,14 @@ export async function deploy(args: DeployArgs, log: (line: string) => void = () 
   const started = performance.now();
   const dist = resolve(args.dist ?? join(ROOT, "dist"));
   // BatchMode first: ssh keeps the first value it sees, so no option can turn prompts back on.
-  const opts = ["-o", "BatchMode=yes", ...(args.sshConfig ? ["-F", args.sshConfig] : []), ...args.sshOptions.flatMap((o) => ["-o", o]), "-o", "ConnectTimeout=10"];
+  const opts = [
+    "-o",
+    "BatchMode=yes",
+    ...(args.sshConfig ? ["-F", args.sshConfig] : []),
+    ...args.sshOptions.flatMap((o) => ["-o", o]),
+    "-o",
+    "ConnectTimeout=10",
+  ];
   const sh = $({ quiet: true, nothrow: true });
   const ssh = (script: string): Promise<ProcessOutput> => sh`ssh -n ${opts} ${args.destination} ${`exec /bin/sh -c ${shellQuote(script)}`}`;
   const must = async (step: string, script: string): Promise<string> => {
@@ -187,7 +196,9 @@ export async function deploy(args: DeployArgs, log: (line: string) => void = () 
     if (cp.exitCode !== 0) throw new Error(`scp failed (exit ${cp.exitCode}): ${cp.stderr.trim()}`);
     // A short or corrupted copy must never be installed.
     const remoteSum = await must("checksum on the host", `if command -v sha256sum >/dev/null 2>&1; then sha256sum ${q(tmp)}; else shasum -a 256 ${q(tmp)}; fi`);
-    if (remoteSum.trim().split(/\s+/)[0] !== sha256) throw new Error(`checksum mismatch after copy (host has ${remoteSum.trim().split(/\s+/)[0]}, expected ${sha256})`);
+    if (remoteSum.trim().split(/\s+/)[0] !== sha256) {
+      throw new Error(`checksum mismatch after copy (host has ${remoteSum.trim().split(/\s+/)[0]}, expected ${sha256})`);
+    }
 
     let codesign: string;
     if (os === "Darwin") {

@@ -35,7 +35,7 @@ export function renderConfigDoc(): string {
     "`messages.inbound.byChannel.imessage` (integer 0–600000 ms; 0 disables). A sender's texts in one chat that",
     "arrive within the window of each other become one agent turn (merged text ≤ 4000 characters); a photo or a",
     `control command flushes the burst at once. Unset, the window is ${DEFAULTS.inboundDebounceMs} ms (OpenClaw has none unless configured;`,
-    "docs/BENCHMARKS.md \"Inbound debounce\" shows why).",
+    'docs/BENCHMARKS.md "Inbound debounce" shows why).',
     "",
     "## Media keys of an openai agent: `agents.list[].openai`",
     "",
@@ -47,7 +47,9 @@ export function renderConfigDoc(): string {
     "",
     "| key | type | default | meaning |",
     "|---|---|---|---|",
-    ...OPENAI_MEDIA_KEYS.map((k) => `| \`${k.key}\` | ${k.type} | ${k.default === undefined ? "" : `\`${k.default}\``} | ${k.description.replace(/\|/g, "\\|")} |`),
+    ...OPENAI_MEDIA_KEYS.map((k) =>
+      `| \`${k.key}\` | ${k.type} | ${k.default === undefined ? "" : `\`${k.default}\``} | ${k.description.replace(/\|/g, "\\|")} |`
+    ),
     "",
   ].join("\n");
 }

@@ -6,27 +6,27 @@ import { chmodSync, existsSync, statSync, writeFileSync } from "node:fs";
 import { basename, extname, resolve } from "node:path";
 import {
   APPLE_EPOCH_MS,
-  DEFAULT_SELF,
-  MESSAGE_SELECT,
-  MIME_BY_EXT,
-  NOT_TAPBACK,
-  REACTIONS,
-  URL_BALLOON,
   appleNanos,
-  decodeAttributedBody,
-  encodeAttributedBody,
-  isGroupChat,
-  isoFromMs,
   type ChatInfo,
   type ChatPayload,
   type ChatRow,
+  decodeAttributedBody,
+  DEFAULT_SELF,
+  encodeAttributedBody,
   type HistoryQuery,
-  type InjectOptions,
   type Injected,
+  type InjectOptions,
+  isGroupChat,
+  isoFromMs,
+  MESSAGE_SELECT,
   type MessagePayload,
   type MessageRow,
+  MIME_BY_EXT,
+  NOT_TAPBACK,
   type RawMessage,
+  REACTIONS,
   type SentRow,
+  URL_BALLOON,
 } from "./sim/db-model.ts";
 import { SimControl } from "./sim/db-control.ts";
 import { attachmentRows, messagePayload } from "./sim/db-payload.ts";
@@ -167,7 +167,11 @@ export class SimDb extends SimControl {
           if (!chat) throw new Error(`unknown chat_id ${o.chatId}`);
         }
       } else if (o.group) {
-        chat = this.ensureGroupChat({ ...o.group, name: o.group.name ?? o.displayName, participants: [...(o.group.participants ?? []), ...(o.isFromMe ? [] : [o.from])] });
+        chat = this.ensureGroupChat({
+          ...o.group,
+          name: o.group.name ?? o.displayName,
+          participants: [...(o.group.participants ?? []), ...(o.isFromMe ? [] : [o.from])],
+        });
       } else {
         chat = this.ensureDirectChat(o.from, service, { anyGuid: o.anyGuid, displayName: o.displayName });
       }
@@ -224,7 +228,16 @@ export class SimDb extends SimControl {
             `INSERT INTO attachment (guid, created_date, filename, uti, mime_type, transfer_name, total_bytes, is_sticker)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
           )
-          .run(randomUUID().toUpperCase(), date / 1_000_000_000n, a.path, a.uti ?? uti, a.mimeType ?? mime, a.transferName ?? basename(a.path), size, a.isSticker ? 1 : 0)
+          .run(
+            randomUUID().toUpperCase(),
+            date / 1_000_000_000n,
+            a.path,
+            a.uti ?? uti,
+            a.mimeType ?? mime,
+            a.transferName ?? basename(a.path),
+            size,
+            a.isSticker ? 1 : 0,
+          )
           .lastInsertRowid;
         this.sql.query("INSERT INTO message_attachment_join (message_id, attachment_id) VALUES (?, ?)").run(rowid, attId);
       }

@@ -1,11 +1,11 @@
 // One real gateway (src/main.ts as a child process) on the bundled imsg simulator, in a temp dir: shared by
 // `npm run demo` (a scripted conversation) and `npm run try` (a person typing). Owns the temp dir, the config
 // file, the gateway child, its JSON log lines, the CLI runner and the journal look-ups that tell when a row settled.
-import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { isGroupChat, SimDb, writeSimWrapper, type Injected, type SentRow } from "./sim-db.ts";
+import { type Injected, isGroupChat, type SentRow, SimDb, writeSimWrapper } from "./sim-db.ts";
 import { inboundKey, Store } from "../src/store.ts";
 
 export const ROOT = resolve(import.meta.dir, "..");

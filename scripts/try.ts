@@ -11,7 +11,7 @@ import { loadConfig } from "../src/config.ts";
 import { expandHome } from "../src/paths.ts";
 import { errorMessage } from "../src/errors.ts";
 import type { Injected, ReactionType } from "./sim-db.ts";
-import { DEMO_AGENT, SimSession, type LogLine } from "./sim-session.ts";
+import { DEMO_AGENT, type LogLine, SimSession } from "./sim-session.ts";
 
 const HELP = `Type a message to send it as the current contact. Commands (":" so the gateway's own /status, /reset work):
   :as <handle>                       become another contact (e.g. :as +15550002222)
@@ -110,7 +110,13 @@ async function main(): Promise<number> {
   let flags;
   try {
     flags = parseArgs({
-      options: { config: { type: "string" }, agent: { type: "string" }, as: { type: "string" }, timeout: { type: "string" }, help: { type: "boolean", short: "h" } },
+      options: {
+        config: { type: "string" },
+        agent: { type: "string" },
+        as: { type: "string" },
+        timeout: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
     }).values;
   } catch (e) {
     process.stderr.write(`${errorMessage(e)}\n${USAGE}\n`);
@@ -200,7 +206,10 @@ async function main(): Promise<number> {
   const settle = async (p: Promise<void>, what: string, ms = timeoutMs) => {
     if (tty) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`timed out after ${ms} ms waiting for the gateway to settle ${what}`)), ms)));
+    const late = new Promise<never>((
+      _,
+      rej,
+    ) => (timer = setTimeout(() => rej(new Error(`timed out after ${ms} ms waiting for the gateway to settle ${what}`)), ms)));
     try {
       await Promise.race([p, late]);
     } finally {

@@ -2,7 +2,7 @@
 // turn (docs/CONTRACT.md §7.2) and an OpenAI-compatible /v1/chat/completions endpoint.
 import type { AgentConfig, Binding, Config } from "./config.ts";
 import { getLog } from "./log.ts";
-import { userContent, type ContentPart, type TurnAttachment } from "./media.ts";
+import { type ContentPart, type TurnAttachment, userContent } from "./media.ts";
 import type { Peer } from "./policy.ts";
 import { runProcess } from "./proc.ts";
 import type { ReactionEvent } from "./reactions.ts";

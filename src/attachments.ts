@@ -1,11 +1,11 @@
 // Inbound attachments: media kinds, safe cache names, fetch orchestration (local copy or SCP) and the
 // per-session media cache. Which paths may be read lives in files.ts; ssh/scp in ssh.ts.
-import { randomBytes, createHash } from "node:crypto";
-import { chmod, copyFile, mkdir, readdir, lstat, rm, rmdir } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { chmod, copyFile, lstat, mkdir, readdir, rm, rmdir } from "node:fs/promises";
 import { posix } from "node:path";
 import type { ImsgAttachment } from "./imsg.ts";
 import { errorMessage } from "./errors.ts";
-import { checkLocalAttachment, finishDownload, isPathAllowed, sizeReason, type MoveResult } from "./files.ts";
+import { checkLocalAttachment, finishDownload, isPathAllowed, type MoveResult, sizeReason } from "./files.ts";
 import { getLog } from "./log.ts";
 import { fetchWithConverted, type TurnAttachment } from "./media.ts";
 import { scpFetch, type ScpFetchOptions } from "./ssh.ts";
@@ -112,12 +112,16 @@ export async function fetchAttachments(attachments: readonly ImsgAttachment[], o
 }
 
 /** A turn's attachments: originals with imsg's converted files, fetched into the cache; each failure becomes a note. */
-export async function fetchTurnAttachments(attachments: readonly ImsgAttachment[], opts: FetchAttachmentsOptions): Promise<{ attachments: TurnAttachment[]; notes: string[] }> {
+export async function fetchTurnAttachments(
+  attachments: readonly ImsgAttachment[],
+  opts: FetchAttachmentsOptions,
+): Promise<{ attachments: TurnAttachment[]; notes: string[] }> {
   const out: TurnAttachment[] = [];
   const notes: string[] = [];
   for (const { result: r, converted: c } of await fetchWithConverted(attachments, (list) => fetchAttachments(list, opts))) {
-    if (r.ok) out.push({ path: r.path, mimeType: r.mimeType, name: r.name, size: r.size, ...(c ? { convertedPath: c.path, convertedMimeType: c.mimeType } : {}) });
-    else notes.push("[attachment unavailable]"); // fetchAttachments logged why
+    if (r.ok) {
+      out.push({ path: r.path, mimeType: r.mimeType, name: r.name, size: r.size, ...(c ? { convertedPath: c.path, convertedMimeType: c.mimeType } : {}) });
+    } else notes.push("[attachment unavailable]"); // fetchAttachments logged why
   }
   return { attachments: out, notes };
 }

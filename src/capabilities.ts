@@ -36,7 +36,9 @@ const METHOD: Record<Advanced, string> = {
  */
 export function imsgInfo(st: ImsgStatus): ImsgInfo {
   const bridgeReady = st.bridge?.ready === true;
-  const bridgeWhy = `needs the IMCore bridge (SIP off, \`imsg launch\`): ${!st.bridge ? "not reported" : st.bridge.error ? `not ready (${st.bridge.error})` : "not ready"}`;
+  const bridgeWhy = `needs the IMCore bridge (SIP off, \`imsg launch\`): ${
+    !st.bridge ? "not reported" : st.bridge.error ? `not ready (${st.bridge.error})` : "not ready"
+  }`;
   const advanced = {} as Record<Advanced, boolean>;
   const why: Partial<Record<Advanced, string>> = {};
   for (const a of ADVANCED) {
@@ -45,7 +47,9 @@ export function imsgInfo(st: ImsgStatus): ImsgInfo {
     advanced[a] = listed && (!needsBridge || bridgeReady);
     if (advanced[a]) continue;
     if (needsBridge && !bridgeReady) why[a] = bridgeWhy;
-    else why[a] = a === "messages.after" && !st.database.ready ? "the database is not ready" : `imsg ${st.version ?? ""} does not offer ${METHOD[a]}`.replace("  ", " ");
+    else {why[a] = a === "messages.after" && !st.database.ready
+        ? "the database is not ready"
+        : `imsg ${st.version ?? ""} does not offer ${METHOD[a]}`.replace("  ", " ");}
   }
   return { version: st.version, protocolVersion: st.protocolVersion, database: st.database, bridge: st.bridge, methods: st.methods, advanced, why };
 }
@@ -55,7 +59,9 @@ export const UNDISCOVERABLE = "imsg has no `status` (0.14+ needed): typing, read
 
 /** The text report's lines for ImsgInfo (informational, so never FAIL). */
 export function describeImsgInfo(i: ImsgInfo): string[] {
-  const db = i.database.ready ? `database ready${i.database.path ? ` (${i.database.path})` : ""}` : `database not ready: ${i.database.error ?? "no reason given"}`;
+  const db = i.database.ready
+    ? `database ready${i.database.path ? ` (${i.database.path})` : ""}`
+    : `database not ready: ${i.database.error ?? "no reason given"}`;
   const bridge = !i.bridge ? "bridge not reported" : i.bridge.ready ? "bridge ready" : `bridge not ready${i.bridge.error ? ` (${i.bridge.error})` : ""}`;
   const on = ADVANCED.filter((a) => i.advanced[a]);
   const off = ADVANCED.filter((a) => !i.advanced[a]);

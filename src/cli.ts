@@ -1,6 +1,6 @@
 // Everything the entry point defers: argv resolution over the lazy command tree, flag checking, citty's run
 // and error reporting. Loaded only by commands that do work, so `--version` and `--help` skip citty entirely.
-import { renderUsage, runCommand, type ArgsDef, type CommandDef } from "citty";
+import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty";
 import { closest } from "./suggest.ts";
 
 // Flags that take a value, recognised before the subcommand name too (`--config x gateway`).

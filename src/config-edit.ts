@@ -6,7 +6,7 @@ import { chmodSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync
 import { basename, dirname, join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import JSON5 from "json5";
-import { buildConfig, resolveAccount, type Config, type ImessageAccount } from "./config.ts";
+import { buildConfig, type Config, type ImessageAccount, resolveAccount } from "./config.ts";
 import { ConfigError, errorMessage } from "./errors.ts";
 
 export type ConfigEdit = { op: "set"; path: string[]; value: unknown } | { op: "unset"; path: string[] };
@@ -19,10 +19,36 @@ const RESTART_KEYS = new Set(["enabled", "includeAttachments"]);
  * that guard /config itself. A stolen or confused owner session must not turn into code execution.
  * This path check only gives a clear early refusal; the real guard is `protectedChanges` on the resolved config.
  */
-const PROTECTED = new Set(["agents", "bindings", "commands", "cliPath", "dbPath", "remoteHost", "sshConfig", "attachmentRoots", "remoteAttachmentRoots", "mediaLocalRoots", "allowSms", "accounts", "configWrites", "defaultAccount", "retentionDays"]);
+const PROTECTED = new Set([
+  "agents",
+  "bindings",
+  "commands",
+  "cliPath",
+  "dbPath",
+  "remoteHost",
+  "sshConfig",
+  "attachmentRoots",
+  "remoteAttachmentRoots",
+  "mediaLocalRoots",
+  "allowSms",
+  "accounts",
+  "configWrites",
+  "defaultAccount",
+  "retentionDays",
+]);
 /** Resolved per-account values that must come out of an edit unchanged, however the edit was spelt. */
 // allowSms: a forged SMS must not be able to open the door for forged SMS; mediaLocalRoots: what files may leave.
-const GUARDED_ACCOUNT_KEYS = ["cliPath", "dbPath", "remoteHost", "sshConfig", "attachmentRoots", "remoteAttachmentRoots", "mediaLocalRoots", "allowSms", "configWrites"] as const;
+const GUARDED_ACCOUNT_KEYS = [
+  "cliPath",
+  "dbPath",
+  "remoteHost",
+  "sshConfig",
+  "attachmentRoots",
+  "remoteAttachmentRoots",
+  "mediaLocalRoots",
+  "allowSms",
+  "configWrites",
+] as const;
 
 const USAGE = "Usage: /config show | /config set <path> <value> | /config unset <path>";
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
@@ -76,7 +102,11 @@ export function applyConfigEdit(doc: Record<string, unknown>, edit: ConfigEdit):
  * `groups.42.requireMention`), the account first gets its own copy of the inherited value, because overrides are
  * shallow and a bare `{ "42": … }` would drop the other groups for this account.
  */
-export function scopeToAccount(doc: Record<string, unknown>, edit: ConfigEdit, accountId: string): { doc: Record<string, unknown>; edit: ConfigEdit } | { error: string } {
+export function scopeToAccount(
+  doc: Record<string, unknown>,
+  edit: ConfigEdit,
+  accountId: string,
+): { doc: Record<string, unknown>; edit: ConfigEdit } | { error: string } {
   const [root, channel, key] = edit.path;
   if (root !== "channels" || channel !== "imessage" || key === undefined) {
     return { error: `${edit.path.join(".")} applies to every account; only an owner of every account may change it` };
@@ -97,7 +127,7 @@ function guardedValues(cfg: Config): Map<string, unknown> {
   // Outside channels.imessage, messages and session nothing is editable: other channels' secrets, agents, bindings.
   const { channels, messages: _m, session: _s, ...rest } = cfg.raw;
   for (const [k, val] of Object.entries(rest)) out.set(k, val);
-  if (isObj(channels)) for (const [k, val] of Object.entries(channels)) if (k !== "imessage") out.set(`channels.${k}`, val);
+  if (isObj(channels)) { for (const [k, val] of Object.entries(channels)) if (k !== "imessage") out.set(`channels.${k}`, val); }
   out.set("agents", cfg.agents);
   out.set("bindings", cfg.bindings);
   out.set("commands", cfg.commands);

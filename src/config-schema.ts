@@ -15,7 +15,6 @@ export type DmScope = "main" | "per-peer" | "per-channel-peer" | "per-account-ch
 /** Which tapbacks reach the agent: none, those on messages we sent, or every one. */
 export type ReactionNotifications = "off" | "own" | "all";
 
-
 export interface GroupEntry {
   requireMention?: boolean;
   systemPrompt?: string;
@@ -286,7 +285,10 @@ const root = v.pipe(
 // Like `root`, but `~/` may start it (expanded when the account is resolved).
 const mediaRoot = v.pipe(
   v.string(),
-  v.check((s) => isValidRootPattern(s.startsWith("~/") ? s.slice(1) : s), (i) => `must be an absolute path pattern (or start with ~/) where "*" is a whole segment, got ${i.received}`),
+  v.check(
+    (s) => isValidRootPattern(s.startsWith("~/") ? s.slice(1) : s),
+    (i) => `must be an absolute path pattern (or start with ~/) where "*" is a whole segment, got ${i.received}`,
+  ),
 );
 const mentionPatterns = v.array(
   v.pipe(
@@ -307,7 +309,20 @@ const GroupEntrySchema = strict({
 });
 
 const bool = v.optional(v.boolean());
-const ACTIONS = ["reactions", "edit", "unsend", "reply", "sendWithEffect", "renameGroup", "setGroupIcon", "addParticipant", "removeParticipant", "leaveGroup", "sendAttachment", "polls"] as const;
+const ACTIONS = [
+  "reactions",
+  "edit",
+  "unsend",
+  "reply",
+  "sendWithEffect",
+  "renameGroup",
+  "setGroupIcon",
+  "addParticipant",
+  "removeParticipant",
+  "leaveGroup",
+  "sendAttachment",
+  "polls",
+] as const;
 
 // OpenClaw 2026.9 keys this gateway accepts so an OpenClaw config loads as written, but does not act on:
 // each one set gets ONE warning at load naming it and why (config.ts unsupportedWarnings).
@@ -318,7 +333,8 @@ export const accountEntries = {
       v.string(),
       v.check(
         isSafeCliPath,
-        (i) => `must be a path to imsg or a wrapper script, without shell metacharacters or options (it is run directly, not through a shell), got ${i.received}`,
+        (i) =>
+          `must be a path to imsg or a wrapper script, without shell metacharacters or options (it is run directly, not through a shell), got ${i.received}`,
       ),
     ),
   ),
@@ -359,7 +375,12 @@ export const accountEntries = {
   streaming: v.optional(
     strict({
       chunkMode: v.optional(oneOf(["length", "newline"] as const)),
-      block: v.optional(strict({ enabled: bool, coalesce: v.optional(strict({ minChars: v.optional(int(0, 100000)), maxChars: v.optional(int(0, 100000)), idleMs: v.optional(int(0, 600000)) })) })),
+      block: v.optional(
+        strict({
+          enabled: bool,
+          coalesce: v.optional(strict({ minChars: v.optional(int(0, 100000)), maxChars: v.optional(int(0, 100000)), idleMs: v.optional(int(0, 600000)) })),
+        }),
+      ),
     }),
   ),
   reactionNotifications: v.optional(oneOf(["off", "own", "all"] as const)),

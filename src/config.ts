@@ -6,14 +6,14 @@ import { resolve } from "node:path";
 import JSON5 from "json5";
 import * as v from "valibot";
 import {
-  DEFAULTS,
-  RootSchema,
   type AgentConfig,
   type Binding,
   type Config,
+  DEFAULTS,
   type ImessageAccount,
   type ImessageAccountInput,
   type ImessageSection,
+  RootSchema,
 } from "./config-schema.ts";
 import { MINIMAL_CONFIG_EXAMPLE, UNSUPPORTED_KEYS } from "./config-docs.ts";
 import { mergeRoots } from "./files.ts";
@@ -66,8 +66,9 @@ function dmRules(top: Record<string, unknown>, acct: Record<string, unknown> | u
   const at = `${own("allowFrom") || own("dmPolicy") ? base : "channels.imessage"}.allowFrom`;
   const fallback = acct && !own("allowFrom") ? " (inherited from channels.imessage.allowFrom)" : "";
   if (policy === "open" && !allow.includes("*")) return [{ path: at, message: `dmPolicy "open" requires allowFrom to include "*"${fallback}` }];
-  if (policy === "allowlist" && allow.length === 0)
+  if (policy === "allowlist" && allow.length === 0) {
     return [{ path: at, message: `dmPolicy "allowlist" requires allowFrom to contain at least one sender${fallback}` }];
+  }
   return [];
 }
 
@@ -84,11 +85,21 @@ function crossFieldProblems(raw: Record<string, unknown>): Problem[] {
       const acct = objAt(accounts![id]);
       if (acct) out.push(...dmRules(im, acct, `channels.imessage.accounts.${id}`));
     }
-    for (const [section, base] of [[im, "channels.imessage"] as const, ...ids.map((id) => [objAt(accounts![id]), `channels.imessage.accounts.${id}`] as const)]) {
+    for (
+      const [section, base] of [
+        [im, "channels.imessage"] as const,
+        ...ids.map((id) => [objAt(accounts![id]), `channels.imessage.accounts.${id}`] as const),
+      ]
+    ) {
       for (const key of ["allowFrom", "groupAllowFrom"]) {
         (entryStrings(section?.[key]) ?? []).forEach((e, i) => {
           // Senders arrive in E.164; "(555) 000-1111" would never match one, and guessing the country is unsafe.
-          if (isNationalNumber(e)) out.push({ path: `${base}.${key}.${i}`, message: `"${e}" has no country code; write it in E.164 form (e.g. "+1${e.replace(/\D/g, "")}" in the US)` });
+          if (isNationalNumber(e)) {
+            out.push({
+              path: `${base}.${key}.${i}`,
+              message: `"${e}" has no country code; write it in E.164 form (e.g. "+1${e.replace(/\D/g, "")}" in the US)`,
+            });
+          }
         });
       }
     }
@@ -104,7 +115,9 @@ function crossFieldProblems(raw: Record<string, unknown>): Problem[] {
     const agent = objAt(a);
     if (!agent) return;
     const backends = ["command", "openai"].filter((k) => agent[k] !== undefined);
-    if (backends.length === 0) out.push({ path: `agents.list.${i}`, message: 'needs one backend: "command" (a program run per turn) or "openai" (an OpenAI-compatible endpoint)' });
+    if (backends.length === 0) {
+      out.push({ path: `agents.list.${i}`, message: 'needs one backend: "command" (a program run per turn) or "openai" (an OpenAI-compatible endpoint)' });
+    }
     if (backends.length === 2) out.push({ path: `agents.list.${i}`, message: 'has both "command" and "openai"; an agent has exactly one backend' });
     if (typeof agent.id === "string") {
       const prev = firstIndexOf.get(agent.id);
@@ -238,8 +251,7 @@ export function buildConfig(raw: unknown, path: string): Config {
   const doc = res.output;
   const im = doc.channels?.imessage;
   const accountIds = listAccountIds(im);
-  const defaultAccount =
-    im?.defaultAccount ?? (accountIds.includes(DEFAULTS.accountId) ? DEFAULTS.accountId : accountIds[0]!);
+  const defaultAccount = im?.defaultAccount ?? (accountIds.includes(DEFAULTS.accountId) ? DEFAULTS.accountId : accountIds[0]!);
 
   const list = doc.agents?.list ?? [];
   const defaultIndex = Math.max(0, list.findIndex((a) => a.default === true));
@@ -297,15 +309,16 @@ export function buildConfig(raw: unknown, path: string): Config {
 // ---------------------------------------------------------------------------------------------
 // Resolution
 
-const cleanList = (list: readonly (string | number)[] | undefined) =>
-  list?.map((e) => String(e).trim()).filter((e) => e !== "");
+const cleanList = (list: readonly (string | number)[] | undefined) => list?.map((e) => String(e).trim()).filter((e) => e !== "");
 
 /** Settings that load but changed meaning; one line each, logged at load with the other warnings. Pure. */
 export function legacyWarnings(im: ImessageSection | undefined): string[] {
   const where = [["channels.imessage", im] as const, ...Object.entries(im?.accounts ?? {}).map(([id, a]) => [`channels.imessage.accounts.${id}`, a] as const)];
   return where
     .filter(([, s]) => s?.dmHistoryLimit !== undefined && s.dmSessionTurns === undefined)
-    .map(([p]) => `${p}.dmHistoryLimit now means OpenClaw's "seed a new DM session with this many messages"; it also still sets the session turns kept until you set ${p}.dmSessionTurns`);
+    .map(([p]) =>
+      `${p}.dmHistoryLimit now means OpenClaw's "seed a new DM session with this many messages"; it also still sets the session turns kept until you set ${p}.dmSessionTurns`
+    );
 }
 
 /** Per-sender DM settings keyed by normalized handle, so "+1 555…" and "+1555…" meet. */

@@ -8,7 +8,7 @@ import { conversationOf } from "./policy.ts";
 import { redact } from "./log.ts";
 import { convKey } from "./screen.ts";
 import { historyKey, quoteLines } from "./turn.ts";
-import { messagesHistory, type ImsgMessage } from "./imsg.ts";
+import { type ImsgMessage, messagesHistory } from "./imsg.ts";
 import type { Logger } from "./log.ts";
 import type { RpcClient } from "./rpc.ts";
 import type { HistoryEntry, Store } from "./store.ts";
@@ -51,7 +51,10 @@ export function recordOwnerReply(store: Pick<Store, "getHistory" | "appendHistor
 }
 
 /** The owner answered by hand (`msg` through ownerView): their turn joins the history; with ownerTakeoverMinutes the agent leaves the chat to them. */
-export function ownerReplied(o: { store: Pick<Store, "getHistory" | "appendHistory" | "setMeta">; cfg: Config; account: ImessageAccount; log: Pick<Logger, "info"> }, msg: ImsgMessage): void {
+export function ownerReplied(
+  o: { store: Pick<Store, "getHistory" | "appendHistory" | "setMeta">; cfg: Config; account: ImessageAccount; log: Pick<Logger, "info"> },
+  msg: ImsgMessage,
+): void {
   const { isGroup, peer } = conversationOf(msg, o.account);
   const id = o.account.accountId;
   const agent = routeAgent(o.cfg, id, peer);
@@ -77,7 +80,9 @@ export function seedEntries(rows: readonly ImsgMessage[], beforeRowid: number, l
   const picked = rows.filter((m) => m.id < beforeRowid && m.text.trim() !== "").slice(0, limit).reverse();
   return picked.map((m) =>
     // User text is quoted as in a turn's body, so a seeded line can never pose as the gateway's own.
-    !m.isFromMe ? { role: "user", text: quoteLines(m.text).join("\n") } : { role: "assistant", text: m.guid && sentByUs(m.guid) ? m.text : ownerTurnText(m.text) },
+    !m.isFromMe
+      ? { role: "user", text: quoteLines(m.text).join("\n") }
+      : { role: "assistant", text: m.guid && sentByUs(m.guid) ? m.text : ownerTurnText(m.text) }
   );
 }
 

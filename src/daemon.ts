@@ -2,7 +2,7 @@
 import { spawn } from "node:child_process";
 import { chmodSync, closeSync, openSync, readFileSync, statSync } from "node:fs";
 import { CliError, EXIT } from "./errors.ts";
-import { readLock, type LockInfo } from "./lock.ts";
+import { type LockInfo, readLock } from "./lock.ts";
 import { getLog } from "./log.ts";
 import { until } from "./queues.ts";
 import { selfCommand } from "./runtime.ts";
@@ -23,7 +23,13 @@ export async function replaceRunning(stateDir: string, timeoutMs = 60_000): Prom
     return; // already gone
   }
   const freed = await until(() => (readLock(stateDir) ? undefined : true), timeoutMs);
-  if (!freed) throw new CliError(`gateway pid ${holder.pid} did not stop within ${timeoutMs / 1000}s`, EXIT.failed, `Check its log; kill it with \`kill ${holder.pid}\`.`);
+  if (!freed) {
+    throw new CliError(
+      `gateway pid ${holder.pid} did not stop within ${timeoutMs / 1000}s`,
+      EXIT.failed,
+      `Check its log; kill it with \`kill ${holder.pid}\`.`,
+    );
+  }
 }
 
 /** Resolves on the first SIGINT or SIGTERM. */

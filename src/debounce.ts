@@ -78,7 +78,7 @@ export class Debouncer<T> {
       b = undefined;
     }
     if (b) this.timers.clear(b.timer);
-    else this.#bursts.set(key, (b = { items: [], texts: [], timer: undefined }));
+    else this.#bursts.set(key, b = { items: [], texts: [], timer: undefined });
     b.items.push(item);
     b.texts.push(text);
     b.timer = this.timers.set(() => this.flush(key), windowMs);

@@ -14,7 +14,7 @@ import { normalizeForEcho, sanitizeOutbound } from "./sanitize.ts";
 import { SendClient } from "./send-client.ts";
 import type { Stager } from "./stage.ts";
 import type { OutboundRow, Store } from "./store.ts";
-import { formatTarget, targetToSendParams, type Target } from "./targets.ts";
+import { formatTarget, type Target, targetToSendParams } from "./targets.ts";
 
 // The send child and the reconciliation moved to their own modules; importers keep using this one.
 export { SEND_TIMEOUT_MS, SendClient } from "./send-client.ts";
@@ -62,7 +62,9 @@ export interface Part {
 export function planParts(
   text: string,
   media: string[],
-  account: Pick<ImessageAccount, "responsePrefix" | "textChunkLimit" | "chunkMode" | "mediaMaxMb" | "mediaLocalRoots"> & Partial<Pick<ImessageAccount, "replyMaxChars" | "replyMaxParts">>,
+  account:
+    & Pick<ImessageAccount, "responsePrefix" | "textChunkLimit" | "chunkMode" | "mediaMaxMb" | "mediaLocalRoots">
+    & Partial<Pick<ImessageAccount, "replyMaxChars" | "replyMaxParts">>,
   /**
    * sanitize: false for user-typed text (send); whole: one part, unchunked (pairing and command replies);
    * stateDir (with configPath): agent media may not come from it (nor from other secret places, nor from outside
@@ -91,7 +93,9 @@ export function planParts(
     }
     try {
       const st = statSync(path);
-      const why = opts.stateDir !== undefined ? outboundRefusal(path, { stateDir: opts.stateDir, configPath: opts.configPath, roots: account.mediaLocalRoots }) : undefined;
+      const why = opts.stateDir !== undefined
+        ? outboundRefusal(path, { stateDir: opts.stateDir, configPath: opts.configPath, roots: account.mediaLocalRoots })
+        : undefined;
       if (why) rejected.push({ path, reason: why });
       else if (!st.isFile()) rejected.push({ path, reason: "not a regular file" });
       else if (st.size > max) rejected.push({ path, reason: `larger than mediaMaxMb (${account.mediaMaxMb} MB)` });
@@ -174,7 +178,13 @@ export async function deliver(store: Store, sender: Sender, job: DeliverJob, opt
     for (;;) {
       if (handedAt !== undefined) {
         const resolveChat = sender.chatIdFor && (() => sender.chatIdFor!(job.target, job.account.service));
-        const found = await lookForPart(sender, row, { afterRowid: job.afterRowid, used, deadline: handedAt + settleMs, stopped: () => sender.stopped, resolveChat });
+        const found = await lookForPart(sender, row, {
+          afterRowid: job.afterRowid,
+          used,
+          deadline: handedAt + settleMs,
+          stopped: () => sender.stopped,
+          resolveChat,
+        });
         if (found) {
           if (!row.chatId && found.chatId) {
             store.setOutboundChat(row.id, found.chatId);
@@ -256,7 +266,14 @@ export async function deliver(store: Store, sender: Sender, job: DeliverJob, opt
  * own row is looked up; else no GUID: the text echo check still covers it). A result naming the chat it went to
  * corrects the part's chat (auto may have picked SMS).
  */
-async function trusted(store: Store, sender: Sender, job: DeliverJob, row: OutboundRow, r: SendResult, used: Set<number>): Promise<{ id?: number; guid?: string }> {
+async function trusted(
+  store: Store,
+  sender: Sender,
+  job: DeliverJob,
+  row: OutboundRow,
+  r: SendResult,
+  used: Set<number>,
+): Promise<{ id?: number; guid?: string }> {
   if (r.chatGuid && r.chatGuid !== job.chatGuid && sender.chatIdByGuid) {
     const chatId = await sender.chatIdByGuid(r.chatGuid).catch(() => undefined);
     if (chatId !== undefined && chatId !== row.chatId) {

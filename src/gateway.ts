@@ -4,29 +4,39 @@
 // then cancels them (they re-run after restart).
 import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { resolveAccount } from "./config.ts";
-import { AgentError, routeAgent, runAgent, sessionKey as makeSessionKey, type AgentTurn } from "./agents.ts";
+import { AgentError, type AgentTurn, routeAgent, runAgent, sessionKey as makeSessionKey } from "./agents.ts";
 import { fetchTurnAttachments } from "./attachments.ts";
 import { startPruning } from "./retention.ts";
 import { reconcileOutbound, SendClient } from "./deliver.ts";
-import { parseMessage, toWireMessage, type ImsgMessage } from "./imsg.ts";
+import { type ImsgMessage, parseMessage, toWireMessage } from "./imsg.ts";
 import { resolveRemoteHost } from "./ssh.ts";
 import { stagerFor } from "./stage.ts";
 import { acquireLock, type Lock } from "./lock.ts";
-import { getLog, preview, redact, type Logger } from "./log.ts";
-import { Outbox, type OutboundReply } from "./outbox.ts";
+import { getLog, type Logger, preview, redact } from "./log.ts";
+import { type OutboundReply, Outbox } from "./outbox.ts";
 import { approvedSenders, pairingTurn } from "./pairing.ts";
 import { Presence } from "./presence.ts";
 import { RateGuard } from "./guard.ts";
 import { Pauses } from "./pauses.ts";
-import { admitted, compileMentionPatterns, conversationOf, decide, dmSessionMayBeShared, SHARED_SESSION_FIX, SHARED_SESSION_WARNING, type Decision, type Peer } from "./policy.ts";
+import {
+  admitted,
+  compileMentionPatterns,
+  conversationOf,
+  decide,
+  type Decision,
+  dmSessionMayBeShared,
+  type Peer,
+  SHARED_SESSION_FIX,
+  SHARED_SESSION_WARNING,
+} from "./policy.ts";
 import { Cancellers, drainWithin, KeyedQueue, Semaphore, sleep } from "./queues.ts";
 import { describeReaction, reactionGate } from "./reactions.ts";
-import { reasonText, type InboundReason } from "./reasons.ts";
+import { type InboundReason, reasonText } from "./reasons.ts";
 import { convKey, screen, type ScreenLookups } from "./screen.ts";
 import { burstKey, Debouncer, mergeTexts } from "./debounce.ts";
 import { ownerReplied, ownerView, quietUntil, seedDmSession } from "./context.ts";
-import { inboundKey, Store, type InboundRow } from "./store.ts";
-import { assembleTurn, controlCommand, ERROR_REPLY, historyKey, type Dispatch } from "./turn.ts";
+import { inboundKey, type InboundRow, Store } from "./store.ts";
+import { assembleTurn, controlCommand, type Dispatch, ERROR_REPLY, historyKey } from "./turn.ts";
 import { DEFAULT_TUNING, type GatewayTuning } from "./tuning.ts";
 import { Watch } from "./watch.ts";
 import { readFileSync } from "node:fs";
@@ -75,12 +85,29 @@ class AccountRuntime {
     this.sender = new SendClient(account);
     this.sender.stager = stagerFor(account, store);
     const current = () => this.account;
-    this.watch = new Watch({ account: current, store, tuning, log: this.log, onMessage: (raw) => this.#ingest(raw), beforeFirstSubscribe: () => this.#recover() });
+    this.watch = new Watch({
+      account: current,
+      store,
+      tuning,
+      log: this.log,
+      onMessage: (raw) => this.#ingest(raw),
+      beforeFirstSubscribe: () => this.#recover(),
+    });
     this.guard = new RateGuard(store, account.accountId);
     const notify = (key: string, msg: ImsgMessage, text: string, isGroup: boolean) => this.outbox.enqueue(key, msg, { text, media: [], system: true }, isGroup);
     const reprocess = (key: string, msg: ImsgMessage) => this.#track(this.#process(key, msg, "resumed"));
     this.pauses = new Pauses({ account: current, store, guard: this.guard, log: this.log, notify, reprocess, stop: (conv) => this.#running.cancel(conv) });
-    this.outbox = new Outbox({ account: current, store, sender: this.sender, stateDir, configPath: cfg.path, settleMs: tuning.settleMs, log: this.log, guard: this.guard, track: (p) => this.#track(p) });
+    this.outbox = new Outbox({
+      account: current,
+      store,
+      sender: this.sender,
+      stateDir,
+      configPath: cfg.path,
+      settleMs: tuning.settleMs,
+      log: this.log,
+      guard: this.guard,
+      track: (p) => this.#track(p),
+    });
     this.presence = new Presence({ account: current, log: this.log });
     const id = account.accountId;
     this.#lookups = {
@@ -118,8 +145,9 @@ class AccountRuntime {
   start(): void {
     const d = this.account;
     if (dmSessionMayBeShared(this.cfg.session.dmScope, d)) this.log.warn(`${SHARED_SESSION_WARNING} ${SHARED_SESSION_FIX}`);
-    if (this.account.sectionMissing)
+    if (this.account.sectionMissing) {
       this.log.warn('channels.imessage is missing from the config; groupPolicy defaults to "allowlist" (group messages are dropped until configured)');
+    }
     if (this.account.includeAttachments) {
       const r = resolveRemoteHost(this.account, (p) => readFileSync(p, "utf8"));
       this.#remoteHost = r.host;
@@ -234,7 +262,7 @@ class AccountRuntime {
       const pats = agent.groupChat?.mentionPatterns ?? this.cfg.messages.groupChat.mentionPatterns ?? [];
       const c = compileMentionPatterns(pats);
       for (const bad of c.invalid) this.log.warn(`ignoring invalid mention pattern ${JSON.stringify(bad)}`);
-      this.#mentionCache.set(agent.id, (r = c.regexes));
+      this.#mentionCache.set(agent.id, r = c.regexes);
     }
     return r;
   }
@@ -259,7 +287,9 @@ class AccountRuntime {
     const p: Pending = { key, msg, d, agent, isGroup, sk, conv, slow };
     // Rows wait still "new" in the journal (a crash replays them); a tapback goes at once like a command.
     const m = { text: msg.text, attachments: msg.attachments.length, command: d.command !== undefined || !!d.reaction };
-    if (!this.#bursts.offer(burstKey(this.id, msg.chatId, msg.sender), p, m, this.account.debounceMs ?? this.tuning.inboundDebounceMs)) await this.#dispatch([p]);
+    if (!this.#bursts.offer(burstKey(this.id, msg.chatId, msg.sender), p, m, this.account.debounceMs ?? this.tuning.inboundDebounceMs)) {
+      await this.#dispatch([p]);
+    }
   }
 
   /** One turn for a burst (oldest first): the newest row anchors it, the others are journaled as merged into it. */
@@ -279,7 +309,19 @@ class AccountRuntime {
     if (!d.command || !d.commandAuthorized) return false;
     const quiet = quietUntil(this.store, this.id, conv, Date.now());
     const control = this.pauses.control(conv);
-    const ctx = { account: this.account, cfg: this.cfg, agent, sessionKey: sk, isGroup, msg, store: this.store, onConfig: this.onConfig, quietUntil: quiet, imsgActions: () => this.presence.describe(), control };
+    const ctx = {
+      account: this.account,
+      cfg: this.cfg,
+      agent,
+      sessionKey: sk,
+      isGroup,
+      msg,
+      store: this.store,
+      onConfig: this.onConfig,
+      quietUntil: quiet,
+      imsgActions: () => this.presence.describe(),
+      control,
+    };
     const text = controlCommand(d.command, ctx);
     if (text === undefined) return false;
     const reply = { text, media: [], system: true };
@@ -311,7 +353,15 @@ class AccountRuntime {
     typing.stopAfter(r?.sent);
   }
 
-  async #agentTurn(key: string, msg: ImsgMessage, d: Dispatch, agent: AgentConfig, isGroup: boolean, sk: string, signal: AbortSignal): Promise<{ sent: Promise<void> } | undefined> {
+  async #agentTurn(
+    key: string,
+    msg: ImsgMessage,
+    d: Dispatch,
+    agent: AgentConfig,
+    isGroup: boolean,
+    sk: string,
+    signal: AbortSignal,
+  ): Promise<{ sent: Promise<void> } | undefined> {
     const cancelled = () => {
       if (this.#abort.signal.aborted) return true; // shutdown: stays "dispatched", re-run after restart
       if (!signal.aborted) return false;
@@ -329,12 +379,33 @@ class AccountRuntime {
     const rows = this.store.mergedInto(this.id, key);
     const burst = rows.length ? { ...msg, text: mergeTexts([...rows.map((r) => (r.message as ImsgMessage | null)?.text ?? ""), msg.text]) } : msg;
     if (!isGroup && !d.reaction) {
-      await seedDmSession({ store: this.store, account: this.account, client: () => this.sender.client(), log: this.log }, hk, msg.chatId, d.senderId, Math.min(msg.id, ...rows.map((r) => r.rowid)));
+      await seedDmSession(
+        { store: this.store, account: this.account, client: () => this.sender.client(), log: this.log },
+        hk,
+        msg.chatId,
+        d.senderId,
+        Math.min(msg.id, ...rows.map((r) => r.rowid)),
+      );
     }
     const history = this.store.getHistory(hk, isGroup ? this.account.historyLimit : this.account.dmSessionTurns);
     const names = this.store.senderNames(this.id, [...new Set([...msg.participants, msg.sender, ...pending.map((p) => p.sender)])]);
-    const reaction = d.reaction ? describeReaction(msg, this.store.hasOutboundGuid(this.id, msg.reactedToGuid ?? ""), (g) => this.store.textOfGuid(this.id, g)) : undefined;
-    const turn = assembleTurn({ accountId: this.id, agentId: agent.id, sessionKey: sk, isGroup, msg: burst, decision: d, attachments, notes, pending, history, names, reaction });
+    const reaction = d.reaction
+      ? describeReaction(msg, this.store.hasOutboundGuid(this.id, msg.reactedToGuid ?? ""), (g) => this.store.textOfGuid(this.id, g))
+      : undefined;
+    const turn = assembleTurn({
+      accountId: this.id,
+      agentId: agent.id,
+      sessionKey: sk,
+      isGroup,
+      msg: burst,
+      decision: d,
+      attachments,
+      notes,
+      pending,
+      history,
+      names,
+      reaction,
+    });
     let reply: OutboundReply;
     const started = Date.now();
     try {
@@ -363,7 +434,14 @@ class AccountRuntime {
   #attachments(msg: ImsgMessage, sk: string): Promise<{ attachments: AgentTurn["attachments"]; notes: string[] }> {
     if (!this.account.includeAttachments || !msg.attachments.length) return Promise.resolve({ attachments: [], notes: [] });
     const roots = this.#remoteHost ? this.account.remoteAttachmentRoots : this.account.attachmentRoots;
-    const o = { stateDir: this.stateDir, sessionKey: sk, maxBytes: this.account.mediaMaxMb * 1024 * 1024, roots, remoteHost: this.#remoteHost, scp: { sshOptions: this.#remoteSsh } };
+    const o = {
+      stateDir: this.stateDir,
+      sessionKey: sk,
+      maxBytes: this.account.mediaMaxMb * 1024 * 1024,
+      roots,
+      remoteHost: this.#remoteHost,
+      scp: { sshOptions: this.#remoteSsh },
+    };
     return fetchTurnAttachments(msg.attachments, o);
   }
 
@@ -373,7 +451,9 @@ class AccountRuntime {
     const unfinished = this.store.unfinishedInbound(this.id);
     if (!pendingOut.length && !unfinished.length) return this.#sweepStaged();
     // Parts whose fate could not be checked keep their message waiting for the next start: never re-sent blindly.
-    const blocked = pendingOut.length ? (await reconcileOutbound(this.store, this.sender, this.id, { settleMs: this.tuning.settleMs })).unchecked : new Set<string>();
+    const blocked = pendingOut.length
+      ? (await reconcileOutbound(this.store, this.sender, this.id, { settleMs: this.tuning.settleMs })).unchecked
+      : new Set<string>();
     this.#sweepStaged();
     this.log.info(`resuming ${unfinished.length} unfinished message(s) from the journal`);
     for (const row of unfinished) this.#track(this.#resume(row, blocked));

@@ -83,7 +83,6 @@ export interface ImsgChat {
   contactName?: string;
 }
 
-
 const str = v.optional(v.string());
 const AttachmentSchema = v.object({
   filename: v.optional(v.string(), ""),

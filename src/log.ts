@@ -1,6 +1,6 @@
 // One consola instance, always writing to stderr (stdout is reserved for command output).
 import { appendFileSync, renameSync, statSync } from "node:fs";
-import { createConsola, LogLevels, type ConsolaInstance, type ConsolaReporter, type LogObject } from "consola";
+import { type ConsolaInstance, type ConsolaReporter, createConsola, LogLevels, type LogObject } from "consola";
 import { clip } from "./text.ts";
 
 export type LogFormat = "pretty" | "json";
@@ -64,7 +64,7 @@ export function configureLogging(opts: { verbose?: boolean; format?: LogFormat; 
 export function getLog(tag: string): Logger {
   root ??= build();
   let l = tagged.get(tag);
-  if (!l) tagged.set(tag, (l = root.withTag(tag)));
+  if (!l) tagged.set(tag, l = root.withTag(tag));
   return l;
 }
 

@@ -37,9 +37,24 @@ export const OPENAI_MEDIA_KEYS: { key: string; type: string; default?: string; d
     description:
       "transcribe voice memos with this model through the same endpoint's /audio/transcriptions; the transcript goes into the user text as `[voice memo transcript] …`. Unset: no transcription (audio leaves the machine only when you ask for it)",
   },
-  { key: "imageMaxMb", type: "integer 1–1024", default: String(MEDIA_DEFAULTS.imageMaxMb), description: "largest image sent (after conversion); a larger one is left out with a note line" },
-  { key: "turnImagesMaxMb", type: "integer 1–1024", default: String(MEDIA_DEFAULTS.turnImagesMaxMb), description: "all images of one turn together; the ones past the cap are left out with a note line" },
-  { key: "audioMaxMb", type: "integer 1–1024", default: String(MEDIA_DEFAULTS.audioMaxMb), description: "largest voice memo sent for transcription (OpenAI's own limit is 25 MB)" },
+  {
+    key: "imageMaxMb",
+    type: "integer 1–1024",
+    default: String(MEDIA_DEFAULTS.imageMaxMb),
+    description: "largest image sent (after conversion); a larger one is left out with a note line",
+  },
+  {
+    key: "turnImagesMaxMb",
+    type: "integer 1–1024",
+    default: String(MEDIA_DEFAULTS.turnImagesMaxMb),
+    description: "all images of one turn together; the ones past the cap are left out with a note line",
+  },
+  {
+    key: "audioMaxMb",
+    type: "integer 1–1024",
+    default: String(MEDIA_DEFAULTS.audioMaxMb),
+    description: "largest voice memo sent for transcription (OpenAI's own limit is 25 MB)",
+  },
 ];
 
 const MB = 1024 * 1024;
@@ -141,7 +156,10 @@ export function convertedAttachment(a: ImsgAttachment): ImsgAttachment | undefin
 type Fetched = { ok: true; path: string; mimeType: string; name: string; size: number } | { ok: false; reason: string };
 
 /** Fetches originals and imsg's converted files in one call; each result carries its converted file, if any. */
-export async function fetchWithConverted(atts: readonly ImsgAttachment[], fetch: (list: ImsgAttachment[]) => Promise<Fetched[]>): Promise<{ result: Fetched; converted?: { path: string; mimeType: string } }[]> {
+export async function fetchWithConverted(
+  atts: readonly ImsgAttachment[],
+  fetch: (list: ImsgAttachment[]) => Promise<Fetched[]>,
+): Promise<{ result: Fetched; converted?: { path: string; mimeType: string } }[]> {
   const conv = atts.map(convertedAttachment);
   const extra = conv.filter((c): c is ImsgAttachment => c !== undefined);
   const res = await fetch([...atts, ...extra]);
@@ -240,9 +258,16 @@ export async function userContent(o: OpenAiMedia, body: string, atts: readonly T
       log.debug(`media of ${a.name} not passed to the model: ${(e as Error).message}`);
     }
   }
-  const plan = planImages(images.map((i) => i.data.byteLength), (o.imageMaxMb ?? MEDIA_DEFAULTS.imageMaxMb) * MB, (o.turnImagesMaxMb ?? MEDIA_DEFAULTS.turnImagesMaxMb) * MB);
+  const plan = planImages(
+    images.map((i) => i.data.byteLength),
+    (o.imageMaxMb ?? MEDIA_DEFAULTS.imageMaxMb) * MB,
+    (o.turnImagesMaxMb ?? MEDIA_DEFAULTS.turnImagesMaxMb) * MB,
+  );
   const text = [body, ...lines, ...plan.notes].filter(Boolean).join("\n");
-  const parts: ContentPart[] = images.filter((_, i) => plan.send[i]).map((i) => ({ type: "image_url", image_url: { url: `data:${i.mimeType};base64,${i.data.toString("base64")}` } }));
+  const parts: ContentPart[] = images.filter((_, i) => plan.send[i]).map((i) => ({
+    type: "image_url",
+    image_url: { url: `data:${i.mimeType};base64,${i.data.toString("base64")}` },
+  }));
   return parts.length ? [{ type: "text", text }, ...parts] : text;
 }
 

@@ -4,7 +4,7 @@ import type { AgentReply } from "./agents.ts";
 import type { ImessageAccount } from "./config.ts";
 import { deliver, planParts } from "./deliver.ts";
 import type { ImsgMessage } from "./imsg.ts";
-import { redact, type Logger } from "./log.ts";
+import { type Logger, redact } from "./log.ts";
 import { KeyedQueue } from "./queues.ts";
 import type { InboundReason } from "./reasons.ts";
 import type { RateGuard } from "./guard.ts";
@@ -95,13 +95,17 @@ export class Outbox {
       configPath: this.opts.configPath,
     });
     for (const r of rejected) log.warn(`not attaching ${r.path}: ${r.reason}`);
-    if (truncated) log.warn(`reply to row ${msg.id} cut to ${truncated.parts} part(s), ${truncated.keptChars} of ${truncated.chars} characters (replyMaxChars/replyMaxParts)`);
+    if (truncated) {
+      log.warn(
+        `reply to row ${msg.id} cut to ${truncated.parts} part(s), ${truncated.keptChars} of ${truncated.chars} characters (replyMaxChars/replyMaxParts)`,
+      );
+    }
     if (!parts.length) {
       store.setInbound(id, key, { state: "done", reason: "empty reply" satisfies InboundReason });
       return;
     }
     const policy = this.opts.retry ?? DEFAULT_RETRY;
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1;; attempt++) {
       if (this.#stopping && attempt > 1) return;
       const job = { account, target, chatId: msg.chatId || undefined, chatGuid: msg.chatGuid || undefined, afterRowid: msg.id, inboundKey: key, parts };
       const res = await deliver(store, this.opts.sender, job, { settleMs: this.opts.settleMs });

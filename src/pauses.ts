@@ -3,8 +3,8 @@
 // held messages or records them as skipped. Nothing here drops a message.
 import type { ImessageAccount } from "./config.ts";
 import { describeConv, type RateGuard } from "./guard.ts";
-import { parseMessage, toWireMessage, type ImsgMessage } from "./imsg.ts";
-import { redact, type Logger } from "./log.ts";
+import { type ImsgMessage, parseMessage, toWireMessage } from "./imsg.ts";
+import { type Logger, redact } from "./log.ts";
 import type { InboundReason } from "./reasons.ts";
 import { convKey } from "./screen.ts";
 import type { InboundRow, Store } from "./store.ts";

@@ -2,7 +2,7 @@
 // (pairing store contents, compiled mention patterns), so every rule is a table row in the tests.
 import type { GroupEntry, ImessageAccount } from "./config.ts";
 import type { ImsgMessage, MessageService } from "./imsg.ts";
-import { matchesAllowList, normalizeHandle, parseAllowEntry, type AllowSubject } from "./targets.ts";
+import { type AllowSubject, matchesAllowList, normalizeHandle, parseAllowEntry } from "./targets.ts";
 import { hasInvisible, stripInvisible } from "./text.ts";
 
 /** Every reason a message is dropped, in decision order (stable strings: logs and tests rely on them). */
@@ -68,18 +68,18 @@ export type Decision =
   | { kind: "drop"; reason: DropReason; keepAsGroupHistory?: boolean }
   | { kind: "pairing"; senderId: string }
   | {
-      kind: "dispatch";
-      isGroup: boolean;
-      senderId: string;
-      peer: Peer;
-      wasMentioned: boolean;
-      commandAuthorized: boolean;
-      command?: ControlCommand;
-      /** groups["*"] overlaid with groups[chatId] (the specific entry wins key by key). */
-      groupConfig?: GroupEntry;
-      /** A tapback: an event for the agent, not a user turn (no body, command or mention). */
-      reaction?: true;
-    };
+    kind: "dispatch";
+    isGroup: boolean;
+    senderId: string;
+    peer: Peer;
+    wasMentioned: boolean;
+    commandAuthorized: boolean;
+    command?: ControlCommand;
+    /** groups["*"] overlaid with groups[chatId] (the specific entry wins key by key). */
+    groupConfig?: GroupEntry;
+    /** A tapback: an event for the agent, not a user turn (no body, command or mention). */
+    reaction?: true;
+  };
 
 /**
  * Group or direct. A chat listed by id in `groups` is a group even when imsg says is_group false (two-person
@@ -204,15 +204,23 @@ export function decide(input: PolicyInput): Decision {
   // Past the same access rules as a text; a tapback carries no command and cannot mention anyone.
   if (m.isReaction) {
     const groupConfig = isGroup ? groupConfigOf(account, m.chatId) : undefined;
-    return { kind: "dispatch", isGroup, senderId, peer, wasMentioned: false, commandAuthorized: false, reaction: true, ...(groupConfig ? { groupConfig } : {}) };
+    return {
+      kind: "dispatch",
+      isGroup,
+      senderId,
+      peer,
+      wasMentioned: false,
+      commandAuthorized: false,
+      reaction: true,
+      ...(groupConfig ? { groupConfig } : {}),
+    };
   }
 
   if (!m.text.trim() && !hasMedia) return drop("empty body");
 
   const command = parseControlCommand(m.text);
   // Commands can change the session and the config: only for a sender whose identity Apple vouches for.
-  const commandAuthorized =
-    verified && (!useAccessGroups || explicitly(isGroup ? account.allowFrom : dmList, who) || explicitly(groupList, who));
+  const commandAuthorized = verified && (!useAccessGroups || explicitly(isGroup ? account.allowFrom : dmList, who) || explicitly(groupList, who));
   if (isGroup && command && !commandAuthorized) return drop("control command (unauthorized)");
 
   let wasMentioned = true;

@@ -3,9 +3,9 @@
 // imsg 0.15 every typing/read call is a mutation in that child's one FIFO lane, so a slow or stuck presence call
 // there would hold replies back, and a still-in-flight outcome poisons the lane (-32004) until the child is
 // replaced. Here a failure only replaces the presence child, whose next start re-reads the capabilities.
-import { describeActions, imsgInfo, UNDISCOVERABLE, type ImsgInfo } from "./capabilities.ts";
+import { describeActions, type ImsgInfo, imsgInfo, UNDISCOVERABLE } from "./capabilities.ts";
 import type { ImessageAccount } from "./config.ts";
-import { initialize, markRead, setTyping, type ImsgMessage } from "./imsg.ts";
+import { type ImsgMessage, initialize, markRead, setTyping } from "./imsg.ts";
 import type { Logger } from "./log.ts";
 import { classifyError, RpcClient } from "./rpc.ts";
 import { normalizeHandle } from "./targets.ts";
@@ -88,7 +88,7 @@ export class Presence {
     else {
       // Turns in one chat share one indicator: it goes off when the last of them ends.
       const fresh: Typing = { count: 1, target, started: Date.now() };
-      this.#typing.set(key, (t = fresh));
+      this.#typing.set(key, t = fresh);
       this.#call("typing", (c) => setTyping(c, target, true, this.#tuning.callTimeoutMs));
       this.#schedule(key, fresh);
     }
@@ -189,7 +189,9 @@ export class Presence {
 
   /** Says once (per change) why typing and read receipts are off. */
   #report(info: ImsgInfo | undefined, note: string | undefined): void {
-    const off = info ? (info.advanced.typing ? undefined : `typing and read receipts are off: ${info.why.typing}`) : `typing and read receipts are off: ${note}`;
+    const off = info
+      ? (info.advanced.typing ? undefined : `typing and read receipts are off: ${info.why.typing}`)
+      : `typing and read receipts are off: ${note}`;
     if (off && off !== this.#lastNote) this.opts.log.info(off);
     else if (!off && this.#lastNote) this.opts.log.info("typing and read receipts are on (IMCore bridge ready)");
     this.#lastNote = off;

@@ -6,16 +6,16 @@ import { delimiter, join } from "node:path";
 import { checkKnownHost, mentionsSsh, resolveRemoteHost } from "./ssh.ts";
 import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { routeAgent } from "./agents.ts";
-import { imsgInfo, type ImsgInfo } from "./capabilities.ts";
+import { type ImsgInfo, imsgInfo } from "./capabilities.ts";
 import { chatsList, initialize, messagesHistory, parseVersion, versionSupportsRpc } from "./imsg.ts";
 import { describeConv, readPauses } from "./guard.ts";
 import { readLock } from "./lock.ts";
 import { dmSessionMayBeShared, SHARED_SESSION_FIX, SHARED_SESSION_WARNING } from "./policy.ts";
-import { classifyError, ImsgPermissionError, ImsgSpawnError, RpcClient, RpcTimeoutError, runImsg, type CommandResult } from "./rpc.ts";
+import { classifyError, type CommandResult, ImsgPermissionError, ImsgSpawnError, RpcClient, RpcTimeoutError, runImsg } from "./rpc.ts";
 import { Store } from "./store.ts";
 import { cursorBeyond, newestRowid } from "./watch.ts";
 
-export { ADVANCED, describeImsgInfo, imsgInfo, UNDISCOVERABLE, type Advanced, type ImsgInfo } from "./capabilities.ts";
+export { ADVANCED, type Advanced, describeImsgInfo, type ImsgInfo, imsgInfo, UNDISCOVERABLE } from "./capabilities.ts";
 
 /** One probe check as printed in the JSON report (docs/CONTRACT.md §4.1). */
 export interface Check {
@@ -54,8 +54,7 @@ const GATEWAY_NOT_REQUIRED = "(not required; --require-gateway makes this a fail
 
 const DEFAULT_DB = "~/Library/Messages/chat.db";
 
-const FDA_WHO =
-  "Grant Full Disk Access (System Settings → Privacy & Security → Full Disk Access) to the process that runs imsg and its parent: " +
+const FDA_WHO = "Grant Full Disk Access (System Settings → Privacy & Security → Full Disk Access) to the process that runs imsg and its parent: " +
   "your terminal for interactive runs; for launchd the gateway binary; over SSH `sshd-keygen-wrapper` on the Mac.";
 
 // imsg before 0.14 cannot tell a wrong path from missing access, and needs a restart after the grant.
@@ -124,21 +123,23 @@ export async function probeAccount(config: Config, account: ImessageAccount, opt
   const [imsg, remote, agentChecks] = await Promise.all([
     bin ? probeImsg(bin, account, kind, { budgetMs, reserveMs, deadline, limitMs: opts.timeoutMs }) : Promise.resolve<ImsgProbe>({ checks: [] }),
     remoteChecks(account, kind),
-    agents.length
-      ? Promise.all(agents.map((a) => checkAgent(a, budgetMs)))
-      : Promise.resolve<Check[]>([{ name: "agent backend reachable", ok: false, detail: "no agent configured", hint: "Add agents.list with a command or openai backend." }]),
+    agents.length ? Promise.all(agents.map((a) => checkAgent(a, budgetMs))) : Promise.resolve<Check[]>([{
+      name: "agent backend reachable",
+      ok: false,
+      detail: "no agent configured",
+      hint: "Add agents.list with a command or openai backend.",
+    }]),
   ]);
 
   const checks: Check[] = [
     { name: "config valid", ok: true, detail: config.path },
-    bin
-      ? { name: "imsg binary found", ok: true, detail: bin }
-      : {
-          name: "imsg binary found",
-          ok: false,
-          detail: `${account.cliPath} not found${account.cliPath.includes("/") ? "" : " on PATH"} or not executable`,
-          hint: "Install imsg on the Mac (`brew install steipete/tap/imsg`) or set channels.imessage.cliPath to its absolute path or to your SSH wrapper (chmod +x).",
-        },
+    bin ? { name: "imsg binary found", ok: true, detail: bin } : {
+      name: "imsg binary found",
+      ok: false,
+      detail: `${account.cliPath} not found${account.cliPath.includes("/") ? "" : " on PATH"} or not executable`,
+      hint:
+        "Install imsg on the Mac (`brew install steipete/tap/imsg`) or set channels.imessage.cliPath to its absolute path or to your SSH wrapper (chmod +x).",
+    },
     ...imsg.checks,
     ...remote,
     ...agentChecks,
@@ -186,10 +187,9 @@ function rpcSupported(cliPath: string, kind: CliKind, help: CommandResult, ver: 
       name,
       ok: false,
       detail: "`rpc --help` did not answer in time",
-      hint:
-        kind === "ssh"
-          ? "Check that `ssh -T host imsg rpc --help` works non-interactively (BatchMode=yes, keys, host key in known_hosts)."
-          : `Run \`${cliPath} rpc --help\` by hand to see what it waits for.`,
+      hint: kind === "ssh"
+        ? "Check that `ssh -T host imsg rpc --help` works non-interactively (BatchMode=yes, keys, host key in known_hosts)."
+        : `Run \`${cliPath} rpc --help\` by hand to see what it waits for.`,
     };
   }
   if (first.startsWith("imsg rpc") && (!v3 || versionSupportsRpc(v3))) return { name, ok: true, detail: `imsg ${vtext}` };
@@ -202,12 +202,11 @@ function rpcSupported(cliPath: string, kind: CliKind, help: CommandResult, ver: 
     name,
     ok: false,
     detail: `\`${cliPath} rpc --help\` failed (${why})${out ? `: ${out}` : ""}`,
-    hint:
-      kind === "ssh"
-        ? `Run \`${cliPath} rpc --help\` by hand: ssh must connect without a prompt (keys, host key in known_hosts) and run imsg on the Mac.`
-        : kind === "script"
-          ? `Run \`${cliPath} rpc --help\` by hand; a wrapper must end with \`exec /path/to/imsg "$@"\`.`
-          : "Run `imsg rpc --help` by hand to see its error; update imsg if it is older than 0.3.0.",
+    hint: kind === "ssh"
+      ? `Run \`${cliPath} rpc --help\` by hand: ssh must connect without a prompt (keys, host key in known_hosts) and run imsg on the Mac.`
+      : kind === "script"
+      ? `Run \`${cliPath} rpc --help\` by hand; a wrapper must end with \`exec /path/to/imsg "$@"\`.`
+      : "Run `imsg rpc --help` by hand to see its error; update imsg if it is older than 0.3.0.",
   };
 }
 
@@ -272,7 +271,12 @@ async function handshake(bin: string, account: ImessageAccount, kind: CliKind, t
     const hint = why.cause === "missing" ? DBPATH_HINT : why.cause === "permission" ? FDA_ONLY_HINT : FDA_HINT;
     return {
       checks: [
-        { name: hs, ok: false, detail: "imsg answered, but it cannot open the Messages database", hint: why.cause === "missing" ? "Fix dbPath (see the next check)." : "See the next check." },
+        {
+          name: hs,
+          ok: false,
+          detail: "imsg answered, but it cannot open the Messages database",
+          hint: why.cause === "missing" ? "Fix dbPath (see the next check)." : "See the next check.",
+        },
         { name: dbName, ok: false, detail: `imsg cannot open the Messages database at ${why.path ?? db}: ${why.detail}`, hint },
       ],
       info,
@@ -297,23 +301,22 @@ async function handshake(bin: string, account: ImessageAccount, kind: CliKind, t
       checks: [
         buffered
           ? {
-              name: hs,
-              ok: false,
-              detail: `chats.list answered only after imsg's input was closed: ${account.cliPath} buffers its output (no answer within ${budgetMs} ms)`,
-              hint: bufferingHint(kind),
-            }
+            name: hs,
+            ok: false,
+            detail: `chats.list answered only after imsg's input was closed: ${account.cliPath} buffers its output (no answer within ${budgetMs} ms)`,
+            hint: bufferingHint(kind),
+          }
           : { name: hs, ok: false, detail: `chats.list did not answer within ${budgetMs} ms (of the probe's ${limitMs} ms limit)`, hint: hungHint(kind) },
         buffered ? { name: dbName, ok: false, detail: "not checked: the answer came too late", hint: bufferingHint(kind) } : notChecked,
       ],
       info,
     };
   }
-  const hint =
-    error instanceof ImsgSpawnError
-      ? "Check cliPath: an absolute path, executable (chmod +x), scripts starting with a `#!` line."
-      : kind === "ssh"
-        ? `Run \`${account.cliPath} rpc\` by hand: ssh must connect without a prompt (keys, host key in known_hosts, BatchMode=yes) and start \`imsg rpc\` on the Mac.`
-        : "Run `imsg rpc` by hand to see its error; update imsg if it is older than 0.3.0.";
+  const hint = error instanceof ImsgSpawnError
+    ? "Check cliPath: an absolute path, executable (chmod +x), scripts starting with a `#!` line."
+    : kind === "ssh"
+    ? `Run \`${account.cliPath} rpc\` by hand: ssh must connect without a prompt (keys, host key in known_hosts, BatchMode=yes) and start \`imsg rpc\` on the Mac.`
+    : "Run `imsg rpc` by hand to see its error; update imsg if it is older than 0.3.0.";
   return { checks: [{ name: hs, ok: false, detail: (error as Error).message, hint }, notChecked], info };
 }
 
@@ -347,11 +350,17 @@ async function remoteChecks(account: ImessageAccount, kind: CliKind): Promise<Ch
         name,
         ok: false,
         detail: `${r.host} (${r.source}) has no host key in ~/.ssh/known_hosts; SCP uses StrictHostKeyChecking=yes`,
-        hint: `Connect once by hand to trust it: \`ssh ${r.host} true\` (or \`ssh-keyscan ${r.host.split("@").pop()} >> ~/.ssh/known_hosts\` after checking the fingerprint).`,
+        hint: `Connect once by hand to trust it: \`ssh ${r.host} true\` (or \`ssh-keyscan ${
+          r.host.split("@").pop()
+        } >> ~/.ssh/known_hosts\` after checking the fingerprint).`,
       });
     }
   }
-  checks.push({ name: "attachment roots valid", ok: true, detail: `local: ${account.attachmentRoots.join(", ")}; remote: ${account.remoteAttachmentRoots.join(", ")}` });
+  checks.push({
+    name: "attachment roots valid",
+    ok: true,
+    detail: `local: ${account.attachmentRoots.join(", ")}; remote: ${account.remoteAttachmentRoots.join(", ")}`,
+  });
   return checks;
 }
 
@@ -367,13 +376,21 @@ async function checkAgent(a: AgentConfig, timeoutMs: number): Promise<Check> {
   const name = "agent backend reachable";
   if (a.command) {
     const exe = findExecutable(a.command[0]!);
-    return exe
-      ? { name, ok: true, detail: `agent "${a.id}": command ${exe}` }
-      : { name, ok: false, detail: `agent "${a.id}": ${a.command[0]} not found or not executable`, hint: "Fix agents.list[].command[0] (absolute path, chmod +x)." };
+    return exe ? { name, ok: true, detail: `agent "${a.id}": command ${exe}` } : {
+      name,
+      ok: false,
+      detail: `agent "${a.id}": ${a.command[0]} not found or not executable`,
+      hint: "Fix agents.list[].command[0] (absolute path, chmod +x).",
+    };
   }
   const o = a.openai!;
   if (o.apiKeyEnv && !process.env[o.apiKeyEnv]) {
-    return { name, ok: false, detail: `agent "${a.id}": ${o.apiKeyEnv} is not set in this environment`, hint: `Export ${o.apiKeyEnv} for the gateway (launchd: EnvironmentVariables in the plist).` };
+    return {
+      name,
+      ok: false,
+      detail: `agent "${a.id}": ${o.apiKeyEnv} is not set in this environment`,
+      hint: `Export ${o.apiKeyEnv} for the gateway (launchd: EnvironmentVariables in the plist).`,
+    };
   }
   const url = `${o.baseUrl.replace(/\/+$/, "")}/models`;
   try {
@@ -381,11 +398,21 @@ async function checkAgent(a: AgentConfig, timeoutMs: number): Promise<Check> {
     const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
     await res.body?.cancel();
     if (res.status >= 500 || res.status === 401 || res.status === 403) {
-      return { name, ok: false, detail: `agent "${a.id}": ${url} answered HTTP ${res.status}`, hint: res.status >= 500 ? "The model server is failing." : "Check the API key." };
+      return {
+        name,
+        ok: false,
+        detail: `agent "${a.id}": ${url} answered HTTP ${res.status}`,
+        hint: res.status >= 500 ? "The model server is failing." : "Check the API key.",
+      };
     }
     return { name, ok: true, detail: `agent "${a.id}": ${o.baseUrl} answered (HTTP ${res.status})` };
   } catch (e) {
-    return { name, ok: false, detail: `agent "${a.id}": cannot reach ${o.baseUrl}: ${(e as Error).message}`, hint: "Start the model server or fix openai.baseUrl." };
+    return {
+      name,
+      ok: false,
+      detail: `agent "${a.id}": cannot reach ${o.baseUrl}: ${(e as Error).message}`,
+      hint: "Start the model server or fix openai.baseUrl.",
+    };
   }
 }
 
@@ -408,9 +435,13 @@ function gatewayState(account: ImessageAccount, opts: ProbeOptions, newest: numb
         const a = store.activity(account.accountId);
         cursor = store.getCursor(account.accountId);
         lastEvent = a.lastInboundAt;
-        activity = `; last inbound ${a.lastInboundAt ? new Date(a.lastInboundAt).toISOString() : "never"}, last outbound ${a.lastOutboundAt ? new Date(a.lastOutboundAt).toISOString() : "never"}, backlog ${a.backlog}`;
+        activity = `; last inbound ${a.lastInboundAt ? new Date(a.lastInboundAt).toISOString() : "never"}, last outbound ${
+          a.lastOutboundAt ? new Date(a.lastOutboundAt).toISOString() : "never"
+        }, backlog ${a.backlog}`;
         // Paused conversations (rate guard) are part of the gateway's state: their messages wait for /resume.
-        const paused = Object.entries(readPauses(store, account.accountId)).map(([c, p]) => `${describeConv(c)} since ${new Date(p.since).toISOString()} (${p.reason})`);
+        const paused = Object.entries(readPauses(store, account.accountId)).map(([c, p]) =>
+          `${describeConv(c)} since ${new Date(p.since).toISOString()} (${p.reason})`
+        );
         if (paused.length) activity += `; paused by the rate guard (owner sends /resume): ${paused.join("; ")}`;
       } finally {
         store.close();
@@ -420,12 +451,24 @@ function gatewayState(account: ImessageAccount, opts: ProbeOptions, newest: numb
     activity = `; state unreadable: ${(e as Error).message}`;
   }
   if (!lock) {
-    return { name, ok: false, detail: `no gateway holds the lock in ${opts.stateDir}${activity}`, hint: "Start it: `openclaw-imsg gateway` (or `--detach --log-file …`, see README for launchd/cron)." };
+    return {
+      name,
+      ok: false,
+      detail: `no gateway holds the lock in ${opts.stateDir}${activity}`,
+      hint: "Start it: `openclaw-imsg gateway` (or `--detach --log-file …`, see README for launchd/cron).",
+    };
   }
   if (!lock.accounts?.includes(account.accountId)) {
-    return { name, ok: false, detail: `gateway pid ${lock.pid} runs, but not account ${account.accountId}${activity}`, hint: "Restart it with this account enabled." };
+    return {
+      name,
+      ok: false,
+      detail: `gateway pid ${lock.pid} runs, but not account ${account.accountId}${activity}`,
+      hint: "Restart it with this account enabled.",
+    };
   }
-  if (!lock.subscribedAt) return { name, ok: false, detail: `gateway pid ${lock.pid} is starting (not subscribed yet)${activity}`, hint: "Check its log for imsg errors." };
+  if (!lock.subscribedAt) {
+    return { name, ok: false, detail: `gateway pid ${lock.pid} is starting (not subscribed yet)${activity}`, hint: "Check its log for imsg errors." };
+  }
   const staleAfter = opts.staleAfterMs ?? 10 * 60_000;
   const silentFor = Date.now() - Math.max(lastEvent ?? 0, lock.subscribedAt);
   // Only an exact newest row can prove the cursor is past the end: a sampled one may simply have missed rows.
@@ -433,7 +476,8 @@ function gatewayState(account: ImessageAccount, opts: ProbeOptions, newest: numb
     return {
       name,
       ok: false,
-      detail: `gateway pid ${lock.pid} is running but its cursor (row ${cursor}) is past imsg's newest row (${newest}): the Messages database was replaced (a restore, a new Mac, another dbPath)${activity}`,
+      detail:
+        `gateway pid ${lock.pid} is running but its cursor (row ${cursor}) is past imsg's newest row (${newest}): the Messages database was replaced (a restore, a new Mac, another dbPath)${activity}`,
       hint: "Restart it (`openclaw-imsg gateway --replace`): a new watch notices the new database and starts from its newest row.",
     };
   }
@@ -441,7 +485,9 @@ function gatewayState(account: ImessageAccount, opts: ProbeOptions, newest: numb
     return {
       name,
       ok: false,
-      detail: `gateway pid ${lock.pid} is running but its watch is stale: imsg has row ${newest}, the gateway's cursor is ${cursor}, silent for ${Math.round(silentFor / 1000)}s${activity}`,
+      detail: `gateway pid ${lock.pid} is running but its watch is stale: imsg has row ${newest}, the gateway's cursor is ${cursor}, silent for ${
+        Math.round(silentFor / 1000)
+      }s${activity}`,
       hint: "Restart it: `openclaw-imsg gateway --replace`.",
     };
   }

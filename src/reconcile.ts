@@ -129,7 +129,7 @@ export async function reconcileOutbound(
       continue;
     }
     const inbound = row.inboundKey ? store.getInbound(accountId, row.inboundKey) : undefined;
-    if (row.inboundKey) for (const o of store.outboundFor(accountId, row.inboundKey)) if (o.state === "sent" && o.messageId) used.add(o.messageId);
+    if (row.inboundKey) { for (const o of store.outboundFor(accountId, row.inboundKey)) if (o.state === "sent" && o.messageId) used.add(o.messageId); }
     const deadline = handed ? row.updatedAt + (opts.settleMs ?? SETTLE_MS) : 0;
     const found = await lookForPart(src, row, { afterRowid: inbound?.rowid, used, deadline });
     if (found) {
@@ -144,6 +144,8 @@ export async function reconcileOutbound(
       out.resend++;
     }
   }
-  if (rows.length) log.info(`reconciled ${rows.length} unsettled outbound part(s): ${out.confirmed} confirmed sent, ${out.resend} to send, ${out.failed} given up`);
+  if (rows.length) {
+    log.info(`reconciled ${rows.length} unsettled outbound part(s): ${out.confirmed} confirmed sent, ${out.resend} to send, ${out.failed} given up`);
+  }
   return out;
 }

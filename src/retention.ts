@@ -16,7 +16,9 @@ export function startPruning(store: Pick<Store, "prune">, stateDir: string, rete
     } catch (e) {
       log.warn(`pruning the journal failed: ${(e as Error).message}`);
     }
-    pruneMediaCache(stateDir, retentionDays * 86_400_000, MEDIA_CACHE_MAX_BYTES).catch((e) => log.warn(`pruning the media cache failed: ${(e as Error).message}`));
+    pruneMediaCache(stateDir, retentionDays * 86_400_000, MEDIA_CACHE_MAX_BYTES).catch((e) =>
+      log.warn(`pruning the media cache failed: ${(e as Error).message}`)
+    );
   };
   run();
   const timer = setInterval(run, 3_600_000);

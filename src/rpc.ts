@@ -1,11 +1,11 @@
 // The imsg JSON-RPC client: the one place that spawns imsg. Newline-only framing with a streaming UTF-8
 // decoder (readline would split on U+2028/U+2029 inside JSON strings), per-request timeouts, notifications,
 // stderr drained, non-JSON stdout treated as diagnostics, Full Disk Access failures raised as a typed error.
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { getLog } from "./log.ts";
 import { runProcess } from "./proc.ts";
 import { clip } from "./text.ts";
-import { ImsgPermissionError, ImsgSpawnError, RpcClosedError, RpcError, RpcTimeoutError, dataText, firstLine, isPermissionText } from "./rpc-errors.ts";
+import { dataText, firstLine, ImsgPermissionError, ImsgSpawnError, isPermissionText, RpcClosedError, RpcError, RpcTimeoutError } from "./rpc-errors.ts";
 
 /** Per-request timeout when neither the request nor the client sets one (OpenClaw's probe default). */
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -19,18 +19,18 @@ export const MAX_OUTSTANDING = 32;
 
 // The error classes and their classifier live in rpc-errors.ts; importers keep using this module.
 export {
-  ImsgPermissionError,
-  ImsgSpawnError,
-  RpcClosedError,
-  RpcError,
-  RpcTimeoutError,
   classifyError,
   classifyRpcError,
-  databaseCause,
-  isPermissionText,
   type DatabaseCause,
+  databaseCause,
+  ImsgPermissionError,
+  ImsgSpawnError,
+  isPermissionText,
+  RpcClosedError,
+  RpcError,
   type RpcErrorClass,
   type RpcErrorKind,
+  RpcTimeoutError,
 } from "./rpc-errors.ts";
 
 /**
@@ -183,8 +183,9 @@ export class RpcClient {
     this.closed = new Promise((r) => (resolveClosed = r));
 
     // Far above any reply imsg sends; a longer line is dropped unparsed rather than stall the event loop.
-    const out = new LineSplitter(STDOUT_MAX_LINE, (bytes) =>
-      log.warn(`imsg wrote a stdout line of ${bytes} bytes, over the ${STDOUT_MAX_LINE}-byte limit; dropped it`),
+    const out = new LineSplitter(
+      STDOUT_MAX_LINE,
+      (bytes) => log.warn(`imsg wrote a stdout line of ${bytes} bytes, over the ${STDOUT_MAX_LINE}-byte limit; dropped it`),
     );
     this.#child.stdout.on("data", (c: Uint8Array) => {
       for (const l of out.push(c)) this.#onLine(l);
@@ -351,8 +352,7 @@ export class RpcClient {
   }
 
   #exitError(code: number | null, signal: string | null): RpcClosedError {
-    const why =
-      code !== null && code !== 0 ? `imsg rpc exited (code ${code})` : signal ? `imsg rpc killed (${signal})` : "imsg rpc closed";
+    const why = code !== null && code !== 0 ? `imsg rpc exited (code ${code})` : signal ? `imsg rpc killed (${signal})` : "imsg rpc closed";
     const last = this.#diag.at(-1);
     return new RpcClosedError(last ? `${why}: ${last}` : why, code, signal);
   }

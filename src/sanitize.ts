@@ -58,7 +58,7 @@ export function sanitizeOutbound(text: string): string {
     .replace(FINAL_TAG, "")
     .replace(SEPARATOR, "")
     .replace(ASSISTANT_TO_FINAL, "");
-  for (let prev = ""; prev !== s; ) {
+  for (let prev = ""; prev !== s;) {
     prev = s;
     s = s.replace(TRAILING_TURN_MARKER, "");
   }

@@ -32,15 +32,15 @@ export interface ScreenInput {
 export type ScreenResult =
   | { pass: true; conv: string }
   | {
-      drop: ScreenReason;
-      detail?: string;
-      /** "skipped": not judged (too old, undatable); "dropped": judged and refused. */
-      state: "dropped" | "skipped";
-      /** Evidence for the rate guard (echo-like content that was not an expected echo), if the sender is admitted. */
-      echo?: boolean;
-      /** An is_from_me row we did not send: the owner typed it by hand (kept as context, never answered). */
-      owner?: boolean;
-    };
+    drop: ScreenReason;
+    detail?: string;
+    /** "skipped": not judged (too old, undatable); "dropped": judged and refused. */
+    state: "dropped" | "skipped";
+    /** Evidence for the rate guard (echo-like content that was not an expected echo), if the sender is admitted. */
+    echo?: boolean;
+    /** An is_from_me row we did not send: the owner typed it by hand (kept as context, never answered). */
+    owner?: boolean;
+  };
 
 /** The rate guard's key for a message's conversation: the chat for groups (policy's test), else the sender. */
 export function convKey(msg: ImsgMessage, account: Pick<ImessageAccount, "groups">): string {
@@ -57,7 +57,9 @@ export function screen(input: ScreenInput, lookups: ScreenLookups): ScreenResult
   // No usable date: the stale fence cannot be applied, so the row is not trusted to be fresh.
   if (!Number.isFinite(age)) return { drop: "unreadable created_at", detail: JSON.stringify(msg.createdAt), state: "skipped" };
   if (input.catchup) {
-    if (age > account.recoveryMaxAgeMinutes * 60_000) return { drop: "stale at catch-up", detail: `older than ${account.recoveryMaxAgeMinutes} min`, state: "skipped" };
+    if (age > account.recoveryMaxAgeMinutes * 60_000) {
+      return { drop: "stale at catch-up", detail: `older than ${account.recoveryMaxAgeMinutes} min`, state: "skipped" };
+    }
   } else if (age > account.maxAgeMinutes * 60_000) {
     return { drop: "stale", detail: `older than ${account.maxAgeMinutes} min`, state: "skipped" };
   }
@@ -75,7 +77,12 @@ export function screen(input: ScreenInput, lookups: ScreenLookups): ScreenResult
  * An inbound row that repeats what we just sent into the same conversation (imsg's duplicate echo rows,
  * self-chat twins). Same chat id, or for a DM the handle we sent to (a first-contact send had no chat yet).
  */
-export function isTextEcho(msg: ImsgMessage, account: Pick<ImessageAccount, "groups">, lookups: Pick<ScreenLookups, "outboundByEcho">, sinceMs: number): boolean {
+export function isTextEcho(
+  msg: ImsgMessage,
+  account: Pick<ImessageAccount, "groups">,
+  lookups: Pick<ScreenLookups, "outboundByEcho">,
+  sinceMs: number,
+): boolean {
   const text = normalizeForEcho(msg.text);
   if (!text) return false;
   const { isGroup } = conversationOf(msg, account);

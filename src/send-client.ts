@@ -1,7 +1,7 @@
 // The send path's own imsg child: started on first use, replaced when it dies, times out or its mutation lane is
 // poisoned, and never asked more than imsg admits (server busy is waited out, not reported).
 import type { ImessageAccount, Service } from "./config.ts";
-import { chatsList, messagesHistory, parseChat, sendMessage, type ImsgChat, type ImsgMessage, type SendResult } from "./imsg.ts";
+import { chatsList, type ImsgChat, type ImsgMessage, messagesHistory, parseChat, sendMessage, type SendResult } from "./imsg.ts";
 import { getLog } from "./log.ts";
 import { RpcClient, RpcClosedError, RpcError } from "./rpc.ts";
 import type { Stager } from "./stage.ts";
@@ -78,7 +78,7 @@ export class SendClient {
 
   /** One request on the current child; server busy is retried with backoff, a bad child is replaced. */
   async #call<T>(fn: (c: RpcClient) => Promise<T>): Promise<T> {
-    for (let n = 0; ; n++) {
+    for (let n = 0;; n++) {
       const c = this.#get();
       try {
         return await fn(c);

@@ -269,7 +269,8 @@ function classifyScpFailure(host: string, r: RunResult, timeoutMs: number, tool 
     return {
       retry: false,
       hostKeyUnknown: true,
-      reason: `host key for ${host} is not in known_hosts; add it once with \`ssh-keyscan ${hostname} >> ~/.ssh/known_hosts\` or by running \`ssh ${host}\` interactively`,
+      reason:
+        `host key for ${host} is not in known_hosts; add it once with \`ssh-keyscan ${hostname} >> ~/.ssh/known_hosts\` or by running \`ssh ${host}\` interactively`,
     };
   }
   if (/No such file or directory/i.test(err)) return { retry: true, reason: `remote file not found: ${detail}` };
@@ -293,13 +294,18 @@ export async function scpFetch(opts: ScpFetchOptions): Promise<ScpFetchResult> {
   const args = [
     // SFTP mode: the remote path is never handed to a remote shell (the legacy scp protocol splits it on spaces).
     "-s",
-    "-o", "BatchMode=yes",
-    "-o", "StrictHostKeyChecking=yes",
-    "-o", `ConnectTimeout=${Math.max(1, Math.ceil(opts.timeoutMs / 1000))}`,
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    `ConnectTimeout=${Math.max(1, Math.ceil(opts.timeoutMs / 1000))}`,
     ...(opts.sshOptions ?? []),
-    "--", `${host}:${remotePath}`, tmp,
+    "--",
+    `${host}:${remotePath}`,
+    tmp,
   ];
-  for (let attempt = 0; ; attempt++) {
+  for (let attempt = 0;; attempt++) {
     if (attempt > 0) await sleep(opts.backoffMs * 2 ** (attempt - 1));
     const r = await runProcess(opts.scpPath ?? "scp", args, { timeoutMs: opts.timeoutMs });
     if (r.code === 0 && !r.timedOut) return await finishDownload(tmp, opts.localPath, opts.maxBytes);
@@ -327,9 +333,12 @@ export type SshResult = { ok: true; stdout: string } | { ok: false; reason: stri
 
 /** Ours first: ssh takes the first value it sees for an option, so a wrapper's StrictHostKeyChecking=no loses. */
 const strictOptions = (t: SshTarget) => [
-  "-o", "BatchMode=yes",
-  "-o", "StrictHostKeyChecking=yes",
-  "-o", `ConnectTimeout=${Math.max(1, Math.ceil(t.timeoutMs / 1000))}`,
+  "-o",
+  "BatchMode=yes",
+  "-o",
+  "StrictHostKeyChecking=yes",
+  "-o",
+  `ConnectTimeout=${Math.max(1, Math.ceil(t.timeoutMs / 1000))}`,
   ...t.sshOptions,
 ];
 

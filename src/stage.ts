@@ -6,7 +6,7 @@ import { readFileSync, statSync } from "node:fs";
 import { basename, posix } from "node:path";
 import { errorMessage } from "./errors.ts";
 import { getLog } from "./log.ts";
-import { mentionsSsh, quoteRemotePath, resolveRemoteHost, scpPut, sshRun, validateRemotePath, type SshTarget } from "./ssh.ts";
+import { mentionsSsh, quoteRemotePath, resolveRemoteHost, scpPut, sshRun, type SshTarget, validateRemotePath } from "./ssh.ts";
 import type { OutboundRow, Store } from "./store.ts";
 
 /** Every staging dir is `$TMPDIR/<prefix>XXXXXXXX` on the Mac: cleanup never removes anything not named so. */
@@ -31,7 +31,11 @@ export function isStageDir(dir: string): boolean {
 /** The remote path for `file` inside staging dir `dir` (same name: history matches a file part by name), or why not. */
 export function stagedPathFor(dir: string, file: string): string | { error: string } {
   const p = validateRemotePath(posix.join(dir, basename(file)));
-  return p && posix.dirname(p) === dir ? p : { error: `file name ${JSON.stringify(basename(file))} has characters that cannot be staged on the remote Mac safely (quotes, $, ;, |, &, <, >, *, ?, [, ], backslash); rename the file` };
+  return p && posix.dirname(p) === dir ? p : {
+    error: `file name ${
+      JSON.stringify(basename(file))
+    } has characters that cannot be staged on the remote Mac safely (quotes, $, ;, |, &, <, >, *, ?, [, ], backslash); rename the file`,
+  };
 }
 
 /**
@@ -154,6 +158,7 @@ export function stagerFor(
   // A binary (the real imsg) is local whatever strings it holds.
   if (text.includes("\u0000") || !mentionsSsh(text)) return undefined;
   return new Stager(store, account.accountId, {
-    refusal: `cannot send files: imsg runs over ssh but the remote host cannot be told from the cliPath wrapper (${r.reason}); set channels.imessage.remoteHost (and sshConfig)`,
+    refusal:
+      `cannot send files: imsg runs over ssh but the remote host cannot be told from the cliPath wrapper (${r.reason}); set channels.imessage.remoteHost (and sshConfig)`,
   });
 }

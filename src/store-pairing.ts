@@ -36,7 +36,12 @@ export class PairingTables extends SqlTables {
        VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (account_id, sender_id) DO UPDATE SET code = excluded.code, created_at = excluded.created_at,
          last_seen_at = excluded.last_seen_at, meta_json = excluded.meta_json`,
-      r.accountId, r.senderId, r.code, r.createdAt, r.lastSeenAt, JSON.stringify(r.meta),
+      r.accountId,
+      r.senderId,
+      r.code,
+      r.createdAt,
+      r.lastSeenAt,
+      JSON.stringify(r.meta),
     );
   }
 
@@ -68,7 +73,9 @@ export class PairingTables extends SqlTables {
   addApproved(accountId: string, senderId: string): void {
     this.run(
       "INSERT OR IGNORE INTO approved_senders (account_id, sender_id, approved_at) VALUES (?, ?, ?)",
-      accountId, senderId, this.now(),
+      accountId,
+      senderId,
+      this.now(),
     );
   }
 

@@ -25,7 +25,7 @@ export class SqlTables {
 
   protected q(sql: string): StatementSync {
     let s = this.stmts.get(sql);
-    if (!s) this.stmts.set(sql, (s = this.db.prepare(sql)));
+    if (!s) this.stmts.set(sql, s = this.db.prepare(sql));
     return s;
   }
 

@@ -9,8 +9,19 @@ import { checkStateDir, ensureStateDir } from "./state-dir.ts";
 
 // Row types live with the schema; re-exported for the modules that already import them from here.
 export type {
-  InboundState, OutboundState, InboundInput, InboundRow, InboundPatch, OutboundInput, OutboundRow, PairingRequestRow,
-  ApprovedRow, HistoryEntry, GroupPendingEntry, PruneResult, Activity,
+  Activity,
+  ApprovedRow,
+  GroupPendingEntry,
+  HistoryEntry,
+  InboundInput,
+  InboundPatch,
+  InboundRow,
+  InboundState,
+  OutboundInput,
+  OutboundRow,
+  OutboundState,
+  PairingRequestRow,
+  PruneResult,
 } from "./store-schema.ts";
 import { json, migrate, opt, toInbound, toOutbound } from "./store-schema.ts";
 import type { Activity, GroupPendingEntry, HistoryEntry, InboundInput, InboundPatch, InboundRow } from "./store-schema.ts";
@@ -81,7 +92,9 @@ export class Store extends PairingTables {
     this.run(
       `INSERT INTO cursors (account_id, rowid, updated_at) VALUES (?, ?, ?)
        ON CONFLICT (account_id) DO UPDATE SET rowid = max(rowid, excluded.rowid), updated_at = excluded.updated_at`,
-      accountId, rowid, this.now(),
+      accountId,
+      rowid,
+      this.now(),
     );
   }
 
@@ -93,7 +106,9 @@ export class Store extends PairingTables {
     this.run(
       `INSERT INTO cursors (account_id, rowid, updated_at) VALUES (?, ?, ?)
        ON CONFLICT (account_id) DO UPDATE SET rowid = excluded.rowid, updated_at = excluded.updated_at`,
-      accountId, rowid, this.now(),
+      accountId,
+      rowid,
+      this.now(),
     );
   }
 
@@ -109,8 +124,19 @@ export class Store extends PairingTables {
       const added = this.run(
         `INSERT OR IGNORE INTO inbound (account_id, key, guid, rowid, chat_id, sender, is_from_me, created_at,
            received_at, updated_at, state, reason, message_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        accountId, inboundKey(row.guid, row.rowid), row.guid, row.rowid, row.chatId, row.sender,
-        row.isFromMe ? 1 : 0, row.createdAt, now, now, state, reason ?? null, json(row.message) ?? "null",
+        accountId,
+        inboundKey(row.guid, row.rowid),
+        row.guid,
+        row.rowid,
+        row.chatId,
+        row.sender,
+        row.isFromMe ? 1 : 0,
+        row.createdAt,
+        now,
+        now,
+        state,
+        reason ?? null,
+        json(row.message) ?? "null",
       );
       this.setCursor(accountId, row.rowid);
       return added === 1;
@@ -125,8 +151,15 @@ export class Store extends PairingTables {
            reply_json = coalesce(?, reply_json), agent_id = coalesce(?, agent_id),
            session_key = coalesce(?, session_key), anchor_key = coalesce(?, anchor_key)
          WHERE account_id = ? AND key = ?`,
-        this.now(), patch.state ?? null, patch.reason ?? null, json(patch.reply), patch.agentId ?? null,
-        patch.sessionKey ?? null, patch.anchorKey ?? null, accountId, key,
+        this.now(),
+        patch.state ?? null,
+        patch.reason ?? null,
+        json(patch.reply),
+        patch.agentId ?? null,
+        patch.sessionKey ?? null,
+        patch.anchorKey ?? null,
+        accountId,
+        key,
       ) === 1
     );
   }
@@ -184,15 +217,23 @@ export class Store extends PairingTables {
       this.run(
         `INSERT OR IGNORE INTO outbound (account_id, inbound_key, seq, target, chat_id, text, file, state,
            created_at, updated_at, echo_key) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
-        o.accountId, o.inboundKey ?? null, o.seq, o.target, o.chatId ?? null, o.text, o.file ?? null, now, now,
+        o.accountId,
+        o.inboundKey ?? null,
+        o.seq,
+        o.target,
+        o.chatId ?? null,
+        o.text,
+        o.file ?? null,
+        now,
+        now,
         o.echoKey || null,
       );
-      const r = o.inboundKey === undefined
-        ? this.one("SELECT * FROM outbound WHERE id = last_insert_rowid()")
-        : this.one(
-          "SELECT * FROM outbound WHERE account_id = ? AND inbound_key = ? AND seq = ?",
-          o.accountId, o.inboundKey, o.seq,
-        );
+      const r = o.inboundKey === undefined ? this.one("SELECT * FROM outbound WHERE id = last_insert_rowid()") : this.one(
+        "SELECT * FROM outbound WHERE account_id = ? AND inbound_key = ? AND seq = ?",
+        o.accountId,
+        o.inboundKey,
+        o.seq,
+      );
       return toOutbound(r!);
     });
   }
@@ -206,7 +247,12 @@ export class Store extends PairingTables {
     this.run(
       `UPDATE outbound SET state = ?, updated_at = ?, message_id = coalesce(?, message_id),
          message_guid = coalesce(?, message_guid), error = coalesce(?, error) WHERE id = ?`,
-      state, this.now(), info.messageId ?? null, info.messageGuid ?? null, info.error ?? null, id,
+      state,
+      this.now(),
+      info.messageId ?? null,
+      info.messageGuid ?? null,
+      info.error ?? null,
+      id,
     );
   }
 
@@ -214,7 +260,8 @@ export class Store extends PairingTables {
   outboundFor(accountId: string, inboundKey: string): OutboundRow[] {
     return this.all(
       "SELECT * FROM outbound WHERE account_id = ? AND inbound_key = ? ORDER BY seq",
-      accountId, inboundKey,
+      accountId,
+      inboundKey,
     ).map(toOutbound);
   }
 
@@ -231,7 +278,12 @@ export class Store extends PairingTables {
     return this.all(
       `SELECT * FROM inbound WHERE account_id = ? AND chat_id = ? AND created_at BETWEEN ? AND ? AND sender = ? AND key <> ?
          AND is_from_me = 0 ORDER BY rowid LIMIT 20`,
-      accountId, chatId, createdAt - windowMs, createdAt + windowMs, sender, exceptKey,
+      accountId,
+      chatId,
+      createdAt - windowMs,
+      createdAt + windowMs,
+      sender,
+      exceptKey,
     ).map(toInbound);
   }
 
@@ -265,7 +317,9 @@ export class Store extends PairingTables {
   outboundByEcho(accountId: string, echoKey: string, sinceMs: number): OutboundRow[] {
     return this.all(
       "SELECT * FROM outbound WHERE account_id = ? AND echo_key = ? AND created_at >= ? ORDER BY created_at, id",
-      accountId, echoKey, sinceMs,
+      accountId,
+      echoKey,
+      sinceMs,
     ).map(toOutbound);
   }
 
@@ -290,7 +344,8 @@ export class Store extends PairingTables {
     const rows = this.all(
       `SELECT sender, json_extract(message_json, '$.senderName') AS name FROM inbound
          WHERE account_id = ? AND sender IN (${handles.map(() => "?").join(", ")}) AND name IS NOT NULL ORDER BY rowid`,
-      accountId, ...handles,
+      accountId,
+      ...handles,
     );
     for (const r of rows) if (typeof r.name === "string" && r.name.trim()) out.set(String(r.sender), r.name);
     return out;
@@ -322,7 +377,8 @@ export class Store extends PairingTables {
     return this.all(
       `SELECT role, text FROM (SELECT id, role, text FROM history WHERE session_key = ? ORDER BY id DESC LIMIT ?)
        ORDER BY id`,
-      sessionKey, limit,
+      sessionKey,
+      limit,
     ).map((r) => ({ role: r.role as HistoryEntry["role"], text: r.text as string }));
   }
 
@@ -339,13 +395,21 @@ export class Store extends PairingTables {
       if (limit > 0) {
         this.run(
           "INSERT INTO group_pending (account_id, chat_id, sender, text, at) VALUES (?, ?, ?, ?, ?)",
-          accountId, chatId, entry.sender, entry.text, this.now(),
+          accountId,
+          chatId,
+          entry.sender,
+          entry.text,
+          this.now(),
         );
       }
       this.run(
         `DELETE FROM group_pending WHERE account_id = ? AND chat_id = ? AND id NOT IN
            (SELECT id FROM group_pending WHERE account_id = ? AND chat_id = ? ORDER BY id DESC LIMIT ?)`,
-        accountId, chatId, accountId, chatId, Math.max(0, limit),
+        accountId,
+        chatId,
+        accountId,
+        chatId,
+        Math.max(0, limit),
       );
     });
   }
@@ -354,7 +418,8 @@ export class Store extends PairingTables {
   peekGroupPending(accountId: string, chatId: number): { entries: GroupPendingEntry[]; upTo: number } {
     const rows = this.all(
       "SELECT id, sender, text, at FROM group_pending WHERE account_id = ? AND chat_id = ? ORDER BY id",
-      accountId, chatId,
+      accountId,
+      chatId,
     );
     return {
       entries: rows.map((r) => ({ sender: r.sender as string, text: r.text as string, at: r.at as number })),
@@ -371,7 +436,8 @@ export class Store extends PairingTables {
     return this.tx(() => {
       const rows = this.all(
         "SELECT sender, text, at FROM group_pending WHERE account_id = ? AND chat_id = ? ORDER BY id",
-        accountId, chatId,
+        accountId,
+        chatId,
       );
       this.run("DELETE FROM group_pending WHERE account_id = ? AND chat_id = ?", accountId, chatId);
       return rows.map((r) => ({ sender: r.sender as string, text: r.text as string, at: r.at as number }));

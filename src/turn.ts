@@ -2,12 +2,12 @@
 // itself (/status, /reset, /new, /help, /config, /stop, /resume).
 import type { AgentTurn } from "./agents.ts";
 import { mediaKind, mediaPlaceholder } from "./attachments.ts";
-import { resolveAccount, type AgentConfig, type Config, type ImessageAccount } from "./config.ts";
+import { type AgentConfig, type Config, type ImessageAccount, resolveAccount } from "./config.ts";
 import { configCommand } from "./config-edit.ts";
 import type { ImsgMessage } from "./imsg.ts";
 import { describeConv, type Pause } from "./guard.ts";
-import { reactionLine, type ReactionEvent } from "./reactions.ts";
-import { isOwner, ownerHandles, type ControlCommand, type Decision } from "./policy.ts";
+import { type ReactionEvent, reactionLine } from "./reactions.ts";
+import { type ControlCommand, type Decision, isOwner, ownerHandles } from "./policy.ts";
 import { normalizeHandle } from "./targets.ts";
 import type { Activity, Store } from "./store.ts";
 
@@ -63,8 +63,14 @@ export function buildBody(b: BodyInput): string {
   }
   lines.push(...(b.isGroup ? said(b.sender, b.text) : quoteLines(b.text)));
   for (const n of b.notes) lines.push(n);
-  if (b.replyToText)
-    lines.push("", `[Replying to ${oneLine(b.replyToSender || "unknown sender")}${b.replyToGuid ? ` id:${oneLine(b.replyToGuid)}` : ""}]`, ...quoteLines(b.replyToText), "[/Replying]");
+  if (b.replyToText) {
+    lines.push(
+      "",
+      `[Replying to ${oneLine(b.replyToSender || "unknown sender")}${b.replyToGuid ? ` id:${oneLine(b.replyToGuid)}` : ""}]`,
+      ...quoteLines(b.replyToText),
+      "[/Replying]",
+    );
+  }
   return lines.join("\n").trim();
 }
 
@@ -100,21 +106,19 @@ export function assembleTurn(t: TurnInput): AgentTurn {
   const label = (h: string) => personLabel(h, nameOf(h));
   // A message with only attachments is shown to the model by what they are ("<media:image>").
   const placeholder = t.attachments.length ? mediaPlaceholder(t.attachments.map((a) => mediaKind(a.mimeType))) : "";
-  const body = t.reaction
-    ? reactionLine(t.reaction, label(msg.sender))
-    : buildBody({
-        isGroup,
-        sender: label(msg.sender),
-        text: msg.text,
-        chatName: msg.chatName,
-        chatId: msg.chatId,
-        pending: t.pending.map((p) => ({ sender: label(p.sender), text: p.text })),
-        replyToText: msg.replyToText,
-        replyToSender: msg.replyToSender ? label(msg.replyToSender) : msg.replyToSender,
-        replyToGuid: msg.replyToGuid,
-        // The placeholder is the gateway's, not the user's: it stands unquoted, like the notes.
-        notes: !msg.text && placeholder ? [placeholder, ...t.notes] : t.notes,
-      });
+  const body = t.reaction ? reactionLine(t.reaction, label(msg.sender)) : buildBody({
+    isGroup,
+    sender: label(msg.sender),
+    text: msg.text,
+    chatName: msg.chatName,
+    chatId: msg.chatId,
+    pending: t.pending.map((p) => ({ sender: label(p.sender), text: p.text })),
+    replyToText: msg.replyToText,
+    replyToSender: msg.replyToSender ? label(msg.replyToSender) : msg.replyToSender,
+    replyToGuid: msg.replyToGuid,
+    // The placeholder is the gateway's, not the user's: it stands unquoted, like the notes.
+    notes: !msg.text && placeholder ? [placeholder, ...t.notes] : t.notes,
+  });
   const handles = [...new Set([...msg.participants, ...(msg.sender ? [msg.sender] : [])])];
   const senderName = nameOf(msg.sender);
   return {
@@ -187,7 +191,15 @@ export interface ConversationControl {
 }
 
 /** The /status reply. Pure. `pauses`: lines about paused conversations (see pauseLines). */
-export function statusText(accountId: string, agentId: string, sessionKey: string, a: Activity, quietUntil?: number, imsgActions?: string, pauses: string[] = []): string {
+export function statusText(
+  accountId: string,
+  agentId: string,
+  sessionKey: string,
+  a: Activity,
+  quietUntil?: number,
+  imsgActions?: string,
+  pauses: string[] = [],
+): string {
   const lines = [
     `account: ${accountId}`,
     `agent: ${agentId}`,

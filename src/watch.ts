@@ -2,9 +2,9 @@
 // restarted with jittered exponential backoff, health-checked by a watchdog when quiet, replaced when a message
 // could not be journaled. Knows nothing of what a message means; it hands payloads to `onMessage`.
 import type { ImessageAccount } from "./config.ts";
-import { chatsList, messagesAfter, messagesHistory, status, watchSubscribe, type ImsgMessage } from "./imsg.ts";
+import { chatsList, type ImsgMessage, messagesAfter, messagesHistory, status, watchSubscribe } from "./imsg.ts";
 import type { Logger } from "./log.ts";
-import { classifyError, ImsgPermissionError, RpcClient, type DatabaseCause, type Notification, type RpcOptions } from "./rpc.ts";
+import { classifyError, type DatabaseCause, ImsgPermissionError, type Notification, RpcClient, type RpcOptions } from "./rpc.ts";
 import type { Store } from "./store.ts";
 
 export interface WatchTuning {
@@ -27,7 +27,10 @@ export function bufferLimitFor(recoveryMaxRows: number): number {
 
 export interface WatchOptions {
   /** The current account config (cliPath and dbPath are fixed for the process; the rest may change). */
-  account: () => Pick<ImessageAccount, "accountId" | "cliPath" | "dbPath" | "probeTimeoutMs" | "includeAttachments" | "reactionNotifications" | "recoveryMaxRows">;
+  account: () => Pick<
+    ImessageAccount,
+    "accountId" | "cliPath" | "dbPath" | "probeTimeoutMs" | "includeAttachments" | "reactionNotifications" | "recoveryMaxRows"
+  >;
   store: Pick<Store, "getCursor" | "setCursor" | "resetCursor" | "setMeta">;
   tuning: WatchTuning;
   log: Logger;
@@ -105,12 +108,11 @@ export class Watch {
 
   #logDatabase(cause: DatabaseCause, detail: string, waitMs: number): void {
     const path = this.opts.account().dbPath ?? "~/Library/Messages/chat.db";
-    const hint =
-      cause === "missing"
-        ? `there is no chat.db at ${path}: fix channels.imessage.dbPath`
-        : cause === "permission"
-          ? "grant Full Disk Access to the process that runs imsg (and its parent: launchd/sshd/terminal)"
-          : "grant Full Disk Access to the process that runs imsg, or fix channels.imessage.dbPath";
+    const hint = cause === "missing"
+      ? `there is no chat.db at ${path}: fix channels.imessage.dbPath`
+      : cause === "permission"
+      ? "grant Full Disk Access to the process that runs imsg (and its parent: launchd/sshd/terminal)"
+      : "grant Full Disk Access to the process that runs imsg, or fix channels.imessage.dbPath";
     const text = `imsg cannot read the Messages database (${detail}): ${hint}. Retrying in ${Math.round(waitMs / 1000)}s.`;
     if (this.#dbCause === cause) this.opts.log.debug(text);
     else this.opts.log.error(text);
@@ -203,7 +205,9 @@ export class Watch {
     }
     this.subscribedAt = Date.now();
     this.opts.store.setMeta(`subscribedAt:${this.#id}`, String(this.subscribedAt));
-    this.opts.log.info(`subscribed (subscription ${this.#subscription}, since_rowid ${since}, backlog up to ${newest}${bufferLimit ? `, buffer_limit ${bufferLimit}` : ""})`);
+    this.opts.log.info(
+      `subscribed (subscription ${this.#subscription}, since_rowid ${since}, backlog up to ${newest}${bufferLimit ? `, buffer_limit ${bufferLimit}` : ""})`,
+    );
     for (const e of this.#early.splice(0)) if (e.client === client) this.#onNotification(e.n, client);
   }
 

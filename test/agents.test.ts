@@ -1,7 +1,7 @@
 // agents.ts: routing, session keys, reply parsing, the body a model sees (pure), and the command backend.
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
-import { AgentError, parseReply, routeAgent, runCommandAgent, sessionKey, type AgentTurn } from "../src/agents.ts";
+import { AgentError, type AgentTurn, parseReply, routeAgent, runCommandAgent, sessionKey } from "../src/agents.ts";
 import type { Peer } from "../src/policy.ts";
 import { buildBody } from "../src/turn.ts";
 import type { AgentConfig, Binding } from "../src/config.ts";
@@ -51,7 +51,10 @@ describe("parseReply", () => {
   const rows: [string, string, { text: string; media: string[] }][] = [
     ["plain text", "hello\n", { text: "hello", media: [] }],
     ["empty output means no reply", "  \n", { text: "", media: [] }],
-    ["MEDIA lines become attachments, the rest stays text", "here\nMEDIA:/tmp/a.png\nMEDIA:/tmp/b.pdf\n", { text: "here", media: ["/tmp/a.png", "/tmp/b.pdf"] }],
+    ["MEDIA lines become attachments, the rest stays text", "here\nMEDIA:/tmp/a.png\nMEDIA:/tmp/b.pdf\n", {
+      text: "here",
+      media: ["/tmp/a.png", "/tmp/b.pdf"],
+    }],
     ["a relative MEDIA path is not media (stays text)", "MEDIA:a.png", { text: "MEDIA:a.png", media: [] }],
     ["CRLF output", "one\r\nMEDIA:/x.png\r\n", { text: "one", media: ["/x.png"] }],
   ];
@@ -64,7 +67,8 @@ describe("buildBody", () => {
   test("a group message carries its sender, and unaddressed messages before it as context", () => {
     const body = buildBody({ ...base, isGroup: true, pending: [{ sender: "+15550002222", text: "lunch?" }] });
     expect(body).toBe(
-      ["[Chat messages since your last reply - for context]", "+15550002222:", "> lunch?", "", "[Current message - respond to this]", "+15550001111:", "> hi"].join("\n"),
+      ["[Chat messages since your last reply - for context]", "+15550002222:", "> lunch?", "", "[Current message - respond to this]", "+15550001111:", "> hi"]
+        .join("\n"),
     );
   });
   test("reply context and notes", () => {

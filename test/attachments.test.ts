@@ -8,7 +8,7 @@ import { checkLocalAttachment, isPathAllowed, isValidRootPattern, matchesRoot } 
 import { checkKnownHost, detectRemoteHost, normalizeRemoteHost, resolveRemoteHost, scpFetch, validateRemotePath } from "../src/ssh.ts";
 import type { ImsgAttachment } from "../src/imsg.ts";
 import { waitFor } from "./helpers/sim.ts";
-import { sshdMissing, startSshd, type Sshd } from "./helpers/sshd.ts";
+import { type Sshd, sshdMissing, startSshd } from "./helpers/sshd.ts";
 
 const DEFAULT_ROOT = "/Users/*/Library/Messages/Attachments";
 
@@ -146,7 +146,12 @@ describe("detectRemoteHost", () => {
   const rows: [string, string, string | undefined, RegExp][] = [
     ["the documented wrapper", sh('exec ssh -T gateway-host imsg "$@"'), "gateway-host", /detected/],
     ["user@host", sh('exec ssh -T bob@mac-mini imsg "$@"'), "bob@mac-mini", /detected/],
-    ["value options skipped (-p, -i, -o) and flag cluster -Tq", sh('ssh -p 2222 -i ~/.ssh/id_mac -o ServerAliveInterval=30 -Tq bob@mac /opt/homebrew/bin/imsg "$@"'), "bob@mac", /detected/],
+    [
+      "value options skipped (-p, -i, -o) and flag cluster -Tq",
+      sh('ssh -p 2222 -i ~/.ssh/id_mac -o ServerAliveInterval=30 -Tq bob@mac /opt/homebrew/bin/imsg "$@"'),
+      "bob@mac",
+      /detected/,
+    ],
     ["attached option values (-oX=Y, -p22)", sh('exec ssh -oConnectTimeout=5 -p22 mac imsg "$@"'), "mac", /detected/],
     ["absolute ssh path with -l user", sh('exec /usr/bin/ssh -l bob mac imsg "$@"'), "bob@mac", /detected/],
     ["-o User=", sh('exec ssh -o User=bob mac imsg "$@"'), "bob@mac", /detected/],
@@ -192,9 +197,30 @@ describe("detectRemoteHost carries the wrapper's connection options to scp", () 
   const rows: [string, string, string[]][] = [
     ["none", 'exec ssh -T mac imsg "$@"', []],
     ["-p and -i (scp spells the port -P, so it goes as -o Port)", 'exec ssh -p 2222 -i key mac imsg "$@"', ["-o", "Port=2222", "-i", "key"]],
-    ["attached values, ~ expanded", 'exec ssh -p22 -i~/.ssh/id_mac -F ~/.ssh/mac.conf mac imsg "$@"', ["-o", "Port=22", "-i", `${home}/.ssh/id_mac`, "-F", `${home}/.ssh/mac.conf`]],
-    ["-o kept in order, -o User folded into the host", 'exec ssh -o User=bob -o IdentitiesOnly=yes -oUserKnownHostsFile=/k mac imsg "$@"', ["-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=/k"]],
-    ["-4 -C carried, session flags dropped", 'exec ssh -4TqC -c aes256-ctr -m hmac-sha2-256 -b 10.0.0.1 -L 1:a:2 mac imsg "$@"', ["-4", "-C", "-c", "aes256-ctr", "-o", "MACs=hmac-sha2-256", "-o", "BindAddress=10.0.0.1"]],
+    ["attached values, ~ expanded", 'exec ssh -p22 -i~/.ssh/id_mac -F ~/.ssh/mac.conf mac imsg "$@"', [
+      "-o",
+      "Port=22",
+      "-i",
+      `${home}/.ssh/id_mac`,
+      "-F",
+      `${home}/.ssh/mac.conf`,
+    ]],
+    ["-o kept in order, -o User folded into the host", 'exec ssh -o User=bob -o IdentitiesOnly=yes -oUserKnownHostsFile=/k mac imsg "$@"', [
+      "-o",
+      "IdentitiesOnly=yes",
+      "-o",
+      "UserKnownHostsFile=/k",
+    ]],
+    ["-4 -C carried, session flags dropped", 'exec ssh -4TqC -c aes256-ctr -m hmac-sha2-256 -b 10.0.0.1 -L 1:a:2 mac imsg "$@"', [
+      "-4",
+      "-C",
+      "-c",
+      "aes256-ctr",
+      "-o",
+      "MACs=hmac-sha2-256",
+      "-o",
+      "BindAddress=10.0.0.1",
+    ]],
   ];
   for (const [name, line, want] of rows) test(name, () => expect(detectRemoteHost(`#!/bin/sh\n${line}\n`).sshOptions).toEqual(want));
 });
@@ -203,12 +229,20 @@ describe("resolveRemoteHost", () => {
   const wrapper = '#!/bin/sh\nexec ssh -T bob@mac imsg "$@"\n';
   type Row = [string, { cliPath: string; remoteHost?: string }, Record<string, string>, { host?: string; source: string; reason?: RegExp }, string[]];
   const rows: Row[] = [
-    ["configured remoteHost wins; wrapper not read", { cliPath: "/w/imsg-ssh", remoteHost: "alice@mini" }, { "/w/imsg-ssh": wrapper }, { host: "alice@mini", source: "config" }, []],
-    ["unsafe configured value is not replaced by detection", { cliPath: "/w/imsg-ssh", remoteHost: "-oProxyCommand=x" }, { "/w/imsg-ssh": wrapper }, { source: "none", reason: /unsafe/ }, []],
+    ["configured remoteHost wins; wrapper not read", { cliPath: "/w/imsg-ssh", remoteHost: "alice@mini" }, { "/w/imsg-ssh": wrapper }, {
+      host: "alice@mini",
+      source: "config",
+    }, []],
+    ["unsafe configured value is not replaced by detection", { cliPath: "/w/imsg-ssh", remoteHost: "-oProxyCommand=x" }, { "/w/imsg-ssh": wrapper }, {
+      source: "none",
+      reason: /unsafe/,
+    }, []],
     ["bare cliPath is never read", { cliPath: "imsg" }, {}, { source: "none", reason: /command name/ }, []],
-    ["detected from the wrapper", { cliPath: "/w/imsg-ssh" }, { "/w/imsg-ssh": wrapper }, { host: "bob@mac", source: "wrapper", reason: /detected/ }, ["/w/imsg-ssh"]],
+    ["detected from the wrapper", { cliPath: "/w/imsg-ssh" }, { "/w/imsg-ssh": wrapper }, { host: "bob@mac", source: "wrapper", reason: /detected/ }, [
+      "/w/imsg-ssh",
+    ]],
     ["unreadable wrapper", { cliPath: "/w/missing" }, {}, { source: "none", reason: /cannot read cliPath/ }, ["/w/missing"]],
-    ["wrapper without ssh", { cliPath: "/w/local" }, { "/w/local": "#!/bin/sh\nexec imsg \"$@\"\n" }, { source: "none", reason: /no ssh/ }, ["/w/local"]],
+    ["wrapper without ssh", { cliPath: "/w/local" }, { "/w/local": '#!/bin/sh\nexec imsg "$@"\n' }, { source: "none", reason: /no ssh/ }, ["/w/local"]],
   ];
   for (const [name, account, files, want, reads] of rows) {
     test(name, () => {
@@ -345,7 +379,10 @@ describe("fetchAttachments (local mode)", () => {
     writeFileSync(src, randomBytes(4096));
     const stateDir = fresh("state");
     const [r] = await fetchAttachments([att(src, { transferName: "IMG_0001.jpeg", totalBytes: 4096 })], {
-      stateDir, sessionKey: "agent:main:main", maxBytes: 1 << 20, roots,
+      stateDir,
+      sessionKey: "agent:main:main",
+      maxBytes: 1 << 20,
+      roots,
     });
     expect(r).toMatchObject({ ok: true, mimeType: "image/jpeg", name: "IMG_0001.jpeg", size: 4096 });
     if (!r?.ok) throw new Error("fetch failed");
@@ -491,7 +528,11 @@ describe("remote mode (real sshd)", () => {
     await sshd?.stop();
   });
   const scpOpts = (extra: { scpPath?: string; sshOptions?: string[] } = {}) => ({
-    timeoutMs: 15_000, retries: 3, backoffMs: 20, sshOptions: sshd.sshArgs, ...extra,
+    timeoutMs: 15_000,
+    retries: 3,
+    backoffMs: 20,
+    sshOptions: sshd.sshArgs,
+    ...extra,
   });
 
   test("fetches through the host alias; checksum equal, 0600, no temp files", async () => {
@@ -499,7 +540,12 @@ describe("remote mode (real sshd)", () => {
     writeFileSync(src, randomBytes(256 * 1024));
     const stateDir = fresh("state");
     const [r] = await fetchAttachments([att(src, { mimeType: "image/heic", totalBytes: 256 * 1024 })], {
-      stateDir, sessionKey: "agent:main:imessage:group:42", maxBytes: 1 << 20, roots, remoteHost: sshd.alias, scp: scpOpts(),
+      stateDir,
+      sessionKey: "agent:main:imessage:group:42",
+      maxBytes: 1 << 20,
+      roots,
+      remoteHost: sshd.alias,
+      scp: scpOpts(),
     });
     if (!r?.ok) throw new Error(`fetch failed: ${r?.reason}`);
     expect(r).toMatchObject({ mimeType: "image/heic", name: "photo one.heic", size: 256 * 1024 });
@@ -516,7 +562,9 @@ describe("remote mode (real sshd)", () => {
     writeFileSync(empty, "");
     const scp = recordingScp(dir);
     const r = await scpFetch({
-      host: sshd.alias, remotePath: src, localPath: join(dir, "out.jpg"),
+      host: sshd.alias,
+      remotePath: src,
+      localPath: join(dir, "out.jpg"),
       ...scpOpts({ scpPath: scp.path, sshOptions: [...sshd.sshArgs, "-o", `UserKnownHostsFile=${empty}`] }),
     });
     expect(r).toEqual({ ok: false, hostKeyUnknown: true, reason: expect.stringMatching(/not in known_hosts.*ssh-keyscan/) });
@@ -549,7 +597,12 @@ describe("remote mode (real sshd)", () => {
     const scp = recordingScp(dir);
     writeFileSync(join(root, "in.jpg"), "x");
     const [r] = await fetchAttachments([att(`${root}/../GUID/in.jpg`)], {
-      stateDir: fresh("state"), sessionKey: "s", maxBytes: 1000, roots, remoteHost: sshd.alias, scp: scpOpts({ scpPath: scp.path }),
+      stateDir: fresh("state"),
+      sessionKey: "s",
+      maxBytes: 1000,
+      roots,
+      remoteHost: sshd.alias,
+      scp: scpOpts({ scpPath: scp.path }),
     });
     expect(r).toEqual({ ok: false, reason: "invalid remote path for SCP" });
     expect(scp.attempts()).toEqual([]);
@@ -561,7 +614,12 @@ describe("remote mode (real sshd)", () => {
     const src = join(root, "late.mov");
     const bytes = randomBytes(64 * 1024);
     const pending = fetchAttachments([att(src, { mimeType: "video/quicktime", missing: true })], {
-      stateDir: fresh("state"), sessionKey: "s", maxBytes: 1 << 20, roots, remoteHost: sshd.alias, scp: scpOpts({ scpPath: scp.path }),
+      stateDir: fresh("state"),
+      sessionKey: "s",
+      maxBytes: 1 << 20,
+      roots,
+      remoteHost: sshd.alias,
+      scp: scpOpts({ scpPath: scp.path }),
     });
     await waitFor(() => existsSync(join(dir, "failed-once")), 10_000, "the first scp attempt to fail");
     writeFileSync(src, bytes);
@@ -575,7 +633,13 @@ describe("remote mode (real sshd)", () => {
   test("a file that never appears fails after 1 + retries attempts", async () => {
     const dir = fresh("never");
     const scp = recordingScp(dir);
-    const r = await scpFetch({ host: sshd.alias, remotePath: join(root, "never.jpg"), localPath: join(dir, "o"), ...scpOpts({ scpPath: scp.path }), retries: 2 });
+    const r = await scpFetch({
+      host: sshd.alias,
+      remotePath: join(root, "never.jpg"),
+      localPath: join(dir, "o"),
+      ...scpOpts({ scpPath: scp.path }),
+      retries: 2,
+    });
     expect(r).toEqual({ ok: false, reason: expect.stringMatching(/remote file not found/) });
     expect(scp.attempts()).toHaveLength(3);
   });

@@ -5,37 +5,43 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { binaryName, build, gitState, parseBuildArgs, ROOT, sumsLine, TARGETS, versionString, type BuildResult } from "../scripts/build.ts";
+import { binaryName, build, type BuildResult, gitState, parseBuildArgs, ROOT, sumsLine, TARGETS, versionString } from "../scripts/build.ts";
 
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
 
 describe("versionString", () => {
-  test.each([
-    ["clean tree", "0.1.0", { commit: "abc1234", dirty: false }, "0.1.0+abc1234"],
-    ["uncommitted changes append -dirty", "0.1.0", { commit: "abc1234", dirty: true }, "0.1.0+abc1234-dirty"],
-    ["outside git falls back to +unknown", "2.0.0", undefined, "2.0.0+unknown"],
-  ] as const)("%s", (_name, version, git, expected) => {
+  test.each(
+    [
+      ["clean tree", "0.1.0", { commit: "abc1234", dirty: false }, "0.1.0+abc1234"],
+      ["uncommitted changes append -dirty", "0.1.0", { commit: "abc1234", dirty: true }, "0.1.0+abc1234-dirty"],
+      ["outside git falls back to +unknown", "2.0.0", undefined, "2.0.0+unknown"],
+    ] as const,
+  )("%s", (_name, version, git, expected) => {
     expect(versionString(version, git)).toBe(expected);
   });
 });
 
 describe("parseBuildArgs", () => {
-  test.each([
-    ["no target builds all three", [], [...TARGETS], undefined],
-    ["one target", ["--target", "linux-x64"], ["linux-x64"], undefined],
-    ["repeated targets keep their order", ["--target", "darwin-x64", "--target=darwin-arm64"], ["darwin-x64", "darwin-arm64"], undefined],
-    ["a target named twice is built once", ["--target", "linux-x64", "--target", "linux-x64"], ["linux-x64"], undefined],
-    ["outdir", ["--outdir", "/tmp/x"], [...TARGETS], "/tmp/x"],
-  ] as const)("%s", (_name, argv, targets, outdir) => {
+  test.each(
+    [
+      ["no target builds all three", [], [...TARGETS], undefined],
+      ["one target", ["--target", "linux-x64"], ["linux-x64"], undefined],
+      ["repeated targets keep their order", ["--target", "darwin-x64", "--target=darwin-arm64"], ["darwin-x64", "darwin-arm64"], undefined],
+      ["a target named twice is built once", ["--target", "linux-x64", "--target", "linux-x64"], ["linux-x64"], undefined],
+      ["outdir", ["--outdir", "/tmp/x"], [...TARGETS], "/tmp/x"],
+    ] as const,
+  )("%s", (_name, argv, targets, outdir) => {
     expect(parseBuildArgs([...argv])).toEqual({ targets: [...targets], outdir });
   });
 
-  test.each([
-    ["unknown target", ["--target", "windows-x64"], /unknown target "windows-x64"/],
-    ["target without a value", ["--target"], /--target needs a value/],
-    ["target followed by a flag", ["--target", "--outdir", "x"], /--target needs a value/],
-    ["unknown argument", ["--minify"], /unknown argument "--minify"/],
-  ] as const)("rejects %s", (_name, argv, message) => {
+  test.each(
+    [
+      ["unknown target", ["--target", "windows-x64"], /unknown target "windows-x64"/],
+      ["target without a value", ["--target"], /--target needs a value/],
+      ["target followed by a flag", ["--target", "--outdir", "x"], /--target needs a value/],
+      ["unknown argument", ["--minify"], /unknown argument "--minify"/],
+    ] as const,
+  )("rejects %s", (_name, argv, message) => {
     expect(() => parseBuildArgs([...argv])).toThrow(message);
   });
 });
@@ -51,7 +57,9 @@ describe("gitState", () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const git = (...args: string[]) => {
-    const r = spawnSync("git", ["-C", dir, "-c", "user.name=Test", "-c", "user.email=user@example.com", "-c", "commit.gpgsign=false", ...args], { encoding: "utf8" });
+    const r = spawnSync("git", ["-C", dir, "-c", "user.name=Test", "-c", "user.email=user@example.com", "-c", "commit.gpgsign=false", ...args], {
+      encoding: "utf8",
+    });
     if (r.status !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
     return r.stdout.trim();
   };

@@ -27,8 +27,11 @@ describe("chunkText", () => {
     ["newline mode: each paragraph is its own chunk", "para one\n\npara two\n \n\npara three", 4000, "newline", ["para one", "para two", "para three"]],
     ["newline mode: CRLF is normalized", "one\r\n\r\ntwo", 4000, "newline", ["one", "two"]],
     ["newline mode: single newlines do not split", "line one\nline two", 4000, "newline", ["line one\nline two"]],
-    ["newline mode: blank lines inside a fence do not split",
-      `intro\n\n${FENCE}js\na();\n\nb();\n${FENCE}\n\noutro`, 4000, "newline", ["intro", `${FENCE}js\na();\n\nb();\n${FENCE}`, "outro"]],
+    ["newline mode: blank lines inside a fence do not split", `intro\n\n${FENCE}js\na();\n\nb();\n${FENCE}\n\noutro`, 4000, "newline", [
+      "intro",
+      `${FENCE}js\na();\n\nb();\n${FENCE}`,
+      "outro",
+    ]],
     ["newline mode: tilde fences count too", "x\n\n~~~\n1\n\n2\n~~~", 4000, "newline", ["x", "~~~\n1\n\n2\n~~~"]],
     ["newline mode: an unterminated fence runs to the end", `a\n\n${FENCE}\n1\n\n2`, 4000, "newline", ["a", `${FENCE}\n1\n\n2`]],
     ["newline mode: an over-long paragraph falls back to length", "short\n\nwords words words", 11, "newline", ["short", "words words", "words"]],

@@ -2,8 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { applyConfigEdit, commitConfigEdit, configCommand, parseConfigEdit, scopeToAccount, type ConfigEdit } from "../src/config-edit.ts";
-import { loadConfig, resolveAccount, type ImessageAccount } from "../src/config.ts";
+import { applyConfigEdit, commitConfigEdit, configCommand, type ConfigEdit, parseConfigEdit, scopeToAccount } from "../src/config-edit.ts";
+import { type ImessageAccount, loadConfig, resolveAccount } from "../src/config.ts";
 
 describe("parseConfigEdit", () => {
   const rows: [string, unknown][] = [
@@ -52,7 +52,10 @@ describe("applyConfigEdit", () => {
 });
 
 describe("commitConfigEdit", () => {
-  const base = { channels: { imessage: { enabled: true, dmPolicy: "allowlist", allowFrom: ["+15550001111"] } }, agents: { list: [{ id: "main", command: ["/bin/true"] }] } };
+  const base = {
+    channels: { imessage: { enabled: true, dmPolicy: "allowlist", allowFrom: ["+15550001111"] } },
+    agents: { list: [{ id: "main", command: ["/bin/true"] }] },
+  };
   function withFile<T>(fn: (path: string) => T): T {
     const dir = mkdtempSync(join(tmpdir(), "cfg-edit-"));
     const path = join(dir, "c.json5");
@@ -129,9 +132,21 @@ describe("protected values are checked on the resolved config, whatever the path
   const evilSection = JSON.stringify({ enabled: true, cliPath: "/tmp/evil", dmPolicy: "allowlist", allowFrom: [OWNER_A] });
   test.each([
     ["replacing channels.imessage plants a cliPath", `set channels.imessage ${evilSection}`, /cliPath \(account default\)/],
-    ["replacing channels.imessage adds accounts", `set channels.imessage {dmPolicy:"allowlist",allowFrom:["${OWNER_A}"],cliPath:"/usr/local/bin/imsg",accounts:{x:{}}}`, /account list/],
-    ["replacing channels.imessage widens the roots", `set channels.imessage {dmPolicy:"allowlist",allowFrom:["${OWNER_A}"],cliPath:"/usr/local/bin/imsg",attachmentRoots:["/etc"]}`, /attachmentRoots \(account default\)/],
-    ["replacing channels.imessage turns configWrites off", `set channels.imessage {dmPolicy:"allowlist",allowFrom:["${OWNER_A}"],cliPath:"/usr/local/bin/imsg",configWrites:false}`, /configWrites/],
+    [
+      "replacing channels.imessage adds accounts",
+      `set channels.imessage {dmPolicy:"allowlist",allowFrom:["${OWNER_A}"],cliPath:"/usr/local/bin/imsg",accounts:{x:{}}}`,
+      /account list/,
+    ],
+    [
+      "replacing channels.imessage widens the roots",
+      `set channels.imessage {dmPolicy:"allowlist",allowFrom:["${OWNER_A}"],cliPath:"/usr/local/bin/imsg",attachmentRoots:["/etc"]}`,
+      /attachmentRoots \(account default\)/,
+    ],
+    [
+      "replacing channels.imessage turns configWrites off",
+      `set channels.imessage {dmPolicy:"allowlist",allowFrom:["${OWNER_A}"],cliPath:"/usr/local/bin/imsg",configWrites:false}`,
+      /configWrites/,
+    ],
     ["unsetting the parent resets cliPath", "unset channels.imessage", /cliPath \(account default\)/],
   ])("%s: refused, file unchanged", (_name, args, want) => {
     using f = scratch(single());
@@ -143,7 +158,12 @@ describe("protected values are checked on the resolved config, whatever the path
     expect(f.text()).toBe(before);
   });
 
-  test.each(["set accounts {b:{cliPath:'/tmp/evil'}}", "set channels.imessage.accounts.b.cliPath /tmp/evil", "unset accounts", "set channels.imessage.sshConfig /tmp/x"])(
+  test.each([
+    "set accounts {b:{cliPath:'/tmp/evil'}}",
+    "set channels.imessage.accounts.b.cliPath /tmp/evil",
+    "unset accounts",
+    "set channels.imessage.sshConfig /tmp/x",
+  ])(
     "%s: refused by path, file unchanged",
     (args) => {
       using f = scratch(twoAccounts());
@@ -172,7 +192,10 @@ describe("protected values are checked on the resolved config, whatever the path
 
   test("replacing the section is fine when every protected value stays the same", () => {
     using f = scratch(single());
-    const r = run(f.path, `set channels.imessage {enabled:true,cliPath:"/usr/local/bin/imsg",dmPolicy:"allowlist",allowFrom:["${OWNER_A}"],groupPolicy:"open"}`);
+    const r = run(
+      f.path,
+      `set channels.imessage {enabled:true,cliPath:"/usr/local/bin/imsg",dmPolicy:"allowlist",allowFrom:["${OWNER_A}"],groupPolicy:"open"}`,
+    );
     expect(r.reply).toStartWith("Saved");
     expect(JSON.parse(f.text()).channels.imessage.groupPolicy).toBe("open");
   });
@@ -207,12 +230,15 @@ describe("an owner of one account changes only that account", () => {
     expect(resolveAccount(r.config!, "b").groups).toEqual({ "1": { requireMention: true }, "2": { requireMention: true } });
   });
 
-  test.each(["set messages.responsePrefix [x]", "set session.dmScope per-peer", "set channels.imessage {}"])("%s (applies to every account) is refused", (args) => {
-    using f = scratch(twoAccounts());
-    const before = f.text();
-    expect(run(f.path, args, OWNER_A, "a").reply).toContain("only an owner of every account");
-    expect(f.text()).toBe(before);
-  });
+  test.each(["set messages.responsePrefix [x]", "set session.dmScope per-peer", "set channels.imessage {}"])(
+    "%s (applies to every account) is refused",
+    (args) => {
+      using f = scratch(twoAccounts());
+      const before = f.text();
+      expect(run(f.path, args, OWNER_A, "a").reply).toContain("only an owner of every account");
+      expect(f.text()).toBe(before);
+    },
+  );
 
   test("scopeToAccount is pure and rewrites the path", () => {
     const doc = { channels: { imessage: { groups: { "1": {} } } } };

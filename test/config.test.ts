@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import JSON5 from "json5";
-import { buildConfig, legacyWarnings, loadConfig, parseConfig, resolveAccount, type Config, type ImessageAccount } from "../src/config.ts";
+import { buildConfig, type Config, type ImessageAccount, legacyWarnings, loadConfig, parseConfig, resolveAccount } from "../src/config.ts";
 import { describeSchemaKeys, MINIMAL_CONFIG_EXAMPLE } from "../src/config-docs.ts";
 import { closestKey, DEFAULTS, isSafeCliPath } from "../src/config-schema.ts";
 import { DEFAULT_ATTACHMENT_ROOT, mergeRoots } from "../src/files.ts";
@@ -145,7 +145,12 @@ describe("values that are accepted", () => {
   });
   test("an openai agent with every field", () => {
     const c = cfg({
-      agents: { list: [{ id: "chat", openai: { baseUrl: "http://127.0.0.1:11434/v1", model: "llama3.2", apiKeyEnv: "OPENAI_API_KEY", systemPrompt: "You are helpful" } }] },
+      agents: {
+        list: [{
+          id: "chat",
+          openai: { baseUrl: "http://127.0.0.1:11434/v1", model: "llama3.2", apiKeyEnv: "OPENAI_API_KEY", systemPrompt: "You are helpful" },
+        }],
+      },
     });
     expect(c.agents[0]!.openai!.baseUrl).toBe("http://127.0.0.1:11434/v1");
   });
@@ -154,29 +159,89 @@ describe("values that are accepted", () => {
 describe("rules: each invalid value is reported at its dotted path", () => {
   // [rule, document, expected path, expected message fragment]
   const rows: [string, Record<string, unknown>, string, RegExp][] = [
-    ["dmPolicy open needs * in allowFrom", { channels: { imessage: { dmPolicy: "open", allowFrom: ["+15550001111"] } } }, "channels.imessage.allowFrom", /"open" requires allowFrom to include "\*"/],
+    [
+      "dmPolicy open needs * in allowFrom",
+      { channels: { imessage: { dmPolicy: "open", allowFrom: ["+15550001111"] } } },
+      "channels.imessage.allowFrom",
+      /"open" requires allowFrom to include "\*"/,
+    ],
     ["dmPolicy open without allowFrom", { channels: { imessage: { dmPolicy: "open" } } }, "channels.imessage.allowFrom", /include "\*"/],
-    ["dmPolicy open in an account, inheriting allowFrom", { channels: { imessage: { allowFrom: ["+15550001111"], accounts: { work: { dmPolicy: "open" } } } } }, "channels.imessage.accounts.work.allowFrom", /inherited from channels\.imessage\.allowFrom/],
-    ["dmPolicy allowlist needs an entry", { channels: { imessage: { dmPolicy: "allowlist", allowFrom: [] } } }, "channels.imessage.allowFrom", /at least one sender/],
-    ["dmPolicy allowlist inherited by an account without entries", { channels: { imessage: { dmPolicy: "allowlist", accounts: { work: {} } } } }, "channels.imessage.allowFrom", /at least one sender/],
-    ["remoteHost with an ssh option", { channels: { imessage: { remoteHost: "-oProxyCommand=x" } } }, "channels.imessage.remoteHost", /expected SSH host or user@host, no spaces or options/],
+    [
+      "dmPolicy open in an account, inheriting allowFrom",
+      { channels: { imessage: { allowFrom: ["+15550001111"], accounts: { work: { dmPolicy: "open" } } } } },
+      "channels.imessage.accounts.work.allowFrom",
+      /inherited from channels\.imessage\.allowFrom/,
+    ],
+    [
+      "dmPolicy allowlist needs an entry",
+      { channels: { imessage: { dmPolicy: "allowlist", allowFrom: [] } } },
+      "channels.imessage.allowFrom",
+      /at least one sender/,
+    ],
+    [
+      "dmPolicy allowlist inherited by an account without entries",
+      { channels: { imessage: { dmPolicy: "allowlist", accounts: { work: {} } } } },
+      "channels.imessage.allowFrom",
+      /at least one sender/,
+    ],
+    [
+      "remoteHost with an ssh option",
+      { channels: { imessage: { remoteHost: "-oProxyCommand=x" } } },
+      "channels.imessage.remoteHost",
+      /expected SSH host or user@host, no spaces or options/,
+    ],
     ["remoteHost with a space", { channels: { imessage: { remoteHost: "a b" } } }, "channels.imessage.remoteHost", /expected SSH host/],
-    ["remoteHost with a trailing option", { channels: { imessage: { remoteHost: "bot@gateway-host -oProxyCommand=whoami" } } }, "channels.imessage.remoteHost", /expected SSH host/],
-    ["a national phone number (no country code) in allowFrom", { channels: { imessage: { allowFrom: ["+15550002222", "(555) 000-1111"] } } }, "channels.imessage.allowFrom.1", /has no country code/],
-    ["a national phone number in an account's groupAllowFrom", { channels: { imessage: { accounts: { work: { groupAllowFrom: ["5550001111"] } } } } }, "channels.imessage.accounts.work.groupAllowFrom.0", /E.164/],
+    [
+      "remoteHost with a trailing option",
+      { channels: { imessage: { remoteHost: "bot@gateway-host -oProxyCommand=whoami" } } },
+      "channels.imessage.remoteHost",
+      /expected SSH host/,
+    ],
+    [
+      "a national phone number (no country code) in allowFrom",
+      { channels: { imessage: { allowFrom: ["+15550002222", "(555) 000-1111"] } } },
+      "channels.imessage.allowFrom.1",
+      /has no country code/,
+    ],
+    [
+      "a national phone number in an account's groupAllowFrom",
+      { channels: { imessage: { accounts: { work: { groupAllowFrom: ["5550001111"] } } } } },
+      "channels.imessage.accounts.work.groupAllowFrom.0",
+      /E.164/,
+    ],
     ["remoteHost with a double @", { channels: { imessage: { remoteHost: "user@@host" } } }, "channels.imessage.remoteHost", /expected SSH host/],
     ["remoteHost with a ;", { channels: { imessage: { remoteHost: "host;rm" } } }, "channels.imessage.remoteHost", /expected SSH host/],
-    ["relative attachment root", { channels: { imessage: { attachmentRoots: ["Library/Messages"] } } }, "channels.imessage.attachmentRoots.0", /absolute path pattern/],
-    ["partial * in a remote root", { channels: { imessage: { remoteAttachmentRoots: ["/Users/a*/x"] } } }, "channels.imessage.remoteAttachmentRoots.0", /absolute path pattern/],
+    [
+      "relative attachment root",
+      { channels: { imessage: { attachmentRoots: ["Library/Messages"] } } },
+      "channels.imessage.attachmentRoots.0",
+      /absolute path pattern/,
+    ],
+    [
+      "partial * in a remote root",
+      { channels: { imessage: { remoteAttachmentRoots: ["/Users/a*/x"] } } },
+      "channels.imessage.remoteAttachmentRoots.0",
+      /absolute path pattern/,
+    ],
     ["cliPath with ; rm", { channels: { imessage: { cliPath: "imsg; rm -rf /" } } }, "channels.imessage.cliPath", /without shell metacharacters/],
     ["cliPath with a pipe", { channels: { imessage: { cliPath: "imsg | tee /tmp/x" } } }, "channels.imessage.cliPath", /shell metacharacters/],
     ["cliPath with $()", { channels: { imessage: { cliPath: "$(whoami)" } } }, "channels.imessage.cliPath", /shell metacharacters/],
     ["cliPath with a newline", { channels: { imessage: { cliPath: "imsg\nrm" } } }, "channels.imessage.cliPath", /shell metacharacters/],
     ["cliPath starting with -", { channels: { imessage: { cliPath: "-x" } } }, "channels.imessage.cliPath", /options/],
     ["empty dbPath", { channels: { imessage: { dbPath: " " } } }, "channels.imessage.dbPath", /must not be empty/],
-    ["allowFrom entry of the wrong type", { channels: { imessage: { allowFrom: [true] } } }, "channels.imessage.allowFrom.0", /expected a string or number, got true/],
+    [
+      "allowFrom entry of the wrong type",
+      { channels: { imessage: { allowFrom: [true] } } },
+      "channels.imessage.allowFrom.0",
+      /expected a string or number, got true/,
+    ],
     ["empty allowFrom entry", { channels: { imessage: { groupAllowFrom: [""] } } }, "channels.imessage.groupAllowFrom.0", /non-empty/],
-    ["groups key that is not a chat id", { channels: { imessage: { groups: { "iMessage;+;chat123": {} } } } }, "channels.imessage.groups.iMessage;+;chat123", /numeric chat ids .* or "\*"/],
+    [
+      "groups key that is not a chat id",
+      { channels: { imessage: { groups: { "iMessage;+;chat123": {} } } } },
+      "channels.imessage.groups.iMessage;+;chat123",
+      /numeric chat ids .* or "\*"/,
+    ],
     ["mediaMaxMb 0", { channels: { imessage: { mediaMaxMb: 0 } } }, "channels.imessage.mediaMaxMb", /positive integer, got 0/],
     ["mediaMaxMb fractional", { channels: { imessage: { mediaMaxMb: 1.5 } } }, "channels.imessage.mediaMaxMb", /positive integer/],
     ["textChunkLimit negative", { channels: { imessage: { textChunkLimit: -1 } } }, "channels.imessage.textChunkLimit", /positive integer/],
@@ -187,7 +252,12 @@ describe("rules: each invalid value is reported at its dotted path", () => {
     ["recoveryMaxAgeMinutes 0", { channels: { imessage: { recoveryMaxAgeMinutes: 0 } } }, "channels.imessage.recoveryMaxAgeMinutes", /positive integer/],
     ["recoveryMaxRows 0", { channels: { imessage: { recoveryMaxRows: 0 } } }, "channels.imessage.recoveryMaxRows", /positive integer/],
     ["retentionDays 0", { channels: { imessage: { retentionDays: 0 } } }, "channels.imessage.retentionDays", /positive integer/],
-    ["retentionDays inside an account", { channels: { imessage: { accounts: { work: { retentionDays: 7 } } } } }, "channels.imessage.accounts.work.retentionDays", /only allowed at the top level/],
+    [
+      "retentionDays inside an account",
+      { channels: { imessage: { accounts: { work: { retentionDays: 7 } } } } },
+      "channels.imessage.accounts.work.retentionDays",
+      /only allowed at the top level/,
+    ],
     // Upper bounds: a timer above 2^31−1 ms fires at once, so out-of-range numbers must not load.
     ["probeTimeoutMs 2^31", { channels: { imessage: { probeTimeoutMs: 2147483648 } } }, "channels.imessage.probeTimeoutMs", /at most 600000, got 2147483648/],
     ["probeTimeoutMs above 10 min", { channels: { imessage: { probeTimeoutMs: 600001 } } }, "channels.imessage.probeTimeoutMs", /at most 600000/],
@@ -199,12 +269,22 @@ describe("rules: each invalid value is reported at its dotted path", () => {
     ["recoveryMaxAgeMinutes huge", { channels: { imessage: { recoveryMaxAgeMinutes: 43201 } } }, "channels.imessage.recoveryMaxAgeMinutes", /at most 43200/],
     ["recoveryMaxRows huge", { channels: { imessage: { recoveryMaxRows: 100001 } } }, "channels.imessage.recoveryMaxRows", /at most 100000/],
     ["retentionDays huge", { channels: { imessage: { retentionDays: 3651 } } }, "channels.imessage.retentionDays", /at most 3650/],
-    ["account probeTimeoutMs huge", { channels: { imessage: { accounts: { a: { probeTimeoutMs: 2147483648 } } } } }, "channels.imessage.accounts.a.probeTimeoutMs", /at most 600000/],
+    [
+      "account probeTimeoutMs huge",
+      { channels: { imessage: { accounts: { a: { probeTimeoutMs: 2147483648 } } } } },
+      "channels.imessage.accounts.a.probeTimeoutMs",
+      /at most 600000/,
+    ],
     ["messages.groupChat.historyLimit huge", { messages: { groupChat: { historyLimit: 5000 } } }, "messages.groupChat.historyLimit", /at most 1000/],
     ["messages.groupChat.historyLimit negative", { messages: { groupChat: { historyLimit: -2 } } }, "messages.groupChat.historyLimit", /integer ≥ 0/],
     ["region that is not a country code", { channels: { imessage: { region: "United States" } } }, "channels.imessage.region", /two-letter region code/],
     ["boolean given as a string", { channels: { imessage: { enabled: "yes" } } }, "channels.imessage.enabled", /expected boolean, got "yes"/],
-    ["unknown dmPolicy", { channels: { imessage: { dmPolicy: "everyone" } } }, "channels.imessage.dmPolicy", /expected one of "pairing", "allowlist", "open", "disabled", got "everyone"/],
+    [
+      "unknown dmPolicy",
+      { channels: { imessage: { dmPolicy: "everyone" } } },
+      "channels.imessage.dmPolicy",
+      /expected one of "pairing", "allowlist", "open", "disabled", got "everyone"/,
+    ],
     ["unknown groupPolicy", { channels: { imessage: { groupPolicy: "all" } } }, "channels.imessage.groupPolicy", /expected one of/],
     ["unknown chunkMode", { channels: { imessage: { chunkMode: "words" } } }, "channels.imessage.chunkMode", /expected one of "length", "newline"/],
     ["unknown service", { channels: { imessage: { service: "rcs" } } }, "channels.imessage.service", /expected one of "imessage", "sms", "auto"/],
@@ -212,26 +292,91 @@ describe("rules: each invalid value is reported at its dotted path", () => {
     ["unknown session.dmScope", { session: { dmScope: "per-chat" } }, "session.dmScope", /expected one of "main", "per-peer"/],
     ["empty session.mainKey", { session: { mainKey: "" } }, "session.mainKey", /must not be empty/],
     ["commands.config not a boolean", { commands: { config: 1 } }, "commands.config", /expected boolean/],
-    ["invalid mention pattern", { messages: { groupChat: { mentionPatterns: ["(claw"] } } }, "messages.groupChat.mentionPatterns.0", /invalid regular expression/],
-    ["invalid agent mention pattern", { agents: { list: [{ id: "main", command: ["a"], groupChat: { mentionPatterns: ["[x"] } }] } }, "agents.list.0.groupChat.mentionPatterns.0", /invalid regular expression/],
+    [
+      "invalid mention pattern",
+      { messages: { groupChat: { mentionPatterns: ["(claw"] } } },
+      "messages.groupChat.mentionPatterns.0",
+      /invalid regular expression/,
+    ],
+    [
+      "invalid agent mention pattern",
+      { agents: { list: [{ id: "main", command: ["a"], groupChat: { mentionPatterns: ["[x"] } }] } },
+      "agents.list.0.groupChat.mentionPatterns.0",
+      /invalid regular expression/,
+    ],
     ["account id with capitals", { channels: { imessage: { accounts: { Work: {} } } } }, "channels.imessage.accounts.Work", /account ids are lowercase/],
-    ["defaultAccount naming no account", { channels: { imessage: { defaultAccount: "work", accounts: { home: {} } } } }, "channels.imessage.defaultAccount", /unknown account "work" \(accounts: home\)/],
+    [
+      "defaultAccount naming no account",
+      { channels: { imessage: { defaultAccount: "work", accounts: { home: {} } } } },
+      "channels.imessage.defaultAccount",
+      /unknown account "work" \(accounts: home\)/,
+    ],
     ["agent without a backend", { agents: { list: [{ id: "main" }] } }, "agents.list.0", /needs one backend/],
-    ["agent with two backends", { agents: { list: [{ id: "main", command: ["a"], openai: { baseUrl: "http://x", model: "m" } }] } }, "agents.list.0", /exactly one backend/],
+    [
+      "agent with two backends",
+      { agents: { list: [{ id: "main", command: ["a"], openai: { baseUrl: "http://x", model: "m" } }] } },
+      "agents.list.0",
+      /exactly one backend/,
+    ],
     ["agent with an empty command", { agents: { list: [{ id: "main", command: [] }] } }, "agents.list.0.command", /must name the program/],
     ["agent without an id", { agents: { list: [{ command: ["a"] }] } }, "agents.list.0.id", /is required/],
     ["agent id with a colon", { agents: { list: [{ id: "a:b", command: ["a"] }] } }, "agents.list.0.id", /agent ids are lowercase/],
-    ["duplicate agent ids", { agents: { list: [{ id: "main", command: ["a"] }, { id: "main", command: ["b"] }] } }, "agents.list.1.id", /duplicate agent id "main" \(also agents\.list\.0\)/],
-    ["two default agents", { agents: { list: [{ id: "a", default: true, command: ["a"] }, { id: "b", default: true, command: ["b"] }] } }, "agents.list.1.default", /only one agent may be the default/],
-    ["agent timeoutSeconds 2147484", { agents: { list: [{ id: "main", command: ["a"], timeoutSeconds: 2147484 }] } }, "agents.list.0.timeoutSeconds", /at most 86400/],
+    [
+      "duplicate agent ids",
+      { agents: { list: [{ id: "main", command: ["a"] }, { id: "main", command: ["b"] }] } },
+      "agents.list.1.id",
+      /duplicate agent id "main" \(also agents\.list\.0\)/,
+    ],
+    [
+      "two default agents",
+      { agents: { list: [{ id: "a", default: true, command: ["a"] }, { id: "b", default: true, command: ["b"] }] } },
+      "agents.list.1.default",
+      /only one agent may be the default/,
+    ],
+    [
+      "agent timeoutSeconds 2147484",
+      { agents: { list: [{ id: "main", command: ["a"], timeoutSeconds: 2147484 }] } },
+      "agents.list.0.timeoutSeconds",
+      /at most 86400/,
+    ],
     ["agent timeoutSeconds 0", { agents: { list: [{ id: "main", command: ["a"], timeoutSeconds: 0 }] } }, "agents.list.0.timeoutSeconds", /positive integer/],
-    ["openai baseUrl that is not http(s)", { agents: { list: [{ id: "c", openai: { baseUrl: "ftp://x", model: "m" } }] } }, "agents.list.0.openai.baseUrl", /http\(s\) URL/],
-    ["openai baseUrl that is not a URL", { agents: { list: [{ id: "c", openai: { baseUrl: "localhost:11434", model: "m" } }] } }, "agents.list.0.openai.baseUrl", /http\(s\) URL/],
+    [
+      "openai baseUrl that is not http(s)",
+      { agents: { list: [{ id: "c", openai: { baseUrl: "ftp://x", model: "m" } }] } },
+      "agents.list.0.openai.baseUrl",
+      /http\(s\) URL/,
+    ],
+    [
+      "openai baseUrl that is not a URL",
+      { agents: { list: [{ id: "c", openai: { baseUrl: "localhost:11434", model: "m" } }] } },
+      "agents.list.0.openai.baseUrl",
+      /http\(s\) URL/,
+    ],
     ["openai without a model", { agents: { list: [{ id: "c", openai: { baseUrl: "http://x" } }] } }, "agents.list.0.openai.model", /is required/],
-    ["openai apiKeyEnv that is not a variable name", { agents: { list: [{ id: "c", openai: { baseUrl: "http://x", model: "m", apiKeyEnv: "sk-123" } }] } }, "agents.list.0.openai.apiKeyEnv", /environment variable name/],
-    ["binding to an unknown agent", { agents: agentsOk, bindings: [{ agentId: "chat", match: { channel: "imessage" } }] }, "bindings.0.agentId", /unknown agent "chat" \(agents: main\)/],
-    ["binding to an unknown account", { agents: agentsOk, bindings: [{ agentId: "main", match: { accountId: "work" } }] }, "bindings.0.match.accountId", /unknown account "work" \(accounts: default\)/],
-    ["binding with an unknown peer kind", { agents: agentsOk, bindings: [{ agentId: "main", match: { peer: { kind: "dm", id: "+15550001111" } } }] }, "bindings.0.match.peer.kind", /expected "direct" or "group"/],
+    [
+      "openai apiKeyEnv that is not a variable name",
+      { agents: { list: [{ id: "c", openai: { baseUrl: "http://x", model: "m", apiKeyEnv: "sk-123" } }] } },
+      "agents.list.0.openai.apiKeyEnv",
+      /environment variable name/,
+    ],
+    [
+      "binding to an unknown agent",
+      { agents: agentsOk, bindings: [{ agentId: "chat", match: { channel: "imessage" } }] },
+      "bindings.0.agentId",
+      /unknown agent "chat" \(agents: main\)/,
+    ],
+    [
+      "binding to an unknown account",
+      { agents: agentsOk, bindings: [{ agentId: "main", match: { accountId: "work" } }] },
+      "bindings.0.match.accountId",
+      /unknown account "work" \(accounts: default\)/,
+    ],
+    [
+      "binding with an unknown peer kind",
+      { agents: agentsOk, bindings: [{ agentId: "main", match: { peer: { kind: "dm", id: "+15550001111" } } }] },
+      "bindings.0.match.peer.kind",
+      /expected "direct" or "group"/,
+    ],
     ["channels.imessage that is not an object", { channels: { imessage: true } }, "channels.imessage", /expected an object, got true/],
   ];
   test.each(rows)("%s", (_rule, doc, path, message) => {
@@ -244,12 +389,28 @@ describe("rules: each invalid value is reported at its dotted path", () => {
 
 describe("unknown keys name the path and the closest known key", () => {
   const rows: [string, Record<string, unknown>, string][] = [
-    ["top level of channels.imessage", { channels: { imessage: { dmPolcy: "open" } } }, '  - channels.imessage.dmPolcy: unknown key (did you mean "dmPolicy"?)'],
+    [
+      "top level of channels.imessage",
+      { channels: { imessage: { dmPolcy: "open" } } },
+      '  - channels.imessage.dmPolcy: unknown key (did you mean "dmPolicy"?)',
+    ],
     ["wrong case", { channels: { imessage: { allowfrom: [] } } }, '  - channels.imessage.allowfrom: unknown key (did you mean "allowFrom"?)'],
-    ["inside an account", { channels: { imessage: { accounts: { work: { historyLimt: 3 } } } } }, '  - channels.imessage.accounts.work.historyLimt: unknown key (did you mean "historyLimit"?)'],
-    ["inside a group entry", { channels: { imessage: { groups: { "42": { requireMentions: true } } } } }, '  - channels.imessage.groups.42.requireMentions: unknown key (did you mean "requireMention"?)'],
+    [
+      "inside an account",
+      { channels: { imessage: { accounts: { work: { historyLimt: 3 } } } } },
+      '  - channels.imessage.accounts.work.historyLimt: unknown key (did you mean "historyLimit"?)',
+    ],
+    [
+      "inside a group entry",
+      { channels: { imessage: { groups: { "42": { requireMentions: true } } } } },
+      '  - channels.imessage.groups.42.requireMentions: unknown key (did you mean "requireMention"?)',
+    ],
     ["inside an agent entry", { agents: { list: [{ id: "main", comand: ["a"] }] } }, '  - agents.list.0.comand: unknown key (did you mean "command"?)'],
-    ["inside an agent's openai block", { agents: { list: [{ id: "c", openai: { baseURL: "http://x", model: "m" } }] } }, '  - agents.list.0.openai.baseURL: unknown key (did you mean "baseUrl"?)'],
+    [
+      "inside an agent's openai block",
+      { agents: { list: [{ id: "c", openai: { baseURL: "http://x", model: "m" } }] } },
+      '  - agents.list.0.openai.baseURL: unknown key (did you mean "baseUrl"?)',
+    ],
     ["inside agents", { agents: { lst: [] } }, '  - agents.lst: unknown key (did you mean "list"?)'],
     ["nothing close: no suggestion", { channels: { imessage: { gateway: { port: 1 } } } }, "  - channels.imessage.gateway: unknown key"],
   ];
@@ -264,7 +425,7 @@ describe("problem report", () => {
       cfg({
         channels: { imessage: { dmPolicy: "open", mediaMaxMb: 0, cliPaht: "imsg", accounts: { work: { region: 1 } } } },
         agents: { list: [{ id: "main" }] },
-      }),
+      })
     );
     const [header, ...lines] = err.message.split("\n");
     expect(header).toBe(`${FILE}: invalid configuration (5 problems):`);
@@ -317,7 +478,10 @@ describe("unrelated keys of a full OpenClaw config are ignored", () => {
     ["messages.queue", { messages: { queue: { mode: "collect" }, groupChat: { mentionPatterns: ["@claw"], other: 1 } } }],
     ["commands.native", { commands: { native: "auto", config: true } }],
     ["channels.defaults.other", { channels: { defaults: { heartbeat: {} } } }],
-    ["bindings of other channels", { agents: agentsOk, bindings: [{ agentId: "main", match: { channel: "telegram", accountId: "tg", peer: { kind: "channel", id: "-100" } } }] }],
+    ["bindings of other channels", {
+      agents: agentsOk,
+      bindings: [{ agentId: "main", match: { channel: "telegram", accountId: "tg", peer: { kind: "channel", id: "-100" } } }],
+    }],
   ];
   test.each(rows)("%s", (_name, doc) => {
     expect(() => cfg(doc)).not.toThrow();
@@ -431,11 +595,26 @@ describe("accounts", () => {
 
 describe("fallback chains", () => {
   const rows: [string, Record<string, unknown>, keyof ImessageAccount, unknown][] = [
-    ["historyLimit: account", { channels: { imessage: { historyLimit: 5, accounts: { default: { historyLimit: 7 } } } }, messages: { groupChat: { historyLimit: 9 } } }, "historyLimit", 7],
+    [
+      "historyLimit: account",
+      { channels: { imessage: { historyLimit: 5, accounts: { default: { historyLimit: 7 } } } }, messages: { groupChat: { historyLimit: 9 } } },
+      "historyLimit",
+      7,
+    ],
     ["historyLimit: top level", { channels: { imessage: { historyLimit: 5 } }, messages: { groupChat: { historyLimit: 9 } } }, "historyLimit", 5],
     ["historyLimit: messages.groupChat", { channels: { imessage: {} }, messages: { groupChat: { historyLimit: 9 } } }, "historyLimit", 9],
-    ["historyLimit: 0 is kept, not defaulted", { channels: { imessage: { historyLimit: 0 } }, messages: { groupChat: { historyLimit: 9 } } }, "historyLimit", 0],
-    ["responsePrefix: account", { channels: { imessage: { responsePrefix: "[top]", accounts: { default: { responsePrefix: "[acct]" } } } }, messages: { responsePrefix: "[msg]" } }, "responsePrefix", "[acct]"],
+    [
+      "historyLimit: 0 is kept, not defaulted",
+      { channels: { imessage: { historyLimit: 0 } }, messages: { groupChat: { historyLimit: 9 } } },
+      "historyLimit",
+      0,
+    ],
+    [
+      "responsePrefix: account",
+      { channels: { imessage: { responsePrefix: "[top]", accounts: { default: { responsePrefix: "[acct]" } } } }, messages: { responsePrefix: "[msg]" } },
+      "responsePrefix",
+      "[acct]",
+    ],
     ["responsePrefix: top level", { channels: { imessage: { responsePrefix: "[top]" } }, messages: { responsePrefix: "[msg]" } }, "responsePrefix", "[top]"],
     ["responsePrefix: messages", { channels: { imessage: {} }, messages: { responsePrefix: "[msg]" } }, "responsePrefix", "[msg]"],
     ["groupPolicy: explicit", { channels: { defaults: { groupPolicy: "disabled" }, imessage: { groupPolicy: "open" } } }, "groupPolicy", "open"],
@@ -446,7 +625,11 @@ describe("fallback chains", () => {
     ["sectionMissing: empty section is present", { channels: { imessage: {} } }, "sectionMissing", false],
     ["groupAllowFrom: unset stays undefined", { channels: { imessage: { allowFrom: ["+15550001111"] } } }, "groupAllowFrom", undefined],
     ["groupAllowFrom: explicit [] is kept", { channels: { imessage: { groupAllowFrom: [] } } }, "groupAllowFrom", []],
-    ["allowFrom: stringified and trimmed", { channels: { imessage: { allowFrom: [15550001111, " user@example.com ", "chat_id:42"] } } }, "allowFrom", ["15550001111", "user@example.com", "chat_id:42"]],
+    ["allowFrom: stringified and trimmed", { channels: { imessage: { allowFrom: [15550001111, " user@example.com ", "chat_id:42"] } } }, "allowFrom", [
+      "15550001111",
+      "user@example.com",
+      "chat_id:42",
+    ]],
     ["remoteHost: trimmed", { channels: { imessage: { remoteHost: " bot@mac-mini " } } }, "remoteHost", "bot@mac-mini"],
     ["cliPath: ~ expanded", { channels: { imessage: { cliPath: "~/.openclaw/scripts/imsg-ssh" } } }, "cliPath", join(homedir(), ".openclaw/scripts/imsg-ssh")],
     ["dbPath: ~ expanded", { channels: { imessage: { dbPath: "~/Library/Messages/chat.db" } } }, "dbPath", join(homedir(), "Library/Messages/chat.db")],
@@ -460,12 +643,19 @@ describe("fallback chains", () => {
 describe("attachment roots", () => {
   const rows: [string, Record<string, unknown>, string[], string[]][] = [
     ["defaults only", {}, [DEFAULT_ATTACHMENT_ROOT], [DEFAULT_ATTACHMENT_ROOT]],
-    ["top-level local roots extend the default", { attachmentRoots: ["/Volumes/*/Attachments"] }, ["/Volumes/*/Attachments", DEFAULT_ATTACHMENT_ROOT], ["/Volumes/*/Attachments", DEFAULT_ATTACHMENT_ROOT]],
+    ["top-level local roots extend the default", { attachmentRoots: ["/Volumes/*/Attachments"] }, ["/Volumes/*/Attachments", DEFAULT_ATTACHMENT_ROOT], [
+      "/Volumes/*/Attachments",
+      DEFAULT_ATTACHMENT_ROOT,
+    ]],
     ["the default is not repeated", { attachmentRoots: [DEFAULT_ATTACHMENT_ROOT, "/a"] }, [DEFAULT_ATTACHMENT_ROOT, "/a"], [DEFAULT_ATTACHMENT_ROOT, "/a"]],
     ["trailing slashes do not defeat dedupe", { attachmentRoots: ["/a/", "/a", "//a//"] }, ["/a", DEFAULT_ATTACHMENT_ROOT], ["/a", DEFAULT_ATTACHMENT_ROOT]],
     [
       "account + top, remote before local",
-      { attachmentRoots: ["/top-local"], remoteAttachmentRoots: ["/top-remote"], accounts: { default: { attachmentRoots: ["/acct-local"], remoteAttachmentRoots: ["/acct-remote"] } } },
+      {
+        attachmentRoots: ["/top-local"],
+        remoteAttachmentRoots: ["/top-remote"],
+        accounts: { default: { attachmentRoots: ["/acct-local"], remoteAttachmentRoots: ["/acct-remote"] } },
+      },
       ["/acct-local", "/top-local", DEFAULT_ATTACHMENT_ROOT],
       ["/acct-remote", "/top-remote", "/acct-local", "/top-local", DEFAULT_ATTACHMENT_ROOT],
     ],
@@ -491,7 +681,13 @@ describe("agents and bindings", () => {
   });
   test("agent fields are carried over", () => {
     const c = cfg({ agents: { list: [{ id: "main", command: ["/bin/agent", "--flag"], timeoutSeconds: 30, groupChat: { mentionPatterns: ["@claw"] } }] } });
-    expect(c.agents[0]).toEqual({ id: "main", default: true, timeoutSeconds: 30, command: ["/bin/agent", "--flag"], groupChat: { mentionPatterns: ["@claw"] } });
+    expect(c.agents[0]).toEqual({
+      id: "main",
+      default: true,
+      timeoutSeconds: 30,
+      command: ["/bin/agent", "--flag"],
+      groupChat: { mentionPatterns: ["@claw"] },
+    });
   });
   test("only iMessage bindings are kept, peer ids stringified", () => {
     const c = cfg({
@@ -552,9 +748,17 @@ describe("debounce, session turns and per-sender DM settings", () => {
   const rows: [string, Record<string, unknown>, Partial<Record<keyof ImessageAccount, unknown>>][] = [
     ["messages.inbound.debounceMs", { messages: { inbound: { debounceMs: 1500 } } }, { debounceMs: 1500 }],
     ["byChannel.imessage wins, 0 disables", { messages: { inbound: { debounceMs: 1500, byChannel: { imessage: 0 } } } }, { debounceMs: 0 }],
-    ["an old dmHistoryLimit keeps meaning turns kept (and now also seeds)", { channels: { imessage: { dmHistoryLimit: 7 } } }, { dmHistoryLimit: 7, dmSessionTurns: 7 }],
-    ["dmSessionTurns set: the two are independent", { channels: { imessage: { dmHistoryLimit: 7, dmSessionTurns: 3 } } }, { dmHistoryLimit: 7, dmSessionTurns: 3 }],
-    ["dms keys are normalized handles", { channels: { imessage: { dms: { "+1 (555) 000-1111": { historyLimit: 5 } } } } }, { dms: { "+15550001111": { historyLimit: 5 } } }],
+    ["an old dmHistoryLimit keeps meaning turns kept (and now also seeds)", { channels: { imessage: { dmHistoryLimit: 7 } } }, {
+      dmHistoryLimit: 7,
+      dmSessionTurns: 7,
+    }],
+    ["dmSessionTurns set: the two are independent", { channels: { imessage: { dmHistoryLimit: 7, dmSessionTurns: 3 } } }, {
+      dmHistoryLimit: 7,
+      dmSessionTurns: 3,
+    }],
+    ["dms keys are normalized handles", { channels: { imessage: { dms: { "+1 (555) 000-1111": { historyLimit: 5 } } } } }, {
+      dms: { "+15550001111": { historyLimit: 5 } },
+    }],
     ["ownerTakeoverMinutes", { channels: { imessage: { ownerTakeoverMinutes: 30 } } }, { ownerTakeoverMinutes: 30 }],
   ];
   test.each(rows)("%s", (_n, doc, want) => {
@@ -573,14 +777,60 @@ test("an old dmHistoryLimit without dmSessionTurns warns once per place it is se
 describe("config reference", () => {
   const keys = describeSchemaKeys();
   const documented = [
-    "enabled", "cliPath", "dbPath", "remoteHost", "sshConfig", "includeAttachments", "attachmentRoots", "remoteAttachmentRoots",
-    "mediaLocalRoots", "allowSms", "dmPolicy", "allowFrom", "groupPolicy", "groupAllowFrom", "groups", "mediaMaxMb", "textChunkLimit", "chunkMode",
-    "configWrites", "service", "region", "historyLimit", "dmHistoryLimit", "dmSessionTurns", "ownerTakeoverMinutes", "probeTimeoutMs", "sendReadReceipts", "responsePrefix",
-    "defaultTo", "accounts", "defaultAccount", "maxAgeMinutes", "recoveryMaxAgeMinutes", "recoveryMaxRows", "retentionDays",
+    "enabled",
+    "cliPath",
+    "dbPath",
+    "remoteHost",
+    "sshConfig",
+    "includeAttachments",
+    "attachmentRoots",
+    "remoteAttachmentRoots",
+    "mediaLocalRoots",
+    "allowSms",
+    "dmPolicy",
+    "allowFrom",
+    "groupPolicy",
+    "groupAllowFrom",
+    "groups",
+    "mediaMaxMb",
+    "textChunkLimit",
+    "chunkMode",
+    "configWrites",
+    "service",
+    "region",
+    "historyLimit",
+    "dmHistoryLimit",
+    "dmSessionTurns",
+    "ownerTakeoverMinutes",
+    "probeTimeoutMs",
+    "sendReadReceipts",
+    "responsePrefix",
+    "defaultTo",
+    "accounts",
+    "defaultAccount",
+    "maxAgeMinutes",
+    "recoveryMaxAgeMinutes",
+    "recoveryMaxRows",
+    "retentionDays",
     // OpenClaw 2026.9
-    "streaming", "reactionNotifications", "dms", "name", "capabilities", "markdown", "contextVisibility", "heartbeatVisibility",
-    "healthMonitor", "actions", "sendTransport", "catchup",
-    "replyMaxChars", "replyMaxParts", "replyOnError", "loopMaxExchanges", "loopFollowMs", "loopEchoRows",
+    "streaming",
+    "reactionNotifications",
+    "dms",
+    "name",
+    "capabilities",
+    "markdown",
+    "contextVisibility",
+    "heartbeatVisibility",
+    "healthMonitor",
+    "actions",
+    "sendTransport",
+    "catchup",
+    "replyMaxChars",
+    "replyMaxParts",
+    "replyOnError",
+    "loopMaxExchanges",
+    "loopFollowMs",
+    "loopEchoRows",
   ];
   test("lists exactly the channels.imessage keys", () => {
     expect(keys.map((k) => k.key).sort()).toEqual([...documented].sort());
@@ -731,7 +981,11 @@ describe("OpenClaw 2026.9 configs", () => {
     ["streaming.chunkMode", { streaming: { chunkMode: "newline" } }, "newline"],
     ["older top-level chunkMode", { chunkMode: "newline" }, "newline"],
     ["streaming wins over the older spelling", { chunkMode: "length", streaming: { chunkMode: "newline" } }, "newline"],
-    ["an account's own chunkMode wins over the top level's streaming", { streaming: { chunkMode: "newline" }, accounts: { a: { chunkMode: "length" } } }, "length"],
+    [
+      "an account's own chunkMode wins over the top level's streaming",
+      { streaming: { chunkMode: "newline" }, accounts: { a: { chunkMode: "length" } } },
+      "length",
+    ],
     ["streaming without chunkMode keeps the default", { streaming: { block: { enabled: true } } }, "length"],
   ];
   test.each(chunkRows)("chunkMode from %s", (_n, section, expected) => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { BURST_MAX_CHARS, burstKey, debounceWindow, Debouncer, fits, mayWait, mergeTexts, type Timers } from "../src/debounce.ts";
+import { BURST_MAX_CHARS, burstKey, Debouncer, debounceWindow, fits, mayWait, mergeTexts, type Timers } from "../src/debounce.ts";
 
 describe("debounceWindow", () => {
   const cases: [string, Parameters<typeof debounceWindow>[0], number | undefined][] = [

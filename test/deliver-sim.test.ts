@@ -56,7 +56,9 @@ describe("deliver", () => {
   test("a child that dies under every send: looked up in history (absent), resent a few times, then left pending (retryable), never failed", async () => {
     const { sim, store, account, sender } = setup({ IMSG_SIM_CRASH_AFTER: "0" });
     const chat = sim.db.inject({ from: "+15550001111", text: "hi" });
-    const r = await deliver(store, sender, { account, target: parseTarget("+15550001111"), chatId: chat.chatId, inboundKey: "IN-1", parts: parts("one") }, { settleMs: 0 });
+    const r = await deliver(store, sender, { account, target: parseTarget("+15550001111"), chatId: chat.chatId, inboundKey: "IN-1", parts: parts("one") }, {
+      settleMs: 0,
+    });
     expect(r.retryable).toBe(true);
     expect(store.outboundFor("default", "IN-1").map((o) => o.state)).toEqual(["pending"]);
     expect(sim.db.sent()).toHaveLength(0);
@@ -68,17 +70,38 @@ describe("reconcileOutbound", () => {
     const { sim, store } = setup();
     const chat = sim.db.inject({ from: "+15550001111", text: "hi" });
     const landed = sim.db.inject({ from: "+15550001111", text: "it landed", isFromMe: true, chatId: chat.chatId });
-    const rec = (seq: number, text: string) => store.recordOutbound({ accountId: "default", inboundKey: `IN-${seq}`, seq: 0, target: "imessage:+15550001111", chatId: chat.chatId, text, echoKey: text });
+    const rec = (seq: number, text: string) =>
+      store.recordOutbound({
+        accountId: "default",
+        inboundKey: `IN-${seq}`,
+        seq: 0,
+        target: "imessage:+15550001111",
+        chatId: chat.chatId,
+        text,
+        echoKey: text,
+      });
     const found = rec(1, "it landed");
     const pending = rec(2, "never handed over");
     const unknown = rec(3, "timed out");
     store.markOutbound(unknown.id, "unknown", { error: "timeout" });
-    const noChat = store.recordOutbound({ accountId: "default", inboundKey: "IN-4", seq: 0, target: "imessage:+15550003333", text: "first contact", echoKey: "first contact" });
+    const noChat = store.recordOutbound({
+      accountId: "default",
+      inboundKey: "IN-4",
+      seq: 0,
+      target: "imessage:+15550003333",
+      text: "first contact",
+      echoKey: "first contact",
+    });
     store.setOutboundSender(noChat.id, 999_999_999);
     const client = RpcClient.start({ cliPath: sim.cliPath, tag: "test" });
     res.track(() => client.stop());
     const r = await reconcileOutbound(store, client, "default", { waitForSenderMs: 0, settleMs: 0 });
-    expect({ confirmed: r.confirmed, resend: r.resend, failed: r.failed, unchecked: [...r.unchecked] }).toEqual({ confirmed: 1, resend: 2, failed: 1, unchecked: [] });
+    expect({ confirmed: r.confirmed, resend: r.resend, failed: r.failed, unchecked: [...r.unchecked] }).toEqual({
+      confirmed: 1,
+      resend: 2,
+      failed: 1,
+      unchecked: [],
+    });
     const state = (id: number) => store.unsettledOutbound("default").find((o) => o.id === id)?.state ?? "settled";
     expect([state(found.id), state(pending.id), state(unknown.id), state(noChat.id)]).toEqual(["settled", "pending", "pending", "settled"]);
     expect(store.outboundFor("default", "IN-1")[0]).toMatchObject({ state: "sent", messageGuid: landed.guid });

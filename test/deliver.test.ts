@@ -30,8 +30,10 @@ describe("sensitivePath: agent MEDIA paths that must never be sent", () => {
     ["/Users/bot/library/messages/chat.db", "the Messages database folder"],
     ["/private/var/db/sudo/ts", "inside /private/var/db"],
   ];
-  test.each(rows)("%s", (path, want) =>
-    expect(sensitivePath(path.replace(/ \(.*\)$/, ""), { stateDir: state, home, configPath: "/Users/bot/agent/openclaw.json5" })).toBe(want));
+  test.each(rows)(
+    "%s",
+    (path, want) => expect(sensitivePath(path.replace(/ \(.*\)$/, ""), { stateDir: state, home, configPath: "/Users/bot/agent/openclaw.json5" })).toBe(want),
+  );
 });
 
 describe("outboundRefusal: symlinks resolved on both sides, mediaLocalRoots as an allowlist", () => {
@@ -84,10 +86,32 @@ describe("classifySendError: what a failed send means for its part", () => {
 
 describe("matchSent: finding a part in the chat's history", () => {
   const row = (over: Partial<ImsgMessage>): ImsgMessage => ({
-    id: 1, chatId: 7, guid: "g", sender: "+15550001111", isFromMe: true, text: "", createdAt: "", attachments: [],
-    chatIdentifier: "", chatGuid: "", chatName: "", participants: [], isGroup: false, service: "unverified", ...over,
+    id: 1,
+    chatId: 7,
+    guid: "g",
+    sender: "+15550001111",
+    isFromMe: true,
+    text: "",
+    createdAt: "",
+    attachments: [],
+    chatIdentifier: "",
+    chatGuid: "",
+    chatName: "",
+    participants: [],
+    isGroup: false,
+    service: "unverified",
+    ...over,
   });
-  const file = (name: string) => ({ filename: `~/Library/Messages/Attachments/x/${name}`, transferName: name, uti: "", mimeType: "", totalBytes: 1, isSticker: false, originalPath: "", missing: false });
+  const file = (name: string) => ({
+    filename: `~/Library/Messages/Attachments/x/${name}`,
+    transferName: name,
+    uti: "",
+    mimeType: "",
+    totalBytes: 1,
+    isSticker: false,
+    originalPath: "",
+    missing: false,
+  });
   test("text parts match our own rows by normalized text, skipping rows already matched", () => {
     const hist = [row({ id: 3, text: "hello " }), row({ id: 4, text: "hello", isFromMe: false }), row({ id: 5, text: "hello" })];
     expect(matchSent(hist, { text: "hello" })?.id).toBe(3);
@@ -104,7 +128,10 @@ describe("matchSent: finding a part in the chat's history", () => {
 describe("planParts", () => {
   const account = { responsePrefix: "[bot]", textChunkLimit: 20, chunkMode: "length" as const, mediaMaxMb: 1 };
   test("sanitizes, prefixes and chunks agent text; gateway replies go whole and unprefixed", () => {
-    expect(planParts("<thinking>x</thinking>Hello there, how are you today?", [], account).parts.map((p) => p.text)).toEqual(["[bot] Hello there,", "how are you today?"]);
+    expect(planParts("<thinking>x</thinking>Hello there, how are you today?", [], account).parts.map((p) => p.text)).toEqual([
+      "[bot] Hello there,",
+      "how are you today?",
+    ]);
     expect(planParts("Your pairing code is ABCD2345, valid 1 hour.", [], { ...account, responsePrefix: undefined }, { whole: true }).parts).toHaveLength(1);
   });
   test("relative, missing and sensitive media are rejected with reasons", () => {

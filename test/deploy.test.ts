@@ -4,16 +4,18 @@ import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { binaryName, build, ROOT, type BuildResult } from "../scripts/build.ts";
+import { binaryName, build, type BuildResult, ROOT } from "../scripts/build.ts";
 import { describeProbe, parseDeployArgs, pickTarget, remoteDirExpr, scpTarget, shellQuote } from "../scripts/deploy.ts";
-import { sshdMissing, startSshd, type Sshd } from "./helpers/sshd.ts";
+import { type Sshd, sshdMissing, startSshd } from "./helpers/sshd.ts";
 
 describe("pickTarget", () => {
-  test.each([
-    ["Apple Silicon Mac", "Darwin", "arm64", "darwin-arm64"],
-    ["Intel Mac", "Darwin", "x86_64", "darwin-x64"],
-    ["Linux x86_64", "Linux", "x86_64", "linux-x64"],
-  ] as const)("%s", (_name, os, arch, target) => {
+  test.each(
+    [
+      ["Apple Silicon Mac", "Darwin", "arm64", "darwin-arm64"],
+      ["Intel Mac", "Darwin", "x86_64", "darwin-x64"],
+      ["Linux x86_64", "Linux", "x86_64", "linux-x64"],
+    ] as const,
+  )("%s", (_name, os, arch, target) => {
     expect(pickTarget(os, arch)).toBe(target);
   });
 
@@ -64,14 +66,19 @@ describe("scpTarget", () => {
 
 describe("describeProbe", () => {
   const doc = (ok: boolean) =>
-    JSON.stringify({ ok, accounts: [{ accountId: "default", ok, checks: [{ name: "imsg found", ok, detail: ok ? "/usr/local/bin/imsg" : "imsg not on PATH" }] }] });
-  test.each([
-    ["exit 0 is ok", 0, doc(true), "ok", /every check passed/, 0],
-    ["exit 1 is a failed check, named", 1, doc(false), "failed", /FAILED \(exit 1\): 1 check/, 1],
-    ["exit 2 is a missing or bad config", 2, doc(false), "config", /no usable config yet \(exit 2\)/, 1],
-    ["exit 137 hints at code signing", 137, "", "error", /killed: on macOS usually a bad code signature/, 0],
-    ["127 with stderr shows the last stderr line", 127, "", "error", /exit 127\): sh: openclaw-imsg: not found/, 0],
-  ] as const)("%s", (_name, code, stdout, status, text, failures) => {
+    JSON.stringify({
+      ok,
+      accounts: [{ accountId: "default", ok, checks: [{ name: "imsg found", ok, detail: ok ? "/usr/local/bin/imsg" : "imsg not on PATH" }] }],
+    });
+  test.each(
+    [
+      ["exit 0 is ok", 0, doc(true), "ok", /every check passed/, 0],
+      ["exit 1 is a failed check, named", 1, doc(false), "failed", /FAILED \(exit 1\): 1 check/, 1],
+      ["exit 2 is a missing or bad config", 2, doc(false), "config", /no usable config yet \(exit 2\)/, 1],
+      ["exit 137 hints at code signing", 137, "", "error", /killed: on macOS usually a bad code signature/, 0],
+      ["127 with stderr shows the last stderr line", 127, "", "error", /exit 127\): sh: openclaw-imsg: not found/, 0],
+    ] as const,
+  )("%s", (_name, code, stdout, status, text, failures) => {
     const p = describeProbe(code, stdout, code === 127 ? "sh: openclaw-imsg: not found\n" : "");
     expect(p.status).toBe(status);
     expect(p.text).toMatch(text);
@@ -85,14 +92,23 @@ describe("parseDeployArgs", () => {
   });
   test("every option, repeated --ssh-option kept in order", () => {
     const argv = ["mini", "--path=/opt/bin", "--ssh-option", "Port=2222", "--ssh-option=User=me", "--ssh-config", "/c", "--dist", "/d", "--build"];
-    expect(parseDeployArgs(argv)).toEqual({ destination: "mini", path: "/opt/bin", sshOptions: ["Port=2222", "User=me"], sshConfig: "/c", dist: "/d", build: true });
+    expect(parseDeployArgs(argv)).toEqual({
+      destination: "mini",
+      path: "/opt/bin",
+      sshOptions: ["Port=2222", "User=me"],
+      sshConfig: "/c",
+      dist: "/d",
+      build: true,
+    });
   });
-  test.each([
-    ["no destination", [], /missing destination/],
-    ["two destinations", ["a", "b"], /unexpected argument "b"/],
-    ["unknown option", ["a", "--force"], /unknown option --force/],
-    ["option without a value", ["a", "--path"], /--path needs a value/],
-  ] as const)("rejects %s", (_name, argv, message) => {
+  test.each(
+    [
+      ["no destination", [], /missing destination/],
+      ["two destinations", ["a", "b"], /unexpected argument "b"/],
+      ["unknown option", ["a", "--force"], /unknown option --force/],
+      ["option without a value", ["a", "--path"], /--path needs a value/],
+    ] as const,
+  )("rejects %s", (_name, argv, message) => {
     expect(() => parseDeployArgs([...argv])).toThrow(message);
   });
 });
@@ -113,7 +129,16 @@ describe("deploy to a real sshd on 127.0.0.1", () => {
   /** Runs the deploy script as a user would, to completion. */
   function runDeploy(distDir: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [join(ROOT, "scripts/deploy.ts"), "testmac", "--path", remoteDir, "--ssh-config", sshd.sshConfigPath, "--dist", distDir], {
+      const child = spawn(process.execPath, [
+        join(ROOT, "scripts/deploy.ts"),
+        "testmac",
+        "--path",
+        remoteDir,
+        "--ssh-config",
+        sshd.sshConfigPath,
+        "--dist",
+        distDir,
+      ], {
         stdio: ["ignore", "pipe", "pipe"],
       });
       let stdout = "";
@@ -149,7 +174,8 @@ describe("deploy to a real sshd on 127.0.0.1", () => {
     expect(r.stdout).toContain(`installed  ${installed} (atomic rename)`);
     expect(r.stdout).toContain(`version    ${built.version}`);
     // The loopback host has no config for this user: probe fails with exit 2 and the deploy still succeeds.
-    const home = spawnSync("ssh", [...sshd.sshArgs, "testmac", 'test -e "$HOME/.openclaw/openclaw.json" && echo yes || echo no'], { encoding: "utf8" }).stdout.trim();
+    const home = spawnSync("ssh", [...sshd.sshArgs, "testmac", 'test -e "$HOME/.openclaw/openclaw.json" && echo yes || echo no'], { encoding: "utf8" }).stdout
+      .trim();
     if (home === "no") expect(r.stdout).toMatch(/probe\s+no usable config yet \(exit 2\)/);
     expect(versionOf(installed).stdout).toBe(`${built.version}\n`);
     expect(readdirSync(remoteDir)).toEqual(["openclaw-imsg"]);

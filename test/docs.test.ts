@@ -37,7 +37,7 @@ async function leaves(): Promise<[string, string[]][]> {
   const out: [string, string[]][] = [];
   const walk = async (path: string, cmd: CommandDef<any>) => {
     const subs = await resolve(cmd.subCommands as Record<string, CommandDef<any>> | undefined);
-    if (subs) for (const [n, s] of Object.entries(subs)) await walk(`${path} ${n}`.trim(), s);
+    if (subs) { for (const [n, s] of Object.entries(subs)) await walk(`${path} ${n}`.trim(), s); }
     else {
       const args = ((await resolve(cmd.args as ArgsDef)) ?? {}) as ArgsDef;
       out.push([path, Object.entries(args).filter(([, d]) => d.type !== "positional").map(([n]) => `--${n}`)]);

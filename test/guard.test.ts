@@ -3,7 +3,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describeConv, nextExchange, RateGuard, readPauses, verdict, type Exchange } from "../src/guard.ts";
+import { describeConv, type Exchange, nextExchange, RateGuard, readPauses, verdict } from "../src/guard.ts";
 import { Store } from "../src/store.ts";
 
 const LIMITS = { loopMaxExchanges: 10, loopFollowMs: 3000, loopEchoRows: 5 };
@@ -50,8 +50,8 @@ describe("RateGuard", () => {
     const seen: string[] = [];
     let t = 0;
     for (let i = 0; i < 12; i++) {
-      seen.push(g.inbound("dm:bot", LIMITS, (t += 800)));
-      g.replied("dm:bot", (t += 200));
+      seen.push(g.inbound("dm:bot", LIMITS, t += 800));
+      g.replied("dm:bot", t += 200);
     }
     expect(seen.indexOf("trip")).toBe(10);
     expect(seen.slice(8, 10)).toEqual(["slow", "slow"]);
@@ -59,7 +59,7 @@ describe("RateGuard", () => {
     t = 0;
     const burst: string[] = [];
     for (let i = 0; i < 25; i++) {
-      burst.push(g.inbound("dm:person", LIMITS, (t += 320)));
+      burst.push(g.inbound("dm:person", LIMITS, t += 320));
       if (i % 2) g.replied("dm:person", t + 100);
     }
     expect(burst.every((v) => v === "ok")).toBe(true);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { messageService, parseMessage, toWireMessage, type ImsgAttachment, type ImsgMessage } from "../src/imsg.ts";
+import { type ImsgAttachment, type ImsgMessage, messageService, parseMessage, toWireMessage } from "../src/imsg.ts";
 
 // Every field set to a value that differs from its default, so a field dropped in either direction shows.
 const fullAttachment: Required<ImsgAttachment> = {

@@ -20,12 +20,14 @@ test("rootHelp equals citty's renderUsage of the root in this process's colour m
 });
 
 describe("root help: the static fast path prints what citty prints", () => {
-  test.each([
-    ["plain (NO_COLOR=1)", { NO_COLOR: "1" }, false],
-    ["plain (TERM=dumb)", { TERM: "dumb" }, false],
-    ["plain (CI)", { CI: "true" }, false],
-    ["coloured", { TERM: "xterm-256color" }, true],
-  ] as const)("%s", (_name, env, coloured) => {
+  test.each(
+    [
+      ["plain (NO_COLOR=1)", { NO_COLOR: "1" }, false],
+      ["plain (TERM=dumb)", { TERM: "dumb" }, false],
+      ["plain (CI)", { CI: "true" }, false],
+      ["coloured", { TERM: "xterm-256color" }, true],
+    ] as const,
+  )("%s", (_name, env, coloured) => {
     const fast = cli(["--help"], env);
     expect(fast).toBe(cli(["--verbose", "--help"], env));
     expect(cli([], env)).toBe(fast);

@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileS
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runOpenAiAgent, type AgentTurn } from "../src/agents.ts";
+import { type AgentTurn, runOpenAiAgent } from "../src/agents.ts";
 import type { AgentConfig } from "../src/config.ts";
 import { parseMessage, toWireMessage } from "../src/imsg.ts";
 import { audioCommand, convertedAttachment, heicCommand, mediaAction, planImages, preferred } from "../src/media.ts";
@@ -49,7 +49,13 @@ describe("media decisions (pure)", () => {
     const raw = {
       id: 5,
       is_from_me: false,
-      attachments: [{ original_path: "/x/Audio Message.caf", mime_type: "audio/x-caf", transfer_name: "Audio Message.caf", converted_path: "/x/Audio Message.m4a", converted_mime_type: "audio/mp4" }],
+      attachments: [{
+        original_path: "/x/Audio Message.caf",
+        mime_type: "audio/x-caf",
+        transfer_name: "Audio Message.caf",
+        converted_path: "/x/Audio Message.m4a",
+        converted_mime_type: "audio/mp4",
+      }],
     };
     const p = parseMessage(raw);
     if (!("message" in p)) throw new Error(p.error);
@@ -59,7 +65,8 @@ describe("media decisions (pure)", () => {
     const again = parseMessage(toWireMessage(p.message));
     expect("message" in again && again.message.attachments[0]).toMatchObject({ convertedPath: "/x/Audio Message.m4a", convertedMimeType: "audio/mp4" });
     expect(convertedAttachment({ ...a, convertedPath: undefined })).toBeUndefined();
-    expect(preferred({ path: "/c/a.caf", mimeType: "audio/x-caf", name: "a.caf", size: 1, convertedPath: "/c/a-1.m4a", convertedMimeType: "audio/mp4" })).toEqual({ path: "/c/a-1.m4a", mimeType: "audio/mp4", name: "a.m4a" });
+    expect(preferred({ path: "/c/a.caf", mimeType: "audio/x-caf", name: "a.caf", size: 1, convertedPath: "/c/a-1.m4a", convertedMimeType: "audio/mp4" }))
+      .toEqual({ path: "/c/a-1.m4a", mimeType: "audio/mp4", name: "a.m4a" });
   });
 });
 
@@ -103,7 +110,12 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "media-test-"));
 });
 
-const agent = (openai: Record<string, unknown> = {}): AgentConfig => ({ id: "v", default: true, timeoutSeconds: 20, openai: { baseUrl: base, model: "m", ...openai } });
+const agent = (openai: Record<string, unknown> = {}): AgentConfig => ({
+  id: "v",
+  default: true,
+  timeoutSeconds: 20,
+  openai: { baseUrl: base, model: "m", ...openai },
+});
 const turn = (attachments: AgentTurn["attachments"], body: string): AgentTurn => ({
   event: "message",
   participants: [],
@@ -161,7 +173,10 @@ describe("runOpenAiAgent with media", () => {
     await runOpenAiAgent(agent({ vision: true }), turn([a], "look"));
     const u = userMsg();
     expect(u.content[0]).toEqual({ type: "text", text: "look" });
-    expect(u.content[1]).toEqual({ type: "image_url", image_url: { url: `data:image/jpeg;base64,${readFileSync(join(FIX, "gradient.jpg")).toString("base64")}` } });
+    expect(u.content[1]).toEqual({
+      type: "image_url",
+      image_url: { url: `data:image/jpeg;base64,${readFileSync(join(FIX, "gradient.jpg")).toString("base64")}` },
+    });
   });
 
   test("vision off (the default): the photo is not sent, the user message stays plain text", async () => {

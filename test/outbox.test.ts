@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { SendClient } from "../src/deliver.ts";
 import { getLog } from "../src/log.ts";
-import { DEFAULT_RETRY, Outbox, retryDelay, type OutboxOptions } from "../src/outbox.ts";
+import { DEFAULT_RETRY, Outbox, type OutboxOptions, retryDelay } from "../src/outbox.ts";
 import { RateGuard } from "../src/guard.ts";
 import { accountFor, inbound, journal, journalResources } from "./helpers/journal.ts";
 import { waitFor } from "./helpers/sim.ts";
@@ -29,7 +29,17 @@ function outbox(cliPath: string, imessage: Record<string, unknown> = {}, over: P
   const sender = new SendClient(account);
   res.track(() => sender.stop());
   const tasks: Promise<void>[] = [];
-  const box = new Outbox({ account: () => account, store, sender, stateDir, settleMs: 0, log: getLog("test"), guard: new RateGuard(store, account.accountId), track: (p) => void tasks.push(p), ...over });
+  const box = new Outbox({
+    account: () => account,
+    store,
+    sender,
+    stateDir,
+    settleMs: 0,
+    log: getLog("test"),
+    guard: new RateGuard(store, account.accountId),
+    track: (p) => void tasks.push(p),
+    ...over,
+  });
   res.track(() => box.stop());
   const settled = async () => {
     while (tasks.length) await Promise.allSettled(tasks.splice(0));

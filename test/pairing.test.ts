@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  APPROVED_NOTICE,
   approveCode,
+  APPROVED_NOTICE,
   approvedSenders,
   generateCode,
   listApproved,

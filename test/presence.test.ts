@@ -28,9 +28,20 @@ const status = (over: Partial<ImsgStatus>): ImsgStatus => ({
 
 describe("imsgInfo", () => {
   test.each([
-    ["no bridge: listed typing/read still off", status({ bridge: { ready: false, error: "not started" } }), [], "needs the IMCore bridge (SIP off, `imsg launch`): not ready (not started)"],
+    [
+      "no bridge: listed typing/read still off",
+      status({ bridge: { ready: false, error: "not started" } }),
+      [],
+      "needs the IMCore bridge (SIP off, `imsg launch`): not ready (not started)",
+    ],
     ["bridge not reported", status({}), [], "needs the IMCore bridge (SIP off, `imsg launch`): not reported"],
-    ["bridge ready", status({ bridge: { ready: true }, methods: ["send", "typing", "read", "tapback", "message.edit"] }), ["typing", "read", "tapback", "reply_to", "edit"], undefined],
+    ["bridge ready", status({ bridge: { ready: true }, methods: ["send", "typing", "read", "tapback", "message.edit"] }), [
+      "typing",
+      "read",
+      "tapback",
+      "reply_to",
+      "edit",
+    ], undefined],
   ])("%s", (_name, st, usable, typingWhy) => {
     const i = imsgInfo(st);
     expect(Object.entries(i.advanced).filter(([k, v]) => v && k !== "messages.after").map(([k]) => k)).toEqual(usable);

@@ -34,7 +34,8 @@ describe("runProcess", () => {
 
   test("multi-byte characters split across pipe chunks decode intact (no U+FFFD)", async () => {
     // 120k characters of 2-, 3- and 4-byte UTF-8, written in odd-sized pieces so chunk edges split characters.
-    const script = `const s = "é€😀".repeat(40000); const b = Buffer.from(s); for (let i = 0; i < b.length; i += 4093) process.stdout.write(b.subarray(i, i + 4093));`;
+    const script =
+      `const s = "é€😀".repeat(40000); const b = Buffer.from(s); for (let i = 0; i < b.length; i += 4093) process.stdout.write(b.subarray(i, i + 4093));`;
     const r = await runProcess(process.execPath, ["-e", script], { timeoutMs: 30_000 });
     expect(r.code).toBe(0);
     expect(r.stdout).not.toContain("\uFFFD");

@@ -65,7 +65,7 @@ describe("Semaphore", () => {
         peak = Math.max(peak, ++running);
         await g.promise;
         running--;
-      }),
+      })
     );
     await until(() => (started.length === 2 ? true : undefined), 1000, 1);
     expect(started).toEqual([0, 1]);

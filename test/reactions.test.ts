@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import type { ImsgMessage } from "../src/imsg.ts";
-import { describeReaction, reactionGate, reactionLine, type ReactionEvent } from "../src/reactions.ts";
+import { describeReaction, type ReactionEvent, reactionGate, reactionLine } from "../src/reactions.ts";
 
 const OURS = "G-OURS";
 const sentByUs = (g: string) => g === OURS;
@@ -21,15 +21,46 @@ describe("reactionGate", () => {
 
 describe("describeReaction", () => {
   const msg = (over: Partial<ImsgMessage>): ImsgMessage =>
-    ({ id: 5, chatId: 1, guid: "R1", sender: "+15550001111", isFromMe: false, text: "Liked “see you at 8”", createdAt: "", attachments: [], chatIdentifier: "", chatGuid: "", chatName: "", participants: [], isGroup: false, isReaction: true, reactionType: "like", reactionEmoji: "👍", isReactionAdd: true, reactedToGuid: OURS, ...over }) as ImsgMessage;
+    ({
+      id: 5,
+      chatId: 1,
+      guid: "R1",
+      sender: "+15550001111",
+      isFromMe: false,
+      text: "Liked “see you at 8”",
+      createdAt: "",
+      attachments: [],
+      chatIdentifier: "",
+      chatGuid: "",
+      chatName: "",
+      participants: [],
+      isGroup: false,
+      isReaction: true,
+      reactionType: "like",
+      reactionEmoji: "👍",
+      isReactionAdd: true,
+      reactedToGuid: OURS,
+      ...over,
+    }) as ImsgMessage;
   test("the journal's text wins over Messages' wording", () => {
-    expect(describeReaction(msg({}), true, () => "See you at 8!")).toEqual({ kind: "like", emoji: "👍", added: true, messageGuid: OURS, text: "See you at 8!", fromAgent: true });
+    expect(describeReaction(msg({}), true, () => "See you at 8!")).toEqual({
+      kind: "like",
+      emoji: "👍",
+      added: true,
+      messageGuid: OURS,
+      text: "See you at 8!",
+      fromAgent: true,
+    });
   });
   test("falls back to the quoted text of the row", () => {
     expect(describeReaction(msg({}), true, () => undefined).text).toBe("see you at 8");
   });
   test("a removal and an unknown custom emoji", () => {
-    const r = describeReaction(msg({ isReactionAdd: false, reactionType: undefined, reactionEmoji: undefined, text: "Removed a like" }), false, () => undefined);
+    const r = describeReaction(
+      msg({ isReactionAdd: false, reactionType: undefined, reactionEmoji: undefined, text: "Removed a like" }),
+      false,
+      () => undefined,
+    );
     expect(r).toMatchObject({ kind: "", emoji: "", added: false, text: "" });
   });
 });

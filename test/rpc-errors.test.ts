@@ -6,32 +6,88 @@ import { chatsList } from "../src/imsg.ts";
 import { classifyError, classifyRpcError, ImsgPermissionError, RpcClient, RpcError, type RpcErrorClass } from "../src/rpc.ts";
 import { createSim, type Sim } from "./helpers/sim.ts";
 
-const FDA_BANNER = "unable to open database file (code: 14)\n\n⚠️  Permission Error: Cannot access Messages database\n\nThe Messages database at /x/chat.db requires Full Disk Access permission.";
+const FDA_BANNER =
+  "unable to open database file (code: 14)\n\n⚠️  Permission Error: Cannot access Messages database\n\nThe Messages database at /x/chat.db requires Full Disk Access permission.";
 const MISSING = "The configured Messages database does not exist. Create or copy chat.db at this path, then retry.";
-const UNREADABLE = "The configured Messages database could not be opened read-only. Verify the path and grant Full Disk Access to the supervising process, then retry.";
-const delivery = (disposition: string, retry_safe: boolean) => ({ retry_safe, disposition, transport: "applescript", operation: "send", detail: `send ${disposition}` });
+const UNREADABLE =
+  "The configured Messages database could not be opened read-only. Verify the path and grant Full Disk Access to the supervising process, then retry.";
+const delivery = (disposition: string, retry_safe: boolean) => ({
+  retry_safe,
+  disposition,
+  transport: "applescript",
+  operation: "send",
+  detail: `send ${disposition}`,
+});
 
 describe("classifyRpcError", () => {
   const rows: { name: string; code: number; data?: unknown; want: Partial<RpcErrorClass> & { kind: RpcErrorClass["kind"] } }[] = [
     { name: "server busy (string data)", code: -32000, data: "too many outstanding requests", want: { kind: "server_busy", retrySafe: true } },
-    { name: "outcome unknown, still in flight", code: -32001, data: delivery("still_in_flight", false), want: { kind: "outcome_unknown", disposition: "still_in_flight", retrySafe: false, detail: "send still_in_flight" } },
-    { name: "outcome unknown, may have completed", code: -32001, data: delivery("may_have_completed", false), want: { kind: "outcome_unknown", disposition: "may_have_completed", retrySafe: false } },
-    { name: "outcome unknown without data: assume it may have landed", code: -32001, want: { kind: "outcome_unknown", disposition: "may_have_completed", retrySafe: false } },
+    {
+      name: "outcome unknown, still in flight",
+      code: -32001,
+      data: delivery("still_in_flight", false),
+      want: { kind: "outcome_unknown", disposition: "still_in_flight", retrySafe: false, detail: "send still_in_flight" },
+    },
+    {
+      name: "outcome unknown, may have completed",
+      code: -32001,
+      data: delivery("may_have_completed", false),
+      want: { kind: "outcome_unknown", disposition: "may_have_completed", retrySafe: false },
+    },
+    {
+      name: "outcome unknown without data: assume it may have landed",
+      code: -32001,
+      want: { kind: "outcome_unknown", disposition: "may_have_completed", retrySafe: false },
+    },
     {
       name: "database missing (0.15)",
       code: -32002,
       data: { path: "/x/chat.db", detail: MISSING, retryable: true },
       want: { kind: "database_unavailable", cause: "missing", path: "/x/chat.db", detail: MISSING, retryable: true, retrySafe: true },
     },
-    { name: "database unreadable (0.15)", code: -32002, data: { path: "/x/chat.db", detail: UNREADABLE, retryable: true }, want: { kind: "database_unavailable", cause: "permission", retryable: true } },
-    { name: "database unavailable, unknown text", code: -32002, data: { path: "/x/chat.db", detail: "disk on fire", retryable: false }, want: { kind: "database_unavailable", cause: "unknown", retryable: false } },
-    { name: "database unavailable without data", code: -32002, want: { kind: "database_unavailable", cause: "unknown", detail: "database unavailable", retryable: true } },
-    { name: "bridge unavailable", code: -32003, data: { detail: "The bridge is not started.", retryable: true }, want: { kind: "bridge_unavailable", retrySafe: true, detail: "The bridge is not started." } },
+    {
+      name: "database unreadable (0.15)",
+      code: -32002,
+      data: { path: "/x/chat.db", detail: UNREADABLE, retryable: true },
+      want: { kind: "database_unavailable", cause: "permission", retryable: true },
+    },
+    {
+      name: "database unavailable, unknown text",
+      code: -32002,
+      data: { path: "/x/chat.db", detail: "disk on fire", retryable: false },
+      want: { kind: "database_unavailable", cause: "unknown", retryable: false },
+    },
+    {
+      name: "database unavailable without data",
+      code: -32002,
+      want: { kind: "database_unavailable", cause: "unknown", detail: "database unavailable", retryable: true },
+    },
+    {
+      name: "bridge unavailable",
+      code: -32003,
+      data: { detail: "The bridge is not started.", retryable: true },
+      want: { kind: "bridge_unavailable", retrySafe: true, detail: "The bridge is not started." },
+    },
     { name: "mutation lane blocked", code: -32004, data: delivery("still_in_flight", false), want: { kind: "lane_blocked", retrySafe: false } },
-    { name: "failed before dispatch", code: -32603, data: delivery("not_started", true), want: { kind: "not_started", retrySafe: true, detail: "send not_started" } },
+    {
+      name: "failed before dispatch",
+      code: -32603,
+      data: delivery("not_started", true),
+      want: { kind: "not_started", retrySafe: true, detail: "send not_started" },
+    },
     { name: "retry_safe without disposition", code: -32603, data: { retry_safe: true }, want: { kind: "not_started", retrySafe: true } },
-    { name: "plain 0.9 internal error", code: -32603, data: "Messages.app refused: not sent", want: { kind: "other", retrySafe: false, detail: "Messages.app refused: not sent" } },
-    { name: "0.9 permission banner", code: -32603, data: FDA_BANNER, want: { kind: "database_unavailable", cause: "permission", detail: "unable to open database file (code: 14)", retryable: true } },
+    {
+      name: "plain 0.9 internal error",
+      code: -32603,
+      data: "Messages.app refused: not sent",
+      want: { kind: "other", retrySafe: false, detail: "Messages.app refused: not sent" },
+    },
+    {
+      name: "0.9 permission banner",
+      code: -32603,
+      data: FDA_BANNER,
+      want: { kind: "database_unavailable", cause: "permission", detail: "unable to open database file (code: 14)", retryable: true },
+    },
     { name: "0.9 authorization text", code: -32603, data: "authorization denied", want: { kind: "database_unavailable", cause: "permission" } },
     { name: "method not found (0.9 status)", code: -32601, data: "status", want: { kind: "method_not_found", retrySafe: false, detail: "status" } },
     { name: "invalid params (string)", code: -32602, data: "unknown parameter foo for send", want: { kind: "invalid_params", retrySafe: false } },
@@ -49,7 +105,9 @@ describe("classifyRpcError", () => {
     expect(e.data).toEqual({ path: "/x/chat.db", detail: MISSING, retryable: true });
     expect(e.classified.kind).toBe("database_unavailable");
     expect(e.message).toBe(`imsg chats.list failed: Database unavailable (code -32002): ${MISSING}`);
-    expect(new RpcError("send", -32602, "Invalid params", "chat_id is required").message).toBe("imsg send failed: Invalid params (code -32602): chat_id is required");
+    expect(new RpcError("send", -32602, "Invalid params", "chat_id is required").message).toBe(
+      "imsg send failed: Invalid params (code -32602): chat_id is required",
+    );
   });
 
   test("classifyError: RpcError by code, the 0.9 permission error as a database problem, others undefined", () => {

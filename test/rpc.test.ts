@@ -10,12 +10,12 @@ import {
   ImsgPermissionError,
   ImsgSpawnError,
   LineSplitter,
+  type Notification,
   RpcClient,
   RpcClosedError,
   RpcError,
   RpcTimeoutError,
   runImsg,
-  type Notification,
 } from "../src/rpc.ts";
 import { createSim, Log, RpcPipe, type Sim } from "./helpers/sim.ts";
 
@@ -473,7 +473,7 @@ describe("LineSplitter limits", () => {
     const enc = new TextEncoder();
     expect(s.push(enc.encode('{"a":1}\n' + "x".repeat(10)))).toEqual(['{"a":1}']);
     expect(s.push(enc.encode("y".repeat(20)))).toEqual([]);
-    expect(s.push(enc.encode("zzz\n{\"b\":2}\n"))).toEqual(['{"b":2}']);
+    expect(s.push(enc.encode('zzz\n{"b":2}\n'))).toEqual(['{"b":2}']);
     expect(s.overflows).toBe(1);
     expect(s.end()).toEqual([]);
   });

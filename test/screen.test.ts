@@ -14,9 +14,21 @@ const ME = "+15550009999";
 const ACCOUNT = { groups: {}, maxAgeMinutes: 15, recoveryMaxAgeMinutes: 120 };
 
 const msg = (over: Partial<ImsgMessage> = {}): ImsgMessage => ({
-  id: 10, chatId: 7, guid: "IN-10", sender: "+15550001111", isFromMe: false, text: "hello there", createdAt: new Date(NOW - 1000).toISOString(),
-  attachments: [], chatIdentifier: "+15550001111", chatGuid: "iMessage;-;+15550001111", chatName: "", participants: ["+15550001111"], isGroup: false,
-  destinationCallerId: ME, ...over,
+  id: 10,
+  chatId: 7,
+  guid: "IN-10",
+  sender: "+15550001111",
+  isFromMe: false,
+  text: "hello there",
+  createdAt: new Date(NOW - 1000).toISOString(),
+  attachments: [],
+  chatIdentifier: "+15550001111",
+  chatGuid: "iMessage;-;+15550001111",
+  chatName: "",
+  participants: ["+15550001111"],
+  isGroup: false,
+  destinationCallerId: ME,
+  ...over,
 } as ImsgMessage);
 
 const dirs: string[] = [];
@@ -33,11 +45,26 @@ function journal(seed: { sent?: { text: string; chatId?: number; target: string;
   const store = Store.open(dir);
   stores.push(store);
   if (seed.sent) {
-    const row = store.recordOutbound({ accountId: "default", seq: 0, target: seed.sent.target, chatId: seed.sent.chatId, text: seed.sent.text, echoKey: normalizeForEcho(seed.sent.text) });
+    const row = store.recordOutbound({
+      accountId: "default",
+      seq: 0,
+      target: seed.sent.target,
+      chatId: seed.sent.chatId,
+      text: seed.sent.text,
+      echoKey: normalizeForEcho(seed.sent.text),
+    });
     if (seed.sent.guid) store.markOutbound(row.id, "sent", { messageId: 99, messageGuid: seed.sent.guid });
   }
   for (const m of seed.inbound ?? []) {
-    store.journalInbound("default", { guid: m.guid, rowid: m.id, chatId: m.chatId, sender: m.sender, isFromMe: m.isFromMe, createdAt: Date.parse(m.createdAt), message: m });
+    store.journalInbound("default", {
+      guid: m.guid,
+      rowid: m.id,
+      chatId: m.chatId,
+      sender: m.sender,
+      isFromMe: m.isFromMe,
+      createdAt: Date.parse(m.createdAt),
+      message: m,
+    });
   }
   return {
     hasOutboundGuid: (g) => store.hasOutboundGuid("default", g),
@@ -46,7 +73,15 @@ function journal(seed: { sent?: { text: string; chatId?: number; target: string;
   };
 }
 
-const input = (m: ImsgMessage, over: Partial<ScreenInput> = {}): ScreenInput => ({ key: inboundKey(m.guid, m.id), msg: m, catchup: false, account: ACCOUNT, echoWindowMs: 30_000, now: NOW, ...over });
+const input = (m: ImsgMessage, over: Partial<ScreenInput> = {}): ScreenInput => ({
+  key: inboundKey(m.guid, m.id),
+  msg: m,
+  catchup: false,
+  account: ACCOUNT,
+  echoWindowMs: 30_000,
+  now: NOW,
+  ...over,
+});
 const outcome = (r: ScreenResult) => ("pass" in r ? "pass" : r.detail ? `${r.state} ${r.drop}: ${r.detail}` : `${r.state} ${r.drop}`);
 
 describe("screen: the rules before policy, in order", () => {
@@ -54,16 +89,40 @@ describe("screen: the rules before policy, in order", () => {
   const rows: [string, ImsgMessage, Partial<ScreenInput>, Parameters<typeof journal>[0], string][] = [
     ["an ordinary fresh DM passes", msg(), {}, {}, "pass"],
     ["an is_from_me row (see the from-me rules below)", msg({ isFromMe: true }), {}, {}, "dropped from me: the owner's reply, kept as context"],
-    ["a row with the guid of a message we sent", msg({ guid: "OUT-1" }), {}, { sent: { text: "x", target: "imessage:+15550001111", guid: "OUT-1" } }, "dropped echo (our own message guid)"],
+    [
+      "a row with the guid of a message we sent",
+      msg({ guid: "OUT-1" }),
+      {},
+      { sent: { text: "x", target: "imessage:+15550001111", guid: "OUT-1" } },
+      "dropped echo (our own message guid)",
+    ],
     ["an undatable row is skipped", msg({ createdAt: "garbage" }), {}, {}, 'skipped unreadable created_at: "garbage"'],
     ["older than maxAgeMinutes live", msg({ createdAt: new Date(NOW - 16 * 60_000).toISOString() }), {}, {}, "skipped stale: older than 15 min"],
     ["16 min old is fine at catch-up", msg({ createdAt: new Date(NOW - 16 * 60_000).toISOString() }), { catchup: true }, {}, "pass"],
-    ["older than recoveryMaxAgeMinutes at catch-up", msg({ createdAt: new Date(NOW - 121 * 60_000).toISOString() }), { catchup: true }, {}, "skipped stale at catch-up: older than 120 min"],
-    ["DM text we just sent into this chat", msg({ text: "On my way" }), {}, { sent: { text: "On my way", chatId: 7, target: "imessage:+15550009999" } }, "dropped echo (text we just sent)"],
-    ["DM text we sent to this handle before the chat existed", msg({ text: "On my way", chatId: 8 }), {}, { sent: { text: "On my way", target: "imessage:+15550001111" } }, "dropped echo (text we just sent)"],
-    ["same text in another DM is not an echo", msg({ text: "On my way", chatId: 8, sender: "+15550003333", chatIdentifier: "+15550003333" }), {}, { sent: { text: "On my way", chatId: 7, target: "imessage:+15550001111" } }, "pass"],
+    [
+      "older than recoveryMaxAgeMinutes at catch-up",
+      msg({ createdAt: new Date(NOW - 121 * 60_000).toISOString() }),
+      { catchup: true },
+      {},
+      "skipped stale at catch-up: older than 120 min",
+    ],
+    [
+      "DM text we just sent into this chat",
+      msg({ text: "On my way" }),
+      {},
+      { sent: { text: "On my way", chatId: 7, target: "imessage:+15550009999" } },
+      "dropped echo (text we just sent)",
+    ],
+    ["DM text we sent to this handle before the chat existed", msg({ text: "On my way", chatId: 8 }), {}, {
+      sent: { text: "On my way", target: "imessage:+15550001111" },
+    }, "dropped echo (text we just sent)"],
+    ["same text in another DM is not an echo", msg({ text: "On my way", chatId: 8, sender: "+15550003333", chatIdentifier: "+15550003333" }), {}, {
+      sent: { text: "On my way", chatId: 7, target: "imessage:+15550001111" },
+    }, "pass"],
     ["a group member repeating our text is not an echo", msg({ ...group, text: "ok" }), {}, { sent: { text: "ok", chatId: 7, target: "chat_id:7" } }, "pass"],
-    ["our text under our own handle in a group is an echo", msg({ ...group, text: "ok", sender: ME }), {}, { sent: { text: "ok", chatId: 7, target: "chat_id:7" } }, "dropped echo (text we just sent)"],
+    ["our text under our own handle in a group is an echo", msg({ ...group, text: "ok", sender: ME }), {}, {
+      sent: { text: "ok", chatId: 7, target: "chat_id:7" },
+    }, "dropped echo (text we just sent)"],
     [
       "a chat listed in groups is a group for the echo rule too (imsg says is_group false)",
       msg({ text: "ok" }),
@@ -114,12 +173,47 @@ describe("screen: is_from_me rows are ours (never the owner's) or the owner's re
   const owner = "dropped from me: the owner's reply, kept as context";
   const rows: [string, ImsgMessage, Partial<ScreenInput>, Parameters<typeof journal>[0], string, boolean][] = [
     ["typed by the owner", mine(), {}, {}, owner, true],
-    ["our send by guid", mine({ guid: "OUT-1" }), {}, { sent: { text: "x", target: "imessage:+15550001111", guid: "OUT-1" } }, "dropped echo (our own message guid)", false],
-    ["our send by text into the chat (guid not known yet)", mine({ text: "On my way" }), {}, { sent: { text: "On my way", chatId: 7, target: "imessage:+15550001111" } }, "dropped echo (text we just sent)", false],
-    ["our group send by text (no handle on outgoing group rows)", mine({ text: "ok", sender: "", isGroup: true, participants: ["+15550001111", "+15550002222"] }), {}, { sent: { text: "ok", chatId: 7, target: "chat_id:7" } }, "dropped echo (text we just sent)", false],
-    ["same text sent to someone else is still the owner's", mine({ text: "ok" }), {}, { sent: { text: "ok", chatId: 8, target: "imessage:+15550003333" } }, owner, true],
+    [
+      "our send by guid",
+      mine({ guid: "OUT-1" }),
+      {},
+      { sent: { text: "x", target: "imessage:+15550001111", guid: "OUT-1" } },
+      "dropped echo (our own message guid)",
+      false,
+    ],
+    [
+      "our send by text into the chat (guid not known yet)",
+      mine({ text: "On my way" }),
+      {},
+      { sent: { text: "On my way", chatId: 7, target: "imessage:+15550001111" } },
+      "dropped echo (text we just sent)",
+      false,
+    ],
+    [
+      "our group send by text (no handle on outgoing group rows)",
+      mine({ text: "ok", sender: "", isGroup: true, participants: ["+15550001111", "+15550002222"] }),
+      {},
+      { sent: { text: "ok", chatId: 7, target: "chat_id:7" } },
+      "dropped echo (text we just sent)",
+      false,
+    ],
+    [
+      "same text sent to someone else is still the owner's",
+      mine({ text: "ok" }),
+      {},
+      { sent: { text: "ok", chatId: 8, target: "imessage:+15550003333" } },
+      owner,
+      true,
+    ],
     ["no text (a photo, a tapback)", mine({ text: "" }), {}, {}, "dropped from me", false],
-    ["too old to be context", mine({ createdAt: new Date(NOW - 16 * 60_000).toISOString() }), {}, {}, "dropped from me: too old to keep as the owner's reply", false],
+    [
+      "too old to be context",
+      mine({ createdAt: new Date(NOW - 16 * 60_000).toISOString() }),
+      {},
+      {},
+      "dropped from me: too old to keep as the owner's reply",
+      false,
+    ],
   ];
   test.each(rows)("%s", (_name, m, over, seed, want, isOwner) => {
     const r = screen(input(m, over), journal(seed));

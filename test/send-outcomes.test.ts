@@ -33,7 +33,14 @@ describe("typed send outcomes", () => {
     const { sim, store, account, sender, modern } = setup();
     const chat = sim.db.inject({ from: "+15550001111", text: "hi" });
     sim.db.queueFault("send", "not_started");
-    const r = await deliver(store, sender, { account, target: parseTarget("+15550001111"), chatId: chat.chatId, afterRowid: chat.rowid, inboundKey: "IN-1", parts: parts("once") }, { settleMs: 300 });
+    const r = await deliver(store, sender, {
+      account,
+      target: parseTarget("+15550001111"),
+      chatId: chat.chatId,
+      afterRowid: chat.rowid,
+      inboundKey: "IN-1",
+      parts: parts("once"),
+    }, { settleMs: 300 });
     expect(sim.db.sent().map((s) => s.text)).toEqual(modern ? ["once"] : []);
     expect(states(store, "IN-1")).toEqual([modern ? "sent" : "failed"]);
     expect(r.error === undefined).toBe(modern);
@@ -47,7 +54,14 @@ describe("typed send outcomes", () => {
     const { sim, store, account, sender, modern } = setup();
     const chat = sim.db.inject({ from: "+15550001111", text: "hi" });
     sim.db.queueFault("send", "may_have_completed", { lands });
-    await deliver(store, sender, { account, target: parseTarget("+15550001111"), chatId: chat.chatId, afterRowid: chat.rowid, inboundKey: "IN-1", parts: parts("maybe") }, { settleMs: 500 });
+    await deliver(store, sender, {
+      account,
+      target: parseTarget("+15550001111"),
+      chatId: chat.chatId,
+      afterRowid: chat.rowid,
+      inboundKey: "IN-1",
+      parts: parts("maybe"),
+    }, { settleMs: 500 });
     if (modern) {
       expect(sim.db.sent().map((s) => s.text)).toEqual(["maybe"]);
       expect(store.outboundFor("default", "IN-1")[0]).toMatchObject({ state: "sent", messageGuid: sim.db.sent()[0]!.guid });
@@ -63,7 +77,14 @@ describe("typed send outcomes", () => {
     const { sim, store, account, sender, modern } = setup();
     const chat = sim.db.inject({ from: "+15550001111", text: "hi" });
     sim.db.queueFault("send", "still_in_flight");
-    const job = (key: string, text: string) => ({ account, target: parseTarget("+15550001111"), chatId: chat.chatId, afterRowid: chat.rowid, inboundKey: key, parts: parts(text) });
+    const job = (key: string, text: string) => ({
+      account,
+      target: parseTarget("+15550001111"),
+      chatId: chat.chatId,
+      afterRowid: chat.rowid,
+      inboundKey: key,
+      parts: parts(text),
+    });
     const firstPid = sender.pid();
     await deliver(store, sender, job("IN-1", "in flight"), { settleMs: 500 });
     for (let i = 2; i <= 4; i++) expect((await deliver(store, sender, job(`IN-${i}`, `next ${i}`), { settleMs: 500 })).error).toBeUndefined();
@@ -100,7 +121,14 @@ describe("typed send outcomes", () => {
     const jobs = Array.from({ length: 30 }, (_, i) => {
       const from = `+1555000${String(2000 + i)}`;
       const c = sim.db.inject({ from, text: "hi" });
-      return deliver(store, sender, { account, target: parseTarget(from), chatId: c.chatId, afterRowid: c.rowid, inboundKey: `IN-${i}`, parts: parts(`reply ${i}`) }, { settleMs: 300 });
+      return deliver(store, sender, {
+        account,
+        target: parseTarget(from),
+        chatId: c.chatId,
+        afterRowid: c.rowid,
+        inboundKey: `IN-${i}`,
+        parts: parts(`reply ${i}`),
+      }, { settleMs: 300 });
     });
     const rs = await Promise.all(jobs);
     expect(rs.filter((r) => r.error).map((r) => r.error)).toEqual([]);
@@ -136,7 +164,14 @@ describe("what a send result tells", () => {
     const chat = sim.db.inject({ from: "+15550001111", text: "hi" });
     sim.db.setControl("bridge", true);
     sim.db.setControl("bridge_stale_guid", true);
-    const r = await deliver(store, sender, { account, target: parseTarget(`chat_id:${chat.chatId}`), chatId: chat.chatId, afterRowid: chat.rowid, inboundKey: "IN-1", parts: parts("via bridge") }, { settleMs: 300 });
+    const r = await deliver(store, sender, {
+      account,
+      target: parseTarget(`chat_id:${chat.chatId}`),
+      chatId: chat.chatId,
+      afterRowid: chat.rowid,
+      inboundKey: "IN-1",
+      parts: parts("via bridge"),
+    }, { settleMs: 300 });
     expect(r.error).toBeUndefined();
     const mine = sim.db.sent();
     expect(mine.map((s) => s.text)).toEqual(["via bridge"]);
@@ -162,7 +197,17 @@ describe("imsg crashing every 3rd request", () => {
   test("all 68 parts of 4 replies in one conversation are delivered exactly once, in order, through the outbox", async () => {
     const { sim, store, stateDir, account, sender } = setup({ IMSG_SIM_CRASH_AFTER: "2" }, { textChunkLimit: 10, chunkMode: "length", replyMaxParts: 100 });
     const tasks: Promise<void>[] = [];
-    const box = new Outbox({ account: () => account, store, sender, stateDir, settleMs: 100, log: getLog("test"), guard: new RateGuard(store, account.accountId), track: (p) => void tasks.push(p), retry: { baseMs: 20, maxMs: 100 } });
+    const box = new Outbox({
+      account: () => account,
+      store,
+      sender,
+      stateDir,
+      settleMs: 100,
+      log: getLog("test"),
+      guard: new RateGuard(store, account.accountId),
+      track: (p) => void tasks.push(p),
+      retry: { baseMs: 20, maxMs: 100 },
+    });
     res.track(() => box.stop());
     const keys: string[] = [];
     const expected: string[][] = [];

@@ -1,6 +1,6 @@
 // The imsg simulator in 0.15.6 mode (and the 0.9 side where the behaviour differs), as a child over real pipes.
 import { afterEach, describe, expect, test } from "bun:test";
-import { createSim, RpcPipe, waitFor, type Sim } from "./helpers/sim.ts";
+import { createSim, RpcPipe, type Sim, waitFor } from "./helpers/sim.ts";
 
 const ALICE = "+15550001111";
 const BOB = "+15550002222";
@@ -104,7 +104,14 @@ describe("typed delivery outcomes and the mutation lane", () => {
     const p = rpc(s);
     s.db.setControl("receipt_delay_ms", 50);
     const ok = await p.call("send", { to: ALICE, text: "quick" });
-    expect(ok).toMatchObject({ ok: true, transport: "applescript", id: expect.any(Number), message_id: expect.any(String), service: "iMessage", chat_guid: `iMessage;-;${ALICE}` });
+    expect(ok).toMatchObject({
+      ok: true,
+      transport: "applescript",
+      id: expect.any(Number),
+      message_id: expect.any(String),
+      service: "iMessage",
+      chat_guid: `iMessage;-;${ALICE}`,
+    });
     s.db.setControl("receipt_delay_ms", 400);
     const late = await p.request("send", { to: ALICE, text: "late" });
     expect(late.error).toMatchObject({ code: -32001, data: { disposition: "may_have_completed" } });
@@ -120,7 +127,11 @@ describe("degraded start (0.15) vs startup error (0.9)", () => {
     expect(st.database).toEqual({ path: s.dbPath, ready: false, error: expect.stringContaining("does not exist") });
     expect(st.methods).not.toContain("chats.list");
     const e = await p.request("chats.list", {});
-    expect(e.error).toEqual({ code: -32002, message: "Database unavailable", data: { path: s.dbPath, detail: expect.stringContaining("does not exist"), retryable: true } });
+    expect(e.error).toEqual({
+      code: -32002,
+      message: "Database unavailable",
+      data: { path: s.dbPath, detail: expect.stringContaining("does not exist"), retryable: true },
+    });
     s.db.inject({ from: ALICE, text: "now" });
     expect((await p.call("chats.list", {})).chats).toHaveLength(1);
     expect((await p.call("status")).database.ready).toBe(true);
@@ -198,7 +209,13 @@ describe("initialize, status, messages.after (0.15)", () => {
     const s = sim();
     const p = rpc(s);
     const st = await p.call("initialize", { protocol_version: 1 });
-    expect(st).toMatchObject({ version: "0.15.6", protocol_version: 1, database: { path: s.dbPath, ready: true, features: expect.any(Object) }, bridge: { ready: false, error: expect.any(String) }, contacts: { available: true } });
+    expect(st).toMatchObject({
+      version: "0.15.6",
+      protocol_version: 1,
+      database: { path: s.dbPath, ready: true, features: expect.any(Object) },
+      bridge: { ready: false, error: expect.any(String) },
+      contacts: { available: true },
+    });
     expect(st.methods).toEqual(expect.arrayContaining(["chats.list", "messages.after", "watch.subscribe", "send"]));
     expect(st.methods).not.toContain("tapback");
     expect(st.supported_methods).toContain("tapback");
@@ -283,7 +300,10 @@ describe("bridge (control `bridge`)", () => {
     const s = sim();
     const first = s.db.inject({ from: ALICE, text: "q" });
     const p = rpc(s);
-    expect((await p.request("send", { chat_id: first.chatId, text: "r", reply_to: first.guid })).error).toMatchObject({ code: -32602, data: expect.stringContaining("reply_to requires bridge") });
+    expect((await p.request("send", { chat_id: first.chatId, text: "r", reply_to: first.guid })).error).toMatchObject({
+      code: -32602,
+      data: expect.stringContaining("reply_to requires bridge"),
+    });
     s.db.setControl("bridge", true);
     const r = await p.call("send", { chat_id: first.chatId, text: "r", reply_to: first.guid });
     expect(r).toMatchObject({ ok: true, transport: "bridge", chat_guid: `iMessage;-;${ALICE}`, service: "iMessage" });

@@ -286,7 +286,16 @@ describe("messages.history (§2.2)", () => {
     ]);
     const withFiles = await p.call("messages.history", { chat_id: String(a.chatId), attachments: "true" });
     expect(withFiles.messages[0].attachments).toEqual([
-      { filename: file, transfer_name: "pic.jpg", uti: "public.jpeg", mime_type: "image/jpeg", total_bytes: 4, is_sticker: false, original_path: file, missing: false },
+      {
+        filename: file,
+        transfer_name: "pic.jpg",
+        uti: "public.jpeg",
+        mime_type: "image/jpeg",
+        total_bytes: 4,
+        is_sticker: false,
+        original_path: file,
+        missing: false,
+      },
     ]);
   });
 
@@ -480,7 +489,16 @@ describe("watch.subscribe / watch.unsubscribe (§2.3, §2.4, §3, §5)", () => {
     await p.notifications.waitForCount(2, (n) => n.method === "message");
     expect(p.messages(plain)[0].attachments).toEqual([]);
     expect(p.messages(rich)[0].attachments).toEqual([
-      { filename: file, transfer_name: "photo.png", uti: "public.png", mime_type: "image/png", total_bytes: 5, is_sticker: false, original_path: file, missing: false },
+      {
+        filename: file,
+        transfer_name: "photo.png",
+        uti: "public.png",
+        mime_type: "image/png",
+        total_bytes: 5,
+        is_sticker: false,
+        original_path: file,
+        missing: false,
+      },
       {
         filename: "~/Library/Messages/Attachments/zz/gone.heic",
         transfer_name: "gone.heic",
@@ -508,7 +526,14 @@ describe("watch.subscribe / watch.unsubscribe (§2.3, §2.4, §3, §5)", () => {
     await p.notifications.waitForCount(4, (n) => n.method === "message");
     expect(p.messages(without).map((m) => m.text)).toEqual(["after"]);
     const [like, custom] = p.messages(withR);
-    expect(like).toMatchObject({ text: "Liked “hi”", is_reaction: true, reaction_type: "like", reaction_emoji: "👍", is_reaction_add: true, reacted_to_guid: target.guid });
+    expect(like).toMatchObject({
+      text: "Liked “hi”",
+      is_reaction: true,
+      reaction_type: "like",
+      reaction_emoji: "👍",
+      is_reaction_add: true,
+      reacted_to_guid: target.guid,
+    });
     expect(custom).toMatchObject({ text: "Reacted 🎉 to “hi”", reaction_type: "custom", reaction_emoji: "🎉" });
     expect(like.reply_to_guid).toBeUndefined();
   });

@@ -4,10 +4,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { isStageDir, Stager, stagedPathFor, stagerFor, STAGE_PREFIX } from "../src/stage.ts";
+import { isStageDir, STAGE_PREFIX, stagedPathFor, Stager, stagerFor } from "../src/stage.ts";
 import { scaled } from "./helpers/sim.ts";
 import { journalResources } from "./helpers/journal.ts";
-import { startSshd, type Sshd } from "./helpers/sshd.ts";
+import { type Sshd, startSshd } from "./helpers/sshd.ts";
 
 let sshd: Sshd;
 const j = journalResources();

@@ -2,15 +2,15 @@ import { describe, expect, test } from "bun:test";
 import { UsageError } from "../src/errors.ts";
 import type { ImsgMessage } from "../src/imsg.ts";
 import {
+  type AllowSubject,
   formatTarget,
   matchesAllowList,
   normalizeHandle,
   parseAllowEntry,
   parseTarget,
   replyTargetFor,
-  targetToSendParams,
-  type AllowSubject,
   type Target,
+  targetToSendParams,
 } from "../src/targets.ts";
 
 const HEX = "7d52a1b2c3d4e5f60718293a4b5c8fdd";
@@ -71,7 +71,11 @@ describe("parseTarget", () => {
   const errors: [name: string, raw: string, message: RegExp][] = [
     ["empty target", "  ", /target is required/],
     ["service prefix with nothing after it", "sms:", /^sms: target is required/],
-    ["hex chat_id points to chat_identifier", "chat_id:2ecba0e20f3a4299", /^Invalid chat_id: 2ecba0e20f3a4299\. Use chat_identifier:2ecba0e20f3a4299 for hex identifiers\.$/],
+    [
+      "hex chat_id points to chat_identifier",
+      "chat_id:2ecba0e20f3a4299",
+      /^Invalid chat_id: 2ecba0e20f3a4299\. Use chat_identifier:2ecba0e20f3a4299 for hex identifiers\.$/,
+    ],
     ["letters in chat_id", "chat_id:abc", /Invalid chat_id/],
     ["digits then letters in chat_id", "chat_id:12abc", /Invalid chat_id/],
     ["chat_id zero", "chat_id:0", /Invalid chat_id/],
@@ -98,8 +102,18 @@ describe("targetToSendParams and formatTarget", () => {
     ["chat_id", { kind: "chat_id", chatId: 42 }, { chat_id: 42 }, "chat_id:42"],
     ["chat_guid", { kind: "chat_guid", chatGuid: "iMessage;+;chat1" }, { chat_guid: "iMessage;+;chat1" }, "chat_guid:iMessage;+;chat1"],
     ["chat_identifier", { kind: "chat_identifier", chatIdentifier: "chat1" }, { chat_identifier: "chat1" }, "chat_identifier:chat1"],
-    ["explicit handle service wins", { kind: "handle", to: "+15550001111", service: "imessage" }, { to: "+15550001111", service: "imessage" }, "imessage:+15550001111"],
-    ["auto handle takes the account service", { kind: "handle", to: "user@example.com", service: "auto" }, { to: "user@example.com", service: "sms" }, "auto:user@example.com"],
+    [
+      "explicit handle service wins",
+      { kind: "handle", to: "+15550001111", service: "imessage" },
+      { to: "+15550001111", service: "imessage" },
+      "imessage:+15550001111",
+    ],
+    [
+      "auto handle takes the account service",
+      { kind: "handle", to: "user@example.com", service: "auto" },
+      { to: "user@example.com", service: "sms" },
+      "auto:user@example.com",
+    ],
   ];
   for (const [name, target, params, text] of rows) {
     test(name, () => {
@@ -112,8 +126,20 @@ describe("targetToSendParams and formatTarget", () => {
 
 describe("replyTargetFor", () => {
   const base: ImsgMessage = {
-    id: 1, chatId: 42, guid: "g1", sender: "+1 555 000 1111", isFromMe: false, text: "hi", createdAt: "2026-01-01T00:00:00Z",
-    attachments: [], chatIdentifier: "chat42", chatGuid: "iMessage;+;chat42", chatName: "Team", participants: [], isGroup: true, service: "imessage",
+    id: 1,
+    chatId: 42,
+    guid: "g1",
+    sender: "+1 555 000 1111",
+    isFromMe: false,
+    text: "hi",
+    createdAt: "2026-01-01T00:00:00Z",
+    attachments: [],
+    chatIdentifier: "chat42",
+    chatGuid: "iMessage;+;chat42",
+    chatName: "Team",
+    participants: [],
+    isGroup: true,
+    service: "imessage",
   };
   const rows: [name: string, msg: ImsgMessage, isGroup: boolean | undefined, expected: string][] = [
     ["group replies go to the chat id", base, undefined, "chat_id:42"],

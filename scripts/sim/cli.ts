@@ -2,7 +2,7 @@
 // `inject` and `sent` (docs/IMSG-PROTOCOL.md "CLI"). `rpc` lives in server.ts.
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { SimDb, expandTilde, isoFromMs, unreadableMarker, type InjectOptions } from "../sim-db.ts";
+import { expandTilde, type InjectOptions, isoFromMs, SimDb, unreadableMarker } from "../sim-db.ts";
 import { HAS_RPC, MODERN, SELF, VERSION } from "./env.ts";
 import { writeLine } from "./output.ts";
 import { cmdRpc } from "./server.ts";
@@ -44,12 +44,19 @@ const COMMANDS: Record<string, CommandSpec> = {
     run: cmdChats,
   },
   ...(HAS_RPC
-    ? { rpc: { abstract: "Run JSON-RPC over stdin/stdout", usage: "", values: ["--db", ...RUNTIME_VALUES], flags: RUNTIME_FLAGS, run: (o) => cmdRpc(dbPathOf(o), fdaBanner) } }
+    ? {
+      rpc: {
+        abstract: "Run JSON-RPC over stdin/stdout",
+        usage: "",
+        values: ["--db", ...RUNTIME_VALUES],
+        flags: RUNTIME_FLAGS,
+        run: (o) => cmdRpc(dbPathOf(o), fdaBanner),
+      },
+    }
     : {}),
   inject: {
     abstract: "(simulator) Write an incoming message into the database",
-    usage:
-      "imsg inject --db PATH --from HANDLE --text TEXT [--chat-id N | --group IDENT [--name NAME] [--participant H]...]\n" +
+    usage: "imsg inject --db PATH --from HANDLE --text TEXT [--chat-id N | --group IDENT [--name NAME] [--participant H]...]\n" +
       "            [--attachment PATH]... [--age-minutes N] [--from-me] [--guid GUID]",
     values: ["--db", "--from", "--text", "--chat-id", "--group", "--name", "--participant", "--attachment", "--age-minutes", "--guid"],
     flags: ["--from-me"],

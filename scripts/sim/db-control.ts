@@ -2,7 +2,7 @@
 // Contacts names), plus the database swap. Bun-only; SimDb (scripts/sim-db.ts) adds the Messages queries.
 import { Database } from "bun:sqlite";
 import { renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
-import { SCHEMA, type FaultKind, type PresenceEvent } from "./db-model.ts";
+import { type FaultKind, type PresenceEvent, SCHEMA } from "./db-model.ts";
 
 /** Marker file next to the database: while it exists the simulator treats the database as unreadable (no FDA). */
 export const unreadableMarker = (dbPath: string) => `${dbPath}.sim-unreadable`;
@@ -76,7 +76,9 @@ export class SimControl {
   /** Removes and returns the oldest queued fault for `method`. */
   takeFault(method: string): { kind: FaultKind; lands: boolean } | undefined {
     const take = this.sql.transaction(() => {
-      const r = this.sql.query<{ id: number; kind: FaultKind; lands: number }, [string]>("SELECT ROWID AS id, kind, lands FROM sim_fault WHERE method = ? ORDER BY ROWID LIMIT 1").get(method);
+      const r = this.sql.query<{ id: number; kind: FaultKind; lands: number }, [string]>(
+        "SELECT ROWID AS id, kind, lands FROM sim_fault WHERE method = ? ORDER BY ROWID LIMIT 1",
+      ).get(method);
       if (r) this.sql.query("DELETE FROM sim_fault WHERE ROWID = ?").run(r.id);
       return r;
     });
@@ -155,5 +157,4 @@ export class SimControl {
     this.onReplaced();
     this.touch();
   }
-
 }

@@ -306,7 +306,6 @@ export function decodeReaction(amt: number, text: string): { add: boolean; type?
   return m?.[1] ? { add, type: "custom", emoji: m[1] } : { add };
 }
 
-
 /** What a queued fault makes the next matching mutation do (docs/IMSG-PROTOCOL.md "Typed delivery outcomes"). */
 export type FaultKind = "still_in_flight" | "may_have_completed" | "not_started";
 
@@ -317,7 +316,10 @@ export type FaultKind = "still_in_flight" | "may_have_completed" | "not_started"
 export function encodeAttributedBody(text: string): Uint8Array {
   const bytes = new TextEncoder().encode(text);
   const len = bytes.length < 0x80 ? [bytes.length] : [0x81, bytes.length & 0xff, (bytes.length >> 8) & 0xff];
-  const head = Uint8Array.from("\x04\x0bstreamtyped\x81\xe8\x03\x84\x01@\x84\x84\x84\x12NSAttributedString\x00\x84\x84\x08NSObject\x00\x85\x92\x84\x84\x84\x08NSString\x01\x94\x84\x01+", (c) => c.charCodeAt(0));
+  const head = Uint8Array.from(
+    "\x04\x0bstreamtyped\x81\xe8\x03\x84\x01@\x84\x84\x84\x12NSAttributedString\x00\x84\x84\x08NSObject\x00\x85\x92\x84\x84\x84\x08NSString\x01\x94\x84\x01+",
+    (c) => c.charCodeAt(0),
+  );
   return new Uint8Array([...head, ...len, ...bytes, 0x86, 0x84]);
 }
 

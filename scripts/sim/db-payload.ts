@@ -4,16 +4,16 @@ import type { Database } from "bun:sqlite";
 import { statSync } from "node:fs";
 import {
   APPLE_EPOCH_MS,
+  type AttachmentPayload,
+  type ChatInfo,
   decodeReaction,
   expandTilde,
   isGroupChat,
   isoFromMs,
-  stripGuidPrefix,
-  type AttachmentPayload,
-  type ChatInfo,
   type MessagePayload,
   type RawMessage,
   type ReactionPayload,
+  stripGuidPrefix,
 } from "./db-model.ts";
 
 export function attachmentRows(sql: Database, messageId: number) {
@@ -71,17 +71,24 @@ function reactions(sql: Database, guid: string): ReactionPayload[] {
       for (let i = out.length - 1; i >= 0; i--) if (same(out[i]!)) out.splice(i, 1);
       continue;
     }
-    out.push({ id: r.id, type: d.type, emoji: d.emoji ?? "", sender: r.handle, is_from_me: r.is_from_me === 1, created_at: isoFromMs(r.date_ms + APPLE_EPOCH_MS) });
+    out.push({
+      id: r.id,
+      type: d.type,
+      emoji: d.emoji ?? "",
+      sender: r.handle,
+      is_from_me: r.is_from_me === 1,
+      created_at: isoFromMs(r.date_ms + APPLE_EPOCH_MS),
+    });
   }
   return out;
 }
 
 /** The RPC Message object of one raw row; `info` looks chat fields up (through the per-process cache). */
 export function messagePayload(
-sql: Database,
-r: RawMessage,
-o: { attachments: boolean; reactions: boolean; senderName?: string },
-info: ChatInfo | undefined,
+  sql: Database,
+  r: RawMessage,
+  o: { attachments: boolean; reactions: boolean; senderName?: string },
+  info: ChatInfo | undefined,
 ): MessagePayload {
   const identifier = info?.identifier ?? "";
   const chatGuid = info?.guid ?? "";

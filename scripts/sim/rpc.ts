@@ -84,11 +84,12 @@ export function strArrayParam(v: Json | undefined, name?: string): string[] {
     throw invalidParams(`${name} must be an array of strings`);
   }
   if (Array.isArray(v)) return v.map((x) => strParam(x)).filter((x): x is string => x !== undefined);
-  if (typeof v === "string")
+  if (typeof v === "string") {
     return v
       .split(",")
       .map((s) => s.trim())
       .filter(Boolean);
+  }
   return [];
 }
 /** ISO-8601 with optional fractional seconds and a required zone; bad values are -32603. */

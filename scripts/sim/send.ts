@@ -3,11 +3,42 @@
 // decide the next outcome; the `receipt_delay_ms` control makes a row land late.
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { expandTilde, isGroupChat, type ChatRow, type InjectOptions, type SimDb } from "../sim-db.ts";
-import { MODERN, RECEIPT_WAIT_MS, SELF, VERSION, envInt, versionAtLeast } from "./env.ts";
-import { RpcError, boolParam, checkKeys, deliveryError, intParam, internalError, invalidParams, strParam, type Handled, type Json, type Params } from "./rpc.ts";
+import { type ChatRow, expandTilde, type InjectOptions, isGroupChat, type SimDb } from "../sim-db.ts";
+import { envInt, MODERN, RECEIPT_WAIT_MS, SELF, VERSION, versionAtLeast } from "./env.ts";
+import {
+  boolParam,
+  checkKeys,
+  deliveryError,
+  type Handled,
+  internalError,
+  intParam,
+  invalidParams,
+  type Json,
+  type Params,
+  RpcError,
+  strParam,
+} from "./rpc.ts";
 
-const SEND_KEYS = ["to", "text", "file", "service", "transport", "region", "chat_id", "chat_identifier", "chat_guid", "reply_to", "replyTo", "reply_to_guid", "message_guid", "allow_sms_fallback", "allowSMSFallback", "text_formatting", "textFormatting", "formatting"];
+const SEND_KEYS = [
+  "to",
+  "text",
+  "file",
+  "service",
+  "transport",
+  "region",
+  "chat_id",
+  "chat_identifier",
+  "chat_guid",
+  "reply_to",
+  "replyTo",
+  "reply_to_guid",
+  "message_guid",
+  "allow_sms_fallback",
+  "allowSMSFallback",
+  "text_formatting",
+  "textFormatting",
+  "formatting",
+];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export const OSASCRIPT_NOISE =
@@ -147,7 +178,12 @@ export class Sender {
   tapback(p: Params): Handled {
     checkKeys("tapback", p, ["chat_id", "chat_guid", "chat_identifier", "message_guid", "reaction", "kind", "emoji", "remove", "part_index"]);
     if (this.db.control("bridge") !== "1") {
-      if (MODERN) throw new RpcError(-32003, "Bridge unavailable", { detail: "The bridge is not started. Run imsg launch explicitly before using bridge methods.", retryable: true });
+      if (MODERN) {
+        throw new RpcError(-32003, "Bridge unavailable", {
+          detail: "The bridge is not started. Run imsg launch explicitly before using bridge methods.",
+          retryable: true,
+        });
+      }
       throw internalError("imsg bridge not ready: helper not injected into Messages.app (run `imsg launch`)");
     }
     const guid = strParam(p.message_guid, "message_guid") ?? "";
@@ -159,7 +195,12 @@ export class Sender {
     const chat = chatId !== undefined ? this.db.chatById(chatId) : this.db.chatByGuid(strParam(p.chat_guid, "chat_guid") ?? "");
     if (!chat) throw invalidParams("unknown chat");
     const direct = !isGroupChat(chat.identifier, chat.guid);
-    const row = this.db.inject({ from: direct ? chat.identifier : "", chatId: chat.id, isFromMe: true, reaction: { to: guid, type, remove: boolParam(p.remove, "remove") ?? false } });
+    const row = this.db.inject({
+      from: direct ? chat.identifier : "",
+      chatId: chat.id,
+      isFromMe: true,
+      reaction: { to: guid, type, remove: boolParam(p.remove, "remove") ?? false },
+    });
     return { result: { ok: true, guid: row.guid } };
   }
 
@@ -169,7 +210,11 @@ export class Sender {
    * that fails (SIP on, no helper), so without the `bridge` control they answer -32603. Every call is recorded.
    */
   presence(method: "typing" | "read", p: Params): Handled {
-    checkKeys(method, p, method === "typing" ? ["to", "typing", "service", "chat_id", "chat_identifier", "chat_guid"] : ["to", "chat_id", "chat_identifier", "chat_guid"]);
+    checkKeys(
+      method,
+      p,
+      method === "typing" ? ["to", "typing", "service", "chat_id", "chat_identifier", "chat_guid"] : ["to", "chat_id", "chat_identifier", "chat_guid"],
+    );
     const typing = method === "typing" ? (boolParam(p.typing, "typing") ?? true) : undefined;
     const to = strParam(p.to, "to") ?? "";
     const chatIdParam = intParam(p.chat_id, "chat_id");
@@ -197,8 +242,20 @@ export class Sender {
     }
     const at = performance.timeOrigin + performance.now();
     const ok = this.db.control("bridge") === "1";
-    const error = ok ? undefined : method === "typing" ? "Typing indicator failed: IMCore chat registry unavailable (helper not injected; run `imsg launch`)" : "Mark as read failed: IMCore chat registry unavailable (helper not injected; run `imsg launch`)";
-    this.db.recordPresence({ method, ...(chat ? { chatId: chat.id } : {}), target, ...(typing !== undefined ? { typing } : {}), ok, ...(error ? { error } : {}), at });
+    const error = ok
+      ? undefined
+      : method === "typing"
+      ? "Typing indicator failed: IMCore chat registry unavailable (helper not injected; run `imsg launch`)"
+      : "Mark as read failed: IMCore chat registry unavailable (helper not injected; run `imsg launch`)";
+    this.db.recordPresence({
+      method,
+      ...(chat ? { chatId: chat.id } : {}),
+      target,
+      ...(typing !== undefined ? { typing } : {}),
+      ok,
+      ...(error ? { error } : {}),
+      at,
+    });
     if (error) throw internalError(error);
     return { result: { ok: true } };
   }
@@ -209,14 +266,18 @@ export class Sender {
     if (!chat) throw internalError(`bridge: unknown chat ${chatGuid}`);
     const previous = this.db.messages().filter((m) => m.chatId === chat.id).at(-1);
     const direct = !isGroupChat(chat.identifier, chat.guid);
-    const row = this.db.inject({ from: direct ? chat.identifier : "", chatId: chat.id, isFromMe: true, ...(file ? { attachments: [{ path: file }] } : { text }) });
+    const row = this.db.inject({
+      from: direct ? chat.identifier : "",
+      chatId: chat.id,
+      isFromMe: true,
+      ...(file ? { attachments: [{ path: file }] } : { text }),
+    });
     // Before 0.15.1 the bridge could hand back the previous message's GUID (control `bridge_stale_guid`).
     const guid = !MODERN && this.db.control("bridge_stale_guid") === "1" && previous ? previous.guid : row.guid;
     const result: Record<string, Json> = { ok: true, transport: "bridge", guid };
     if (MODERN) Object.assign(result, { message_id: guid, chat_guid: chat.guid, service: chat.service === "SMS" ? "SMS" : "iMessage" });
     return { result };
   }
-
 
   #existingDirect(handle: string, service: string): ChatRow | undefined {
     const prefixes = service === "sms" ? ["SMS", "any"] : ["iMessage", "any", "SMS"];

@@ -4,24 +4,24 @@
 // never answered, and a missing/unreadable database is a per-request -32002 that heals once it is readable.
 import { existsSync, statSync } from "node:fs";
 import { SimDb, unreadableMarker } from "../sim-db.ts";
-import { BUSY_LIMIT, MODERN, SELF, VERSION, envInt, versionAtLeast } from "./env.ts";
+import { BUSY_LIMIT, envInt, MODERN, SELF, VERSION, versionAtLeast } from "./env.ts";
 import { chatter, emit, exit, trace, writeLine } from "./output.ts";
 import {
-  RpcError,
   boolParam,
   checkKeys,
   databaseUnavailable,
-  intParam,
+  type Handled,
   internalError,
+  intParam,
   invalidParams,
   isoParam,
+  type Json,
   laneBlocked,
   parseRequest,
+  type Request,
+  RpcError,
   serverBusy,
   strArrayParam,
-  type Handled,
-  type Json,
-  type Request,
 } from "./rpc.ts";
 import { OSASCRIPT_NOISE, Sender } from "./send.ts";
 import { WatchHub } from "./watch.ts";
@@ -107,11 +107,24 @@ function statusSnapshot(res: DbResource): Record<string, Json> {
   try {
     const g = res.require();
     bridge = g.db.control("bridge") === "1";
-    database = { path: res.path, ready: true, features: { unread_state: false, scheduled_messages: false, reactions: true, reply_context: true, routing_metadata: true, balloon_payloads: true } };
+    database = {
+      path: res.path,
+      ready: true,
+      features: { unread_state: false, scheduled_messages: false, reactions: true, reply_context: true, routing_metadata: true, balloon_payloads: true },
+    };
   } catch (err) {
     database = { path: res.path, ready: false, error: err instanceof RpcError && typeof err.data === "object" ? (err.data.detail as string) : String(err) };
   }
-  const methods = ["initialize", "status", "watch.unsubscribe", ...(database.ready ? DB_METHODS : []), "send", "typing", "read", ...(bridge ? ["tapback"] : [])];
+  const methods = [
+    "initialize",
+    "status",
+    "watch.unsubscribe",
+    ...(database.ready ? DB_METHODS : []),
+    "send",
+    "typing",
+    "read",
+    ...(bridge ? ["tapback"] : []),
+  ];
   return {
     version: VERSION,
     protocol_version: 1,
@@ -162,7 +175,12 @@ async function dispatch(req: Request, res: DbResource): Promise<Handled> {
       const chatId = intParam(p.chat_id, "chat_id");
       const includeReactions = boolParam(p.include_reactions, "include_reactions") ?? false;
       const db = res.require().db;
-      const { messages, lastRowid } = db.messagesAfter(since, { chatId, limit, includeReactions, attachments: boolParam(p.attachments, "attachments") ?? false });
+      const { messages, lastRowid } = db.messagesAfter(since, {
+        chatId,
+        limit,
+        includeReactions,
+        attachments: boolParam(p.attachments, "attachments") ?? false,
+      });
       const hasMore = db.countAfter(lastRowid, { chatId, includeReactions }) > 0;
       return { result: { messages: messages as unknown as Json, next_rowid: lastRowid, has_more: hasMore } };
     }

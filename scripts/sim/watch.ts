@@ -1,15 +1,28 @@
 // watch.subscribe / watch.unsubscribe: change events (debounced) plus a fallback poll drive each
 // subscription's polls (docs/IMSG-PROTOCOL.md "Watch"). 0.15 adds buffer_limit and the terminal watch.overflow,
 // and retries rows not yet joined to a chat before dropping them.
-import { watch, type FSWatcher } from "node:fs";
+import { type FSWatcher, watch } from "node:fs";
 import { basename, dirname } from "node:path";
 import type { SimDb } from "../sim-db.ts";
 import { MODERN, POLL_MS, STALL_AFTER, UNJOINED_RETRIES, UNJOINED_RETRY_MS } from "./env.ts";
 import { chatter, emit, trace } from "./output.ts";
-import { boolParam, checkKeys, debounceParam, intParam, invalidParams, isoParam, strArrayParam, type Handled, type Json, type Params } from "./rpc.ts";
+import { boolParam, checkKeys, debounceParam, type Handled, intParam, invalidParams, isoParam, type Json, type Params, strArrayParam } from "./rpc.ts";
 
 const BATCH_LIMIT = 100;
-const WATCH_KEYS = ["chat_id", "since_rowid", "participants", "start", "end", "attachments", "convert_attachments", "include_reactions", "debounce_ms", "debounceMs", "buffer_limit", "bufferLimit"];
+const WATCH_KEYS = [
+  "chat_id",
+  "since_rowid",
+  "participants",
+  "start",
+  "end",
+  "attachments",
+  "convert_attachments",
+  "include_reactions",
+  "debounce_ms",
+  "debounceMs",
+  "buffer_limit",
+  "bufferLimit",
+];
 let notified = 0;
 
 interface Subscription {
@@ -149,7 +162,12 @@ export class WatchHub {
   #pollModern(s: Subscription): void {
     let delivered = 0;
     for (;;) {
-      const { messages, lastRowid } = this.db.messagesAfter(s.cursor, { chatId: s.chatId, limit: BATCH_LIMIT, includeReactions: s.includeReactions, attachments: s.attachments });
+      const { messages, lastRowid } = this.db.messagesAfter(s.cursor, {
+        chatId: s.chatId,
+        limit: BATCH_LIMIT,
+        includeReactions: s.includeReactions,
+        attachments: s.attachments,
+      });
       if (lastRowid === s.cursor) return;
       for (const m of messages) {
         if (m.chat_id === 0) {
@@ -167,7 +185,11 @@ export class WatchHub {
           s.dead = true;
           clearTimeout(s.timer);
           this.#subs.delete(s.id);
-          emit({ jsonrpc: "2.0", method: "watch.overflow", params: { subscription: s.id, resume_after_rowid: s.cursor, reason: "buffer_limit_exceeded", terminal: true } });
+          emit({
+            jsonrpc: "2.0",
+            method: "watch.overflow",
+            params: { subscription: s.id, resume_after_rowid: s.cursor, reason: "buffer_limit_exceeded", terminal: true },
+          });
           return;
         }
         s.unjoinedTries = 0;

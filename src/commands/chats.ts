@@ -22,10 +22,9 @@ export default defineCommand({
     try {
       chats = await chatsList(client, limit);
     } catch (e) {
-      const hint =
-        e instanceof ImsgPermissionError
-          ? "grant Full Disk Access to the process that runs imsg (see `openclaw-imsg probe`)"
-          : "run `openclaw-imsg probe` to see what is wrong";
+      const hint = e instanceof ImsgPermissionError
+        ? "grant Full Disk Access to the process that runs imsg (see `openclaw-imsg probe`)"
+        : "run `openclaw-imsg probe` to see what is wrong";
       throw new CliError(`cannot list chats: ${(e as Error).message}`, 1, hint);
     } finally {
       await client.stop();
@@ -43,7 +42,16 @@ export default defineCommand({
         continue;
       }
       const c = p.chat;
-      rows.push([String(c.id), c.name || c.contactName || "", c.identifier, c.guid, c.service, c.isGroup ? "yes" : "no", c.participants.join(", "), c.lastMessageAt]);
+      rows.push([
+        String(c.id),
+        c.name || c.contactName || "",
+        c.identifier,
+        c.guid,
+        c.service,
+        c.isGroup ? "yes" : "no",
+        c.participants.join(", "),
+        c.lastMessageAt,
+      ]);
     }
     if (!rows.length) {
       process.stdout.write(chats.length ? "No chats imsg returned could be shown (see the warnings above).\n" : "No chats with messages yet.\n");

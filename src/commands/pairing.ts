@@ -84,7 +84,13 @@ const approve = defineCommand({
       approved = approveCode(store, code, accountId);
       if (!approved) {
         const other = listRequests(store).find((r) => r.code === normalizeCode(code));
-        if (other) throw new CliError(`Pairing code ${other.code} belongs to account ${other.accountId}, not ${accountId}`, 1, `Run: openclaw-imsg pairing approve imessage ${other.code} --account ${other.accountId}`);
+        if (other) {
+          throw new CliError(
+            `Pairing code ${other.code} belongs to account ${other.accountId}, not ${accountId}`,
+            1,
+            `Run: openclaw-imsg pairing approve imessage ${other.code} --account ${other.accountId}`,
+          );
+        }
         throw new CliError(`No pending pairing request found for code: ${code}`, 1, "Codes expire after 1 hour; list them with `openclaw-imsg pairing list`.");
       }
       process.stdout.write(`Approved imessage sender ${approved.senderId} (account ${approved.accountId}).\n`);
@@ -126,7 +132,13 @@ const revoke = defineCommand({
         ? [accountId]
         : [...new Set([...listApproved(store), ...listRequests(store)].filter((r) => r.id === id).map((r) => r.accountId))];
       const revoked = accounts.filter((a) => revokeSender(store, a, id));
-      if (!revoked.length) throw new CliError(`${id} is not an approved sender${accountId !== undefined ? ` of account ${accountId}` : ""}`, 1, "List approved senders with `openclaw-imsg pairing allowed`.");
+      if (!revoked.length) {
+        throw new CliError(
+          `${id} is not an approved sender${accountId !== undefined ? ` of account ${accountId}` : ""}`,
+          1,
+          "List approved senders with `openclaw-imsg pairing allowed`.",
+        );
+      }
       process.stdout.write(`Revoked imessage sender ${id} (account${revoked.length > 1 ? "s" : ""} ${revoked.join(", ")}).\n`);
     } finally {
       store.close();

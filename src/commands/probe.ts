@@ -52,7 +52,11 @@ export default defineCommand({
       if (reports.some((r) => !r.ok)) code = EXIT.failed;
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
-      reports = [{ accountId: accountId ?? "default", ok: false, checks: [{ name: "config valid", ok: false, detail: e.message, hint: e.hint ?? "Fix the config file (see README: Configuration)." }] }];
+      reports = [{
+        accountId: accountId ?? "default",
+        ok: false,
+        checks: [{ name: "config valid", ok: false, detail: e.message, hint: e.hint ?? "Fix the config file (see README: Configuration)." }],
+      }];
       code = EXIT.usage;
     }
     const ok = code === EXIT.ok;

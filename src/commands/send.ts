@@ -22,7 +22,9 @@ export default defineCommand({
     const textFile = str(args["text-file"], "--text-file");
     if (textArg !== undefined && textFile !== undefined) throw new UsageError("use --text or --text-file, not both");
     const service = str(args.service, "--service");
-    if (service !== undefined && !["imessage", "sms", "auto"].includes(service)) throw new UsageError(`--service must be imessage, sms or auto, got "${service}"`);
+    if (service !== undefined && !["imessage", "sms", "auto"].includes(service)) {
+      throw new UsageError(`--service must be imessage, sms or auto, got "${service}"`);
+    }
     // Relative paths are the caller's (a cron line, a shell); imsg needs absolute ones.
     const files = multi(rawArgs, "file").map((f) => {
       if (!f) throw new UsageError("--file needs a value");
@@ -51,16 +53,40 @@ export default defineCommand({
       const stager = files.length ? stagerFor(account, store) : undefined;
       const unstageable = stager ? files.flatMap((f) => stager.check(f) ?? []) : [];
       if (unstageable.length) throw new UsageError(`${unstageable[0]}; nothing was sent`);
-      const { result, parts, rejected } = await sendOnce(store, { ...account, service: (service as typeof account.service) ?? account.service }, target, text, files, stager);
+      const { result, parts, rejected } = await sendOnce(
+        store,
+        { ...account, service: (service as typeof account.service) ?? account.service },
+        target,
+        text,
+        files,
+        stager,
+      );
       if (rejected.length) {
-        throw new UsageError(`cannot attach ${rejected.map((r) => `${r.path} (${r.reason})`).join(", ")}; nothing was sent`, `Files must exist and be at most mediaMaxMb (${account.mediaMaxMb} MB).`);
+        throw new UsageError(
+          `cannot attach ${rejected.map((r) => `${r.path} (${r.reason})`).join(", ")}; nothing was sent`,
+          `Files must exist and be at most mediaMaxMb (${account.mediaMaxMb} MB).`,
+        );
       }
       // id/guid are what imsg returned (file sends carry none): a script can look the rows up later.
       const sent = result.sent.map((r) => ({ id: r.messageId ?? null, guid: r.messageGuid ?? null, text: r.text, file: r.file ?? null }));
-      if (args.json) printJson({ ok: !result.error, accountId: account.accountId, to, target: formatTarget(target), sent, ...(result.error ? { error: result.error } : {}) });
-      else for (const s of sent) process.stdout.write(`sent ${s.file ? `file ${s.file}` : `${s.text.length} chars`}${s.id !== null ? ` (id ${s.id})` : ""}\n`);
+      if (args.json) {
+        printJson({
+          ok: !result.error,
+          accountId: account.accountId,
+          to,
+          target: formatTarget(target),
+          sent,
+          ...(result.error ? { error: result.error } : {}),
+        });
+      } else {for (const s of sent) {
+          process.stdout.write(`sent ${s.file ? `file ${s.file}` : `${s.text.length} chars`}${s.id !== null ? ` (id ${s.id})` : ""}\n`);
+        }}
       if (result.error) {
-        throw new CliError(`send failed: ${result.error}`, 1, sent.length ? `${sent.length} of ${parts.length} parts went out before the failure; later parts were not sent.` : undefined);
+        throw new CliError(
+          `send failed: ${result.error}`,
+          1,
+          sent.length ? `${sent.length} of ${parts.length} parts went out before the failure; later parts were not sent.` : undefined,
+        );
       }
     } finally {
       store.close();

@@ -3,8 +3,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
-import { baseConfig, GatewayProc, workspace, type Workspace } from "../helpers/gateway.ts";
+import { createSim, type Sim, waitFor } from "../helpers/sim.ts";
+import { baseConfig, GatewayProc, type Workspace, workspace } from "../helpers/gateway.ts";
 
 let sim: Sim;
 let ws: Workspace;
@@ -66,7 +66,8 @@ describe("inbound attachments", () => {
     const t = turns()[0];
     expect(t.attachments).toEqual([]);
     expect(t.body.split("[attachment unavailable]").length - 1).toBe(4);
-    expect(existsSync(join(ws.stateDir, "media")) ? readdirSync(join(ws.stateDir, "media"), { recursive: true }).filter((f) => String(f).includes(".")) : []).toEqual([]);
+    expect(existsSync(join(ws.stateDir, "media")) ? readdirSync(join(ws.stateDir, "media"), { recursive: true }).filter((f) => String(f).includes(".")) : [])
+      .toEqual([]);
   });
 
   test("nothing is copied for a message that policy drops", async () => {

@@ -23,7 +23,11 @@ function chats(w: Workspace, ...args: string[]) {
 /** A DM and a group (newest), with a slash in the group name to show imsg's "\/" escaping is undone. */
 function seed(s: Sim) {
   s.db.inject({ from: "+15550001111", text: "hello" });
-  s.db.inject({ group: { identifier: "chat424242", name: "Ski trip 1/2", participants: ["+15550001111", "user@example.com"] }, from: "user@example.com", text: "hi all" });
+  s.db.inject({
+    group: { identifier: "chat424242", name: "Ski trip 1/2", participants: ["+15550001111", "user@example.com"] },
+    from: "user@example.com",
+    text: "hi all",
+  });
 }
 
 describe("chats", () => {
@@ -55,7 +59,13 @@ describe("chats", () => {
     expect(Object.keys(doc).sort()).toEqual(["accountId", "chats"]);
     expect(doc.accountId).toBe("default");
     expect(doc.chats).toEqual(JSON.parse(JSON.stringify(s.db.listChats(20))));
-    expect(doc.chats[0]).toMatchObject({ id: 2, name: "Ski trip 1/2", identifier: "chat424242", is_group: true, participants: ["+15550001111", "user@example.com"] });
+    expect(doc.chats[0]).toMatchObject({
+      id: 2,
+      name: "Ski trip 1/2",
+      identifier: "chat424242",
+      is_group: true,
+      participants: ["+15550001111", "user@example.com"],
+    });
     // snake_case keys as imsg sends them, not our camelCase model.
     expect(Object.keys(doc.chats[0])).toContain("last_message_at");
   });

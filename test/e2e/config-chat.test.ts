@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { lstatSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { waitFor, type Sim } from "../helpers/sim.ts";
+import { type Sim, waitFor } from "../helpers/sim.ts";
 import { AGENT, baseConfig, e2eResources, type Workspace } from "../helpers/gateway.ts";
 import { inboundKey, Store } from "../../src/store.ts";
 
@@ -96,7 +96,11 @@ describe("/config from chat", () => {
     expect(readFileSync(ws.configPath, "utf8")).toBe(before);
     const store = Store.open(ws.stateDir);
     try {
-      const state = await waitFor(() => (store.getInbound("default", inboundKey(row.guid, row.rowid))?.state === "done" ? "done" : undefined), 10_000, "row done");
+      const state = await waitFor(
+        () => (store.getInbound("default", inboundKey(row.guid, row.rowid))?.state === "done" ? "done" : undefined),
+        10_000,
+        "row done",
+      );
       expect(state).toBe("done");
     } finally {
       store.close();

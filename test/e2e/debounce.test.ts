@@ -3,8 +3,8 @@
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
-import { baseConfig, GatewayProc, workspace, type Workspace } from "../helpers/gateway.ts";
+import { createSim, type Sim, waitFor } from "../helpers/sim.ts";
+import { baseConfig, GatewayProc, type Workspace, workspace } from "../helpers/gateway.ts";
 import { Store } from "../../src/store.ts";
 
 let sim: Sim;

@@ -2,8 +2,8 @@
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
-import { AGENT, GatewayProc, runCli, workspace, type Workspace } from "../helpers/gateway.ts";
+import { createSim, type Sim, waitFor } from "../helpers/sim.ts";
+import { AGENT, GatewayProc, runCli, type Workspace, workspace } from "../helpers/gateway.ts";
 
 const sims: Sim[] = [];
 let ws: Workspace;
@@ -62,7 +62,9 @@ test("a binding routes one group to another agent; everything else goes to the d
   const opsLog = join(ws.dir, "ops.jsonl");
   const mainLog = join(ws.dir, "main.jsonl");
   ws.writeConfig({
-    channels: { imessage: { cliPath: s.cliPath, allowFrom: ["+15550001111"], dmPolicy: "allowlist", groupPolicy: "open", groups: { "*": { requireMention: false } } } },
+    channels: {
+      imessage: { cliPath: s.cliPath, allowFrom: ["+15550001111"], dmPolicy: "allowlist", groupPolicy: "open", groups: { "*": { requireMention: false } } },
+    },
     agents: {
       list: [
         { id: "main", default: true, command: ["/usr/bin/env", `AGENT_LOG=${mainLog}`, process.execPath, AGENT] },

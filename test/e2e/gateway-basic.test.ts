@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { waitFor, type Sim } from "../helpers/sim.ts";
+import { type Sim, waitFor } from "../helpers/sim.ts";
 import { baseConfig, e2eResources, type Workspace } from "../helpers/gateway.ts";
 
 const FAST = { IMSG_SIM_POLL_MS: "50" };
@@ -30,7 +30,14 @@ describe("gateway: one DM", () => {
     expect(sent).toHaveLength(1);
     expect(sent[0]!.recipient ?? sent[0]!.chatIdentifier).toContain("+15550001111");
     const turn = JSON.parse(readFileSync(log, "utf8").trim().split("\n")[0]!);
-    expect(turn).toMatchObject({ text: "hello there", chatType: "direct", sender: "+15550001111", sessionKey: "agent:main:main", agentId: "main", accountId: "default" });
+    expect(turn).toMatchObject({
+      text: "hello there",
+      chatType: "direct",
+      sender: "+15550001111",
+      sessionKey: "agent:main:main",
+      agentId: "main",
+      accountId: "default",
+    });
     expect(turn.env).toEqual({ session: "agent:main:main", agent: "main", account: "default", chatType: "direct" });
     expect(await gw.stop()).toBe(0);
   });

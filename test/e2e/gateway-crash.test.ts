@@ -3,8 +3,8 @@
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
-import { baseConfig, GatewayProc, workspace, type Workspace } from "../helpers/gateway.ts";
+import { createSim, type Sim, waitFor } from "../helpers/sim.ts";
+import { baseConfig, GatewayProc, type Workspace, workspace } from "../helpers/gateway.ts";
 
 let sim: Sim;
 let ws: Workspace;
@@ -29,7 +29,8 @@ const gateway = (env: Record<string, string> = {}) => {
   return g;
 };
 /** Resolves once the simulator has received a send request (it then takes IMSG_SIM_SEND_DELAY_MS to finish it). */
-const sendInFlight = (n = 1) => waitFor(() => existsSync(trace) && readFileSync(trace, "utf8").split("\n").filter((l) => l.includes('"k":"s"')).length >= n, 10_000, "a send request");
+const sendInFlight = (n = 1) =>
+  waitFor(() => existsSync(trace) && readFileSync(trace, "utf8").split("\n").filter((l) => l.includes('"k":"s"')).length >= n, 10_000, "a send request");
 
 test("text: killed mid-send, restarted, the reply exists exactly once", async () => {
   setup();

@@ -2,8 +2,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
-import { baseConfig, GatewayProc, workspace, type Workspace } from "../helpers/gateway.ts";
+import { createSim, type Sim, waitFor } from "../helpers/sim.ts";
+import { baseConfig, GatewayProc, type Workspace, workspace } from "../helpers/gateway.ts";
 import { ERROR_REPLY } from "../../src/turn.ts";
 
 let sim: Sim;
@@ -223,7 +223,12 @@ describe("/config from chat", () => {
     const chat = sim.db.ensureGroupChat({ identifier: "chat777", participants: ["+15550001111", "+15550002222"] });
     ws = workspace();
     ws.writeConfig(
-      baseConfig(sim.cliPath, { dmPolicy: "allowlist", allowFrom: ["+15550001111", `chat_id:${chat.id}`], groupPolicy: "open", groups: { "*": { requireMention: false } } }, { commands: { config: true } }),
+      baseConfig(sim.cliPath, {
+        dmPolicy: "allowlist",
+        allowFrom: ["+15550001111", `chat_id:${chat.id}`],
+        groupPolicy: "open",
+        groups: { "*": { requireMention: false } },
+      }, { commands: { config: true } }),
     );
     agentLog = join(ws.dir, "agent.jsonl");
     gw = new GatewayProc(ws, { env: { AGENT_LOG: agentLog } });

@@ -3,9 +3,9 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
+import { createSim, type Sim, waitFor } from "../helpers/sim.ts";
 import { DEFAULT_SIM_VERSION } from "../../scripts/sim/version.ts";
-import { baseConfig, GatewayProc, runCli, workspace, type Workspace } from "../helpers/gateway.ts";
+import { baseConfig, GatewayProc, runCli, type Workspace, workspace } from "../helpers/gateway.ts";
 
 let sim: Sim;
 let ws: Workspace;

@@ -9,7 +9,8 @@ import { baseConfig, e2eResources } from "../helpers/gateway.ts";
 const r = e2eResources();
 const OPEN = { dmPolicy: "open", allowFrom: ["*"] };
 const PER_PEER = { session: { dmScope: "per-peer" } };
-const tuning = (over: Record<string, number> = {}) => JSON.stringify({ debounceMs: 10, backoffInitialMs: 50, watchdogMs: 2000, shutdownGraceMs: 3000, settleMs: 1000, ...over });
+const tuning = (over: Record<string, number> = {}) =>
+  JSON.stringify({ debounceMs: 10, backoffInitialMs: 50, watchdogMs: 2000, shutdownGraceMs: 3000, settleMs: 1000, ...over });
 const sender = (i: number) => `+1555${String(2000000 + i).slice(1)}`;
 
 function setup(simEnv: Record<string, string> = {}) {
@@ -33,7 +34,11 @@ describe("send path", () => {
     sim.db.inject({ from: "+15550001111", text: "first" });
     await waitFor(() => counts().get("echo: first"), 15_000, "the in-doubt reply to land");
     for (let i = 0; i < 10; i++) sim.db.inject({ from: sender(i), text: `after ${i}` });
-    await waitFor(() => Array.from({ length: 10 }, (_, i) => counts().get(`echo: after ${i}`)).every((n) => n === 1), 30_000, "10 replies after the poisoned send");
+    await waitFor(
+      () => Array.from({ length: 10 }, (_, i) => counts().get(`echo: after ${i}`)).every((n) => n === 1),
+      30_000,
+      "10 replies after the poisoned send",
+    );
     // Give a wrongful re-send of the in-doubt part time to show up.
     await new Promise((res) => setTimeout(res, 1500));
     expect(counts().get("echo: first")).toBe(1);

@@ -5,8 +5,8 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { join } from "node:path";
-import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
-import { GatewayProc, workspace, type Workspace } from "../helpers/gateway.ts";
+import { createSim, type Sim, waitFor } from "../helpers/sim.ts";
+import { GatewayProc, type Workspace, workspace } from "../helpers/gateway.ts";
 
 const FIX = join(import.meta.dir, "../fixtures/media");
 let sim: Sim | undefined;

@@ -1,7 +1,7 @@
 // The openai backend against a real HTTP server on loopback: request shape, session history, errors.
 import { afterEach, describe, expect, test } from "bun:test";
-import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
-import { GatewayProc, workspace, type Workspace } from "../helpers/gateway.ts";
+import { createSim, type Sim, waitFor } from "../helpers/sim.ts";
+import { GatewayProc, type Workspace, workspace } from "../helpers/gateway.ts";
 import { ERROR_REPLY } from "../../src/turn.ts";
 
 let sim: Sim;
@@ -44,7 +44,13 @@ async function start(agent: Record<string, unknown> = {}, env: Record<string, st
           id: "chat",
           default: true,
           timeoutSeconds: 1,
-          openai: { baseUrl: `http://127.0.0.1:${server.port}/v1`, model: "llama-test", apiKeyEnv: "TEST_OPENAI_KEY", systemPrompt: "You are terse.", ...agent },
+          openai: {
+            baseUrl: `http://127.0.0.1:${server.port}/v1`,
+            model: "llama-test",
+            apiKeyEnv: "TEST_OPENAI_KEY",
+            systemPrompt: "You are terse.",
+            ...agent,
+          },
         },
       ],
     },

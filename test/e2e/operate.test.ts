@@ -3,8 +3,8 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { readLock } from "../../src/lock.ts";
-import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
-import { baseConfig, GatewayProc, runCli, workspace, type Workspace } from "../helpers/gateway.ts";
+import { createSim, type Sim, waitFor } from "../helpers/sim.ts";
+import { baseConfig, GatewayProc, runCli, type Workspace, workspace } from "../helpers/gateway.ts";
 
 let sim: Sim;
 let ws: Workspace;

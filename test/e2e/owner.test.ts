@@ -3,8 +3,8 @@
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createSim, waitFor, type Sim } from "../helpers/sim.ts";
-import { baseConfig, GatewayProc, workspace, type Workspace } from "../helpers/gateway.ts";
+import { createSim, type Sim, waitFor } from "../helpers/sim.ts";
+import { baseConfig, GatewayProc, type Workspace, workspace } from "../helpers/gateway.ts";
 import { Store } from "../../src/store.ts";
 
 let sim: Sim;
@@ -47,10 +47,14 @@ const ownerTypes = (text: string) => {
   return r;
 };
 const settled = (guid: string) =>
-  waitFor(() => {
-    const r = journal(guid);
-    return r && ["dropped", "done", "skipped", "failed"].includes(r.state) ? r : undefined;
-  }, 10_000, `row ${guid} settled`);
+  waitFor(
+    () => {
+      const r = journal(guid);
+      return r && ["dropped", "done", "skipped", "failed"].includes(r.state) ? r : undefined;
+    },
+    10_000,
+    `row ${guid} settled`,
+  );
 
 test("the owner's manual reply appears in the next turn's history and is never answered; our own sends are not the owner's", async () => {
   await start();
@@ -105,6 +109,11 @@ test("a new DM session is seeded from imsg history: dmHistoryLimit messages, dms
   // Seeded once: the next turn has the seed plus the first exchange, not a second seed.
   const next = sim.db.inject({ from: "+15550001111", text: "thanks" });
   await settled(next.guid);
-  expect(turns()[1]!.history.map((e) => e.text)).toEqual(["> dinner on friday?", "[The owner replied by hand] yes, 7pm", "> where again?", "echo: where again?"]);
+  expect(turns()[1]!.history.map((e) => e.text)).toEqual([
+    "> dinner on friday?",
+    "[The owner replied by hand] yes, 7pm",
+    "> where again?",
+    "echo: where again?",
+  ]);
   expect(await gw!.stop()).toBe(0);
 }, 30_000);

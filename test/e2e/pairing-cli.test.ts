@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync }
 import { join } from "node:path";
 import { APPROVED_NOTICE, requestPairing } from "../../src/pairing.ts";
 import { Store } from "../../src/store.ts";
-import { waitFor, type Sim } from "../helpers/sim.ts";
+import { type Sim, waitFor } from "../helpers/sim.ts";
 import { baseConfig, e2eResources, runCli, type Workspace } from "../helpers/gateway.ts";
 
 const e2e = e2eResources();
@@ -51,8 +51,22 @@ describe("pairing list", () => {
     expect(doc).toEqual({
       channel: "imessage",
       requests: [
-        { code: a, id: "+15550003333", accountId: "default", createdAt: expect.stringMatching(ISO), lastSeenAt: expect.stringMatching(ISO), meta: { sender: "+15550003333", chatId: "7" } },
-        { code: b, id: "user@example.com", accountId: "work", createdAt: expect.stringMatching(ISO), lastSeenAt: expect.stringMatching(ISO), meta: { sender: "user@example.com", chatId: "7" } },
+        {
+          code: a,
+          id: "+15550003333",
+          accountId: "default",
+          createdAt: expect.stringMatching(ISO),
+          lastSeenAt: expect.stringMatching(ISO),
+          meta: { sender: "+15550003333", chatId: "7" },
+        },
+        {
+          code: b,
+          id: "user@example.com",
+          accountId: "work",
+          createdAt: expect.stringMatching(ISO),
+          lastSeenAt: expect.stringMatching(ISO),
+          meta: { sender: "user@example.com", chatId: "7" },
+        },
       ],
     });
     expect(a).toMatch(CODE);
@@ -193,7 +207,8 @@ describe("pairing revoke and allowed", () => {
     ]);
     for (const c of codes) expect(pairing(["approve", c]).code).toBe(0);
   }
-  const ids = (args: string[]) => JSON.parse(pairing([...args, "--json"]).stdout).allowed.map((a: { accountId: string; id: string }) => `${a.accountId}/${a.id}`);
+  const ids = (args: string[]) =>
+    JSON.parse(pairing([...args, "--json"]).stdout).allowed.map((a: { accountId: string; id: string }) => `${a.accountId}/${a.id}`);
 
   test("allowed lists approvals per account; --account filters", () => {
     setup();

@@ -3,8 +3,8 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { waitFor, type Sim } from "../helpers/sim.ts";
-import { baseConfig, cliCommand, childEnv, e2eResources, type GatewayProc, type Workspace } from "../helpers/gateway.ts";
+import { type Sim, waitFor } from "../helpers/sim.ts";
+import { baseConfig, childEnv, cliCommand, e2eResources, type GatewayProc, type Workspace } from "../helpers/gateway.ts";
 
 const ALICE = "+15550001111";
 const STRANGER = "+15550002222";
@@ -68,16 +68,28 @@ describe("presence: typing and read receipts", () => {
     await replyTo("echo: hello");
     sim.db.inject({ from: ALICE, text: "/status" });
     const status = await replyTo("account: default");
-    expect(status.text).toContain(modern() ? `imsg ${sim.version} (bridge not ready): actions none; not supported: typing, read, tapback, reply_to, edit, unsend` : "imsg actions: none (imsg has no `status`");
+    expect(status.text).toContain(
+      modern()
+        ? `imsg ${sim.version} (bridge not ready): actions none; not supported: typing, read, tapback, reply_to, edit, unsend`
+        : "imsg actions: none (imsg has no `status`",
+    );
     expect(sim.db.presenceEvents()).toEqual([]);
     expect(await gw.stop()).toBe(0);
 
     const [cmd, pre] = cliCommand("bun");
-    const p = Bun.spawn([cmd, ...pre, "probe", "--config", ws.configPath, "--state-dir", ws.stateDir], { env: childEnv(), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    const p = Bun.spawn([cmd, ...pre, "probe", "--config", ws.configPath, "--state-dir", ws.stateDir], {
+      env: childEnv(),
+      stdout: "pipe",
+      stderr: "pipe",
+      stdin: "ignore",
+    });
     const [out, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
     expect(code).toBe(0);
-    if (modern()) expect(out).toContain("  info typing, read, tapback, reply_to, edit, unsend: needs the IMCore bridge (SIP off, `imsg launch`): not ready (The bridge is not started.");
-    else expect(out).toContain("  info imsg has no `status` (0.14+ needed): typing, read receipts, tapbacks and threaded replies are off\n");
+    if (modern()) {
+      expect(out).toContain(
+        "  info typing, read, tapback, reply_to, edit, unsend: needs the IMCore bridge (SIP off, `imsg launch`): not ready (The bridge is not started.",
+      );
+    } else expect(out).toContain("  info imsg has no `status` (0.14+ needed): typing, read receipts, tapbacks and threaded replies are off\n");
   });
 
   test("a tapback's turn marks nothing read and shows no typing; the message before it did both", async () => {

@@ -6,14 +6,23 @@ import { join } from "node:path";
 import { loadConfig, resolveAccount } from "../../src/config.ts";
 import { readLock } from "../../src/lock.ts";
 import { Store } from "../../src/store.ts";
-import { probeAccount, type AccountReport, type Check } from "../../src/probe.ts";
-import { waitFor, type Sim } from "../helpers/sim.ts";
+import { type AccountReport, type Check, probeAccount } from "../../src/probe.ts";
+import { type Sim, waitFor } from "../helpers/sim.ts";
 import { freePort } from "../helpers/sshd.ts";
 import { AGENT, baseConfig, childEnv, cliCommand, e2eResources, type Runtime, type Workspace } from "../helpers/gateway.ts";
 
 type Report = { ok: boolean; accounts: AccountReport[] };
 
-const CORE_CHECKS = ["config valid", "imsg binary found", "rpc supported", "RPC handshake", "Messages database readable", "agent backend reachable", "DM sessions private", "gateway running"];
+const CORE_CHECKS = [
+  "config valid",
+  "imsg binary found",
+  "rpc supported",
+  "RPC handshake",
+  "Messages database readable",
+  "agent backend reachable",
+  "DM sessions private",
+  "gateway running",
+];
 
 const e2e = e2eResources();
 let ws: Workspace | undefined;
@@ -103,7 +112,11 @@ describe("probe: DM session privacy (a warning, never a failure)", () => {
     const s = sim();
     const shared = await probeJson(setup(s.cliPath, { dmPolicy: "pairing" }));
     expect(shared.code).toBe(0);
-    expect(check(shared.report, "DM sessions private")).toMatchObject({ ok: true, warning: true, hint: expect.stringContaining('session.dmScope: "per-peer"') });
+    expect(check(shared.report, "DM sessions private")).toMatchObject({
+      ok: true,
+      warning: true,
+      hint: expect.stringContaining('session.dmScope: "per-peer"'),
+    });
     const text = await probe(ws!);
     expect(text.stdout).toContain("  warn DM sessions private: DMs from different people share one agent session");
     expect(text.stdout).toContain('fix: Set session.dmScope: "per-peer"');
@@ -176,7 +189,11 @@ describe("probe: healthy", () => {
   });
 
   test("an openai agent whose server answers is reachable", async () => {
-    const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => (new URL(req.url).pathname === "/v1/models" ? Response.json({ data: [] }) : new Response("no", { status: 404 })) });
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (req) => (new URL(req.url).pathname === "/v1/models" ? Response.json({ data: [] }) : new Response("no", { status: 404 })),
+    });
     e2e.track(() => server.stop());
     const r = await probeJson(setup(sim().cliPath, {}, openaiAgent(`http://127.0.0.1:${server.port}/v1`)));
     expect(r.code).toBe(0);
@@ -205,7 +222,12 @@ describe("probe: unhealthy setups exit 1 and name the failing check", () => {
     const c = expectFailed(r, "imsg binary found", "cliPath");
     expect(c.detail).toContain("/nonexistent/bin/imsg not found");
     // Nothing about imsg can be ok without a binary.
-    expect(r.report.accounts[0]!.checks.filter((x) => x.ok).map((x) => x.name)).toEqual(["config valid", "agent backend reachable", "DM sessions private", "gateway running"]);
+    expect(r.report.accounts[0]!.checks.filter((x) => x.ok).map((x) => x.name)).toEqual([
+      "config valid",
+      "agent backend reachable",
+      "DM sessions private",
+      "gateway running",
+    ]);
   });
 
   test("imsg not found (bare name, searched on PATH)", async () => {
@@ -314,7 +336,9 @@ describe("probe: unhealthy setups exit 1 and name the failing check", () => {
   });
 
   test("openai agent whose API key variable is unset", async () => {
-    const extra = { agents: { list: [{ id: "llm", default: true, openai: { baseUrl: "http://127.0.0.1:9/v1", model: "m", apiKeyEnv: "OC_IMSG_TEST_UNSET_KEY" } }] } };
+    const extra = {
+      agents: { list: [{ id: "llm", default: true, openai: { baseUrl: "http://127.0.0.1:9/v1", model: "m", apiKeyEnv: "OC_IMSG_TEST_UNSET_KEY" } }] },
+    };
     const c = expectFailed(await probeJson(setup(sim().cliPath, {}, extra)), "agent backend reachable", "OC_IMSG_TEST_UNSET_KEY");
     expect(c.detail).toContain("not set");
   });

@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { waitFor, type Sim } from "../helpers/sim.ts";
+import { type Sim, waitFor } from "../helpers/sim.ts";
 import { baseConfig, e2eResources, type GatewayProc, type Workspace } from "../helpers/gateway.ts";
 
 const OWNER = "+15550001111";

@@ -3,9 +3,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createSim, scaled, waitFor, type Sim } from "../helpers/sim.ts";
-import { baseConfig, GatewayProc, runCli, workspace, type Workspace } from "../helpers/gateway.ts";
-import { sshdMissing, startSshd, type Sshd } from "../helpers/sshd.ts";
+import { createSim, scaled, type Sim, waitFor } from "../helpers/sim.ts";
+import { baseConfig, GatewayProc, runCli, type Workspace, workspace } from "../helpers/gateway.ts";
+import { type Sshd, sshdMissing, startSshd } from "../helpers/sshd.ts";
 
 let sshd: Sshd;
 let sim: Sim;
@@ -65,7 +65,10 @@ describe("remote attachments over SCP", () => {
   test("an unknown host key refuses the fetch: the agent is told the attachment is unavailable", async () => {
     // Same config but an empty known_hosts: strict host-key checking must refuse the connection.
     const cfg = join(sshd.dir, "untrusted.config");
-    writeFileSync(cfg, readFileSync(sshd.sshConfigPath, "utf8").replace(/UserKnownHostsFile\s+\S+/, `UserKnownHostsFile ${join(sshd.dir, "empty_known_hosts")}`));
+    writeFileSync(
+      cfg,
+      readFileSync(sshd.sshConfigPath, "utf8").replace(/UserKnownHostsFile\s+\S+/, `UserKnownHostsFile ${join(sshd.dir, "empty_known_hosts")}`),
+    );
     writeFileSync(join(sshd.dir, "empty_known_hosts"), "");
     const root = setup(cfg);
     const remote = join(root, "a1", "doc.pdf");

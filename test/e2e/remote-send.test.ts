@@ -5,9 +5,9 @@
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { createSim, scaled, waitFor, type Sim } from "../helpers/sim.ts";
-import { baseConfig, GatewayProc, runCli, workspace, type Workspace } from "../helpers/gateway.ts";
-import { sshdMissing, startSshd, type Sshd } from "../helpers/sshd.ts";
+import { createSim, scaled, type Sim, waitFor } from "../helpers/sim.ts";
+import { baseConfig, GatewayProc, runCli, type Workspace, workspace } from "../helpers/gateway.ts";
+import { type Sshd, sshdMissing, startSshd } from "../helpers/sshd.ts";
 import { STAGE_PREFIX } from "../../src/stage.ts";
 import { Store } from "../../src/store.ts";
 

@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { waitFor, type Sim } from "../helpers/sim.ts";
+import { type Sim, waitFor } from "../helpers/sim.ts";
 import { baseConfig, e2eResources, type GatewayProc, type Workspace } from "../helpers/gateway.ts";
 import { approveCode, requestPairing } from "../../src/pairing.ts";
 import { Store } from "../../src/store.ts";

@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { waitFor, type Sim } from "../helpers/sim.ts";
+import { type Sim, waitFor } from "../helpers/sim.ts";
 import { baseConfig, e2eResources, runCli, type Workspace } from "../helpers/gateway.ts";
 
 const e2e = e2eResources();
@@ -34,14 +34,25 @@ describe("send: addressing formats", () => {
     { name: "a bare 32-hex id is a chat identifier, not a phone number", to: () => HEX.toUpperCase(), chatGuid: `iMessage;+;${HEX}` },
     { name: "imessage: handle goes over iMessage", to: () => "imessage:+15550001111", chatGuid: "iMessage;-;+15550001111", target: "imessage:+15550001111" },
     { name: "sms: handle goes over SMS", to: () => "sms:+15550002222", chatGuid: "SMS;-;+15550002222", target: "sms:+15550002222" },
-    { name: "--service sms sends a bare phone over SMS", to: () => "+15550002222", args: ["--service", "sms"], chatGuid: "SMS;-;+15550002222", target: "sms:+15550002222" },
+    {
+      name: "--service sms sends a bare phone over SMS",
+      to: () => "+15550002222",
+      args: ["--service", "sms"],
+      chatGuid: "SMS;-;+15550002222",
+      target: "sms:+15550002222",
+    },
     { name: "bare E.164 phone", to: () => "+15550001111", chatGuid: "iMessage;-;+15550001111", target: "auto:+15550001111" },
     { name: "formatted phone with parentheses", to: () => "+1 (555) 000-1111", chatGuid: "iMessage;-;+15550001111", target: "auto:+15550001111" },
     { name: "phone with dots", to: () => "+1.555.000.1111", chatGuid: "iMessage;-;+15550001111", target: "auto:+15550001111" },
     { name: "phone with dashes and no plus", to: () => "1-555-000-1111", chatGuid: "iMessage;-;+15550001111", target: "auto:+15550001111" },
     { name: "phone digits only", to: () => "15550001111", chatGuid: "iMessage;-;+15550001111", target: "auto:+15550001111" },
     { name: "email is lowercased", to: () => "User@Example.COM", chatGuid: "iMessage;-;user@example.com", target: "auto:user@example.com" },
-    { name: "imessage: email is lowercased too", to: () => "imessage:Someone@Example.com", chatGuid: "iMessage;-;someone@example.com", target: "imessage:someone@example.com" },
+    {
+      name: "imessage: email is lowercased too",
+      to: () => "imessage:Someone@Example.com",
+      chatGuid: "iMessage;-;someone@example.com",
+      target: "imessage:someone@example.com",
+    },
   ];
   for (const row of rows) {
     test(row.name, () => {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { scaled, type Sim } from "../helpers/sim.ts";
 import { baseConfig, childEnv, cliCommand, e2eResources, MAIN, type Workspace } from "../helpers/gateway.ts";
 import type { AccountReport, Check } from "../../src/probe.ts";
-import { freePort, sshdMissing, startSshd, type Sshd } from "../helpers/sshd.ts";
+import { freePort, type Sshd, sshdMissing, startSshd } from "../helpers/sshd.ts";
 
 type Report = { ok: boolean; accounts: AccountReport[] };
 
@@ -24,7 +24,11 @@ afterAll(async () => {
 function sim(env: Record<string, string> = {}): Sim {
   const s = e2e.sim({ env });
   s.db.inject({ from: "+15550001111", text: "hello over ssh" });
-  s.db.inject({ group: { identifier: "chat777", name: "Remote/group", participants: ["+15550001111", "user@example.com"] }, from: "user@example.com", text: "hi" });
+  s.db.inject({
+    group: { identifier: "chat777", name: "Remote/group", participants: ["+15550001111", "user@example.com"] },
+    from: "user@example.com",
+    text: "hi",
+  });
   return s;
 }
 

@@ -40,7 +40,10 @@ const tempDirOf = (out: string) => /temp dir (\S+)\)/.exec(out)?.[1];
 
 describe("npm run try", () => {
   test("without a config: the demo agent answers a DM, a group mention, and a second contact gets a pairing code", async () => {
-    const script = ["hello there", ':group "Family" +15550002222', "no mention here", "@claw pizza?", ":as +15550002222", ":dm", "hi, me too", ":approve", "now?"].join("\n") + "\n";
+    const script =
+      ["hello there", ':group "Family" +15550002222', "no mention here", "@claw pizza?", ":as +15550002222", ":dm", "hi, me too", ":approve", "now?"].join(
+        "\n",
+      ) + "\n";
     const t = runTry([], script);
     expect(await t.exit).toBe(0);
     const out = t.out();
@@ -64,7 +67,15 @@ describe("npm run try", () => {
     writeFileSync(
       configPath,
       JSON.stringify({
-        channels: { imessage: { cliPath: "/nonexistent/imsg", remoteHost: "mac.example.com", dmPolicy: "allowlist", allowFrom: ["+15550003333"], responsePrefix: "[bot]" } },
+        channels: {
+          imessage: {
+            cliPath: "/nonexistent/imsg",
+            remoteHost: "mac.example.com",
+            dmPolicy: "allowlist",
+            allowFrom: ["+15550003333"],
+            responsePrefix: "[bot]",
+          },
+        },
         agents: { list: [{ id: "helper", command: [process.execPath, join(ROOT, "scripts/demo-agent.ts")] }] },
       }),
     );

@@ -47,7 +47,9 @@ describe("reply size caps", () => {
       fetch: () => Response.json({ choices: [{ message: { role: "assistant", content: "blah ".repeat(780_000) } }] }),
     });
     res.track(() => server.stop(true));
-    const { sim, g, sent } = setup({ textChunkLimit: 500 }, { agents: { list: [{ id: "chat", default: true, openai: { baseUrl: `http://127.0.0.1:${server.port}/v1`, model: "m" } }] } });
+    const { sim, g, sent } = setup({ textChunkLimit: 500 }, {
+      agents: { list: [{ id: "chat", default: true, openai: { baseUrl: `http://127.0.0.1:${server.port}/v1`, model: "m" } }] },
+    });
     await g.subscribed();
     sim.db.inject({ from: OWNER, text: "go on" });
     await g.logs.waitFor((l) => l.msg.startsWith("replied to"), 30_000);
@@ -67,7 +69,10 @@ describe("replyOnError", () => {
   });
 
   test("timeout → notice; replyOnError false → nothing sent, the row failed", async () => {
-    const slow = setup({}, { agents: { list: [{ id: "main", default: true, command: [process.execPath, AGENT], timeoutSeconds: 1 }] } }, { AGENT_MODE: "slow", AGENT_DELAY_MS: "5000" });
+    const slow = setup({}, { agents: { list: [{ id: "main", default: true, command: [process.execPath, AGENT], timeoutSeconds: 1 }] } }, {
+      AGENT_MODE: "slow",
+      AGENT_DELAY_MS: "5000",
+    });
     await slow.g.subscribed();
     slow.sim.db.inject({ from: OWNER, text: "take your time" });
     await waitFor(() => slow.sent().find((s) => s.text === ERROR_REPLY), 15_000, "timeout notice");

@@ -111,7 +111,11 @@ describe("database unavailable", () => {
     sim.db.setUnreadable(true);
     sim.db.inject({ from: OWNER, text: "while unreadable" });
     g = res.gateway(ws, { env });
-    await g.logs.waitFor((l) => l.level === "error" && l.msg.includes("cannot read the Messages database") && l.msg.includes("Full Disk Access"), 15_000, "the hint");
+    await g.logs.waitFor(
+      (l) => l.level === "error" && l.msg.includes("cannot read the Messages database") && l.msg.includes("Full Disk Access"),
+      15_000,
+      "the hint",
+    );
     // Retried with backoff (the same cause is repeated at debug).
     await g.logs.waitFor((l) => l.level === "debug" && l.msg.includes("cannot read the Messages database"), 15_000, "a retry");
     sim.db.setUnreadable(false);

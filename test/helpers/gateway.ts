@@ -1,6 +1,6 @@
 // Runs the real CLI (gateway, pairing, send, …) as a child process against a simulator, with a fresh state dir.
 import { afterEach } from "bun:test";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -70,7 +70,10 @@ export interface RunResult {
 }
 
 /** Runs the CLI to completion. */
-export function runCli(args: string[], opts: { env?: Record<string, string | undefined>; input?: string; runtime?: Runtime; timeoutMs?: number } = {}): RunResult {
+export function runCli(
+  args: string[],
+  opts: { env?: Record<string, string | undefined>; input?: string; runtime?: Runtime; timeoutMs?: number } = {},
+): RunResult {
   const [cmd, pre] = cliCommand(opts.runtime);
   const r = spawnSync(cmd, [...pre, ...args], { env: childEnv(opts.env), input: opts.input, encoding: "utf8", timeout: scaled(opts.timeoutMs ?? 30_000) });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -91,8 +94,22 @@ export class GatewayProc {
 
   constructor(ws: Workspace, opts: { args?: string[]; env?: Record<string, string | undefined>; runtime?: Runtime } = {}) {
     const [cmd, pre] = cliCommand(opts.runtime);
-    this.child = spawn(cmd, [...pre, "gateway", "--config", ws.configPath, "--state-dir", ws.stateDir, "--log-format", "json", "--verbose", ...(opts.args ?? [])], {
-      env: childEnv({ OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 10, inboundDebounceMs: 0, backoffInitialMs: 50, watchdogMs: 2000, shutdownGraceMs: 3000 }), ...opts.env }),
+    this.child = spawn(cmd, [
+      ...pre,
+      "gateway",
+      "--config",
+      ws.configPath,
+      "--state-dir",
+      ws.stateDir,
+      "--log-format",
+      "json",
+      "--verbose",
+      ...(opts.args ?? []),
+    ], {
+      env: childEnv({
+        OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 10, inboundDebounceMs: 0, backoffInitialMs: 50, watchdogMs: 2000, shutdownGraceMs: 3000 }),
+        ...opts.env,
+      }),
       stdio: ["ignore", "pipe", "pipe"],
     });
     let partial = "";

@@ -1,12 +1,11 @@
 // Test harness around the imsg simulator: a temp chat.db, an executable `imsg` wrapper usable as `cliPath`,
 // and a JSON-RPC pipe to a spawned `imsg rpc`.
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SimDb, writeSimWrapper } from "../../scripts/sim-db.ts";
 import { DEFAULT_SIM_VERSION } from "../../scripts/sim/version.ts";
-
 
 /** A simulator instance on disk. */
 export interface Sim {

@@ -1,6 +1,6 @@
 // A real OpenSSH server on 127.0.0.1 for ssh/scp tests: temp host key, temp client key, and an ssh config
 // whose `testmac` alias (also `127.0.0.1`) reaches it with strict host-key checking.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -99,7 +99,7 @@ export async function startSshd(): Promise<Sshd> {
     writeFileSync(join(dir, "authorized_keys"), readFileSync(`${keyPath}.pub`));
     // Not os.userInfo(): Bun reports "unknown" when $USER is unset.
     const user = spawnSync("id", ["-un"], { encoding: "utf8" }).stdout.trim();
-    for (let tries = 0; ; tries++) {
+    for (let tries = 0;; tries++) {
       const port = await freePort();
       const sshdConfig = join(dir, "sshd_config");
       writeFileSync(
