@@ -82,7 +82,7 @@ describe("media understanding through the gateway", () => {
     });
     await waitFor(() => sent().includes("seen"), 15_000, "reply");
     const content = chats[0].messages.at(-1).content;
-    expect(content[0]).toEqual({ type: "text", text: "what are these" });
+    expect(content[0]).toEqual({ type: "text", text: "> what are these" });
     expect(content[1].image_url.url).toBe(`data:image/jpeg;base64,${readFileSync(jpg).toString("base64")}`);
     expect(content[2].image_url.url.startsWith("data:image/jpeg;base64,/9j/")).toBe(true);
     expect(content).toHaveLength(3);
