@@ -72,7 +72,8 @@ describe("backpressure", () => {
       hostname: "127.0.0.1",
       async fetch(req) {
         const body = (await req.json()) as any;
-        return Response.json({ choices: [{ message: { role: "assistant", content: `re: ${body.messages.at(-1).content}` } }] });
+        // The model sees user text quoted ("> m-1"); the reply names the message unquoted.
+        return Response.json({ choices: [{ message: { role: "assistant", content: `re: ${String(body.messages.at(-1).content).replace(/^> /, "")}` } }] });
       },
     });
     res.track(() => server.stop(true));

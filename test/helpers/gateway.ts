@@ -85,6 +85,9 @@ export interface LogLine {
   msg: string;
 }
 
+/** Fast supervision for tests; inbound debounce off (a test that wants it sets messages.inbound or this key). */
+const TEST_TUNING = { debounceMs: 10, inboundDebounceMs: 0, backoffInitialMs: 50, watchdogMs: 2000, shutdownGraceMs: 3000 };
+
 /** A gateway child process with its JSON log lines. */
 export class GatewayProc {
   readonly child: ChildProcess;
@@ -106,9 +109,14 @@ export class GatewayProc {
       "--verbose",
       ...(opts.args ?? []),
     ], {
+      // A test's own tuning is laid over these (not instead of them), so e.g. the inbound debounce stays off
+      // unless a test turns it on.
       env: childEnv({
-        OPENCLAW_IMSG_TUNING: JSON.stringify({ debounceMs: 10, inboundDebounceMs: 0, backoffInitialMs: 50, watchdogMs: 2000, shutdownGraceMs: 3000 }),
         ...opts.env,
+        OPENCLAW_IMSG_TUNING: JSON.stringify({
+          ...TEST_TUNING,
+          ...(opts.env?.OPENCLAW_IMSG_TUNING ? JSON.parse(opts.env.OPENCLAW_IMSG_TUNING) : {}),
+        }),
       }),
       stdio: ["ignore", "pipe", "pipe"],
     });
