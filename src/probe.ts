@@ -1,19 +1,17 @@
 // The probe: every check a working gateway needs (docs/CONTRACT.md §9), each with ok, detail and a hint naming the fix.
 // It never reports ok for a request that failed, and it is bounded by one overall deadline: the checks run side
 // by side within the limit minus a shutdown reserve, so a hung imsg cannot starve the others.
-import { accessSync, closeSync, constants, existsSync, openSync, readSync, statSync } from "node:fs";
+import { accessSync, closeSync, constants, openSync, readSync, statSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { checkKnownHost, mentionsSsh, resolveRemoteHost } from "./ssh.ts";
 import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { routeAgent } from "./agents.ts";
 import { type ImsgInfo, imsgInfo } from "./capabilities.ts";
 import { chatsList, initialize, messagesHistory, parseVersion, versionSupportsRpc } from "./imsg.ts";
-import { describeConv, readPauses } from "./guard.ts";
-import { readLock } from "./lock.ts";
 import { dmSessionMayBeShared, SHARED_SESSION_FIX, SHARED_SESSION_WARNING } from "./policy.ts";
 import { classifyError, type CommandResult, ImsgPermissionError, ImsgSpawnError, RpcClient, RpcTimeoutError, runImsg } from "./rpc.ts";
-import { Store } from "./store.ts";
-import { cursorBeyond, newestRowid } from "./watch.ts";
+import { GATEWAY_NOT_REQUIRED, gatewayCheck } from "./probe-gateway.ts";
+import { newestRowid } from "./watch.ts";
 
 export { ADVANCED, type Advanced, describeImsgInfo, type ImsgInfo, imsgInfo, UNDISCOVERABLE } from "./capabilities.ts";
 
@@ -50,7 +48,6 @@ export interface ProbeOptions {
 export type CliKind = "ssh" | "script" | "binary";
 
 // Appended to a non-ok "gateway running" detail when --require-gateway was not given (the check then passes).
-const GATEWAY_NOT_REQUIRED = "(not required; --require-gateway makes this a failure)";
 
 const DEFAULT_DB = "~/Library/Messages/chat.db";
 
@@ -414,84 +411,6 @@ async function checkAgent(a: AgentConfig, timeoutMs: number): Promise<Check> {
       hint: "Start the model server or fix openai.baseUrl.",
     };
   }
-}
-
-/** "gateway running": a failure only with --require-gateway; otherwise reported as passing, with a note. */
-function gatewayCheck(account: ImessageAccount, opts: ProbeOptions, newest: number | undefined, exact = false): Check {
-  const c = gatewayState(account, opts, newest, exact);
-  return c.ok || opts.requireGateway ? c : { ...c, ok: true, detail: `${c.detail} ${GATEWAY_NOT_REQUIRED}` };
-}
-
-function gatewayState(account: ImessageAccount, opts: ProbeOptions, newest: number | undefined, exact: boolean): Check {
-  const name = "gateway running";
-  const lock = readLock(opts.stateDir);
-  let activity = "";
-  let cursor: number | undefined;
-  let lastEvent: number | undefined;
-  try {
-    const store = Store.openIfExists(opts.stateDir);
-    if (store) {
-      try {
-        const a = store.activity(account.accountId);
-        cursor = store.getCursor(account.accountId);
-        lastEvent = a.lastInboundAt;
-        activity = `; last inbound ${a.lastInboundAt ? new Date(a.lastInboundAt).toISOString() : "never"}, last outbound ${
-          a.lastOutboundAt ? new Date(a.lastOutboundAt).toISOString() : "never"
-        }, backlog ${a.backlog}`;
-        // Paused conversations (rate guard) are part of the gateway's state: their messages wait for /resume.
-        const paused = Object.entries(readPauses(store, account.accountId)).map(([c, p]) =>
-          `${describeConv(c)} since ${new Date(p.since).toISOString()} (${p.reason})`
-        );
-        if (paused.length) activity += `; paused by the rate guard (owner sends /resume): ${paused.join("; ")}`;
-      } finally {
-        store.close();
-      }
-    }
-  } catch (e) {
-    activity = `; state unreadable: ${(e as Error).message}`;
-  }
-  if (!lock) {
-    return {
-      name,
-      ok: false,
-      detail: `no gateway holds the lock in ${opts.stateDir}${activity}`,
-      hint: "Start it: `openclaw-imsg gateway` (or `--detach --log-file …`, see README for launchd/cron).",
-    };
-  }
-  if (!lock.accounts?.includes(account.accountId)) {
-    return {
-      name,
-      ok: false,
-      detail: `gateway pid ${lock.pid} runs, but not account ${account.accountId}${activity}`,
-      hint: "Restart it with this account enabled.",
-    };
-  }
-  if (!lock.subscribedAt) {
-    return { name, ok: false, detail: `gateway pid ${lock.pid} is starting (not subscribed yet)${activity}`, hint: "Check its log for imsg errors." };
-  }
-  const staleAfter = opts.staleAfterMs ?? 10 * 60_000;
-  const silentFor = Date.now() - Math.max(lastEvent ?? 0, lock.subscribedAt);
-  // Only an exact newest row can prove the cursor is past the end: a sampled one may simply have missed rows.
-  if (exact && newest !== undefined && cursor !== undefined && cursorBeyond(cursor, newest)) {
-    return {
-      name,
-      ok: false,
-      detail:
-        `gateway pid ${lock.pid} is running but its cursor (row ${cursor}) is past imsg's newest row (${newest}): the Messages database was replaced (a restore, a new Mac, another dbPath)${activity}`,
-      hint: "Restart it (`openclaw-imsg gateway --replace`): a new watch notices the new database and starts from its newest row.",
-    };
-  }
-  if (newest !== undefined && cursor !== undefined && newest > cursor && silentFor > staleAfter) {
-    return {
-      name,
-      ok: false,
-      detail: `gateway pid ${lock.pid} is running but its watch is stale: imsg has row ${newest}, the gateway's cursor is ${cursor}, silent for ${
-        Math.round(silentFor / 1000)
-      }s${activity}`,
-      hint: "Restart it: `openclaw-imsg gateway --replace`.",
-    };
-  }
-  return { name, ok: true, detail: `pid ${lock.pid}, subscribed since ${new Date(lock.subscribedAt).toISOString()}${activity}` };
 }
 
 /** A warning, never a failure: sharing one DM session is the seed's default, but people should know what it means. */
