@@ -13,7 +13,7 @@ export const PROC_LIMITS = {
   maxStderrBytes: 16 * 1024,
   /** After SIGTERM to the group, SIGKILL follows this long later. */
   killGraceMs: 1000,
-  /** After the child exits, wait this long for its pipes (a straggler may hold them) before settling. */
+  /** After the child exits, settle once its pipes were quiet this long (a straggler may hold them open). */
   exitDrainMs: 250,
 } as const;
 
@@ -122,19 +122,33 @@ export function runProcess(cmd: string, args: readonly string[], opts: RunOption
     };
     if (opts.signal?.aborted) onAbort();
     else opts.signal?.addEventListener("abort", onAbort);
-    child.stdout!.on("data", (c: Uint8Array) => out.push(c));
-    child.stderr!.on("data", (c: Uint8Array) => err.push(c));
-    child.on("error", (e: NodeJS.ErrnoException) => {
-      if (child.pid === undefined) done({ code: null, signal: null, spawnError: e.code ?? e.message });
-    });
-    // A straggler outside the group (or one that survives until SIGKILL) may keep the pipes open: settle
-    // shortly after the exit regardless.
-    child.on("exit", (code, signal) => {
+    // After the exit, output still in the pipes keeps arriving (a busy machine reads it late): each chunk restarts
+    // the drain wait, so only pipes that go quiet while held open by a straggler are cut short.
+    let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    const settleSoon = () => {
+      clearTimeout(drainTimer);
       drainTimer = setTimeout(() => {
         child.stdout!.destroy();
         child.stderr!.destroy();
-        done({ code, signal });
+        done(exited!);
       }, PROC_LIMITS.exitDrainMs);
+    };
+    child.stdout!.on("data", (c: Uint8Array) => {
+      out.push(c);
+      if (exited) settleSoon();
+    });
+    child.stderr!.on("data", (c: Uint8Array) => {
+      err.push(c);
+      if (exited) settleSoon();
+    });
+    child.on("error", (e: NodeJS.ErrnoException) => {
+      if (child.pid === undefined) done({ code: null, signal: null, spawnError: e.code ?? e.message });
+    });
+    // A straggler outside the group (or one that survives until SIGKILL) may keep the pipes open: settle once
+    // they have been quiet for exitDrainMs after the exit.
+    child.on("exit", (code, signal) => {
+      exited = { code, signal };
+      settleSoon();
     });
     child.on("close", (code, signal) => done({ code, signal }));
     if (opts.input !== undefined) {
