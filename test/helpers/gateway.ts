@@ -86,7 +86,8 @@ export interface LogLine {
 }
 
 /** Fast supervision for tests; inbound debounce off (a test that wants it sets messages.inbound or this key). */
-const TEST_TUNING = { debounceMs: 10, inboundDebounceMs: 0, backoffInitialMs: 50, watchdogMs: 2000, shutdownGraceMs: 3000 };
+// settleMs: the simulator writes a sent row at once, so recovery need not wait out the real imsg's 8 s receipt window.
+const TEST_TUNING = { debounceMs: 10, inboundDebounceMs: 0, backoffInitialMs: 50, watchdogMs: 2000, shutdownGraceMs: 3000, settleMs: 2000 };
 
 /** A gateway child process with its JSON log lines. */
 export class GatewayProc {
