@@ -11,6 +11,7 @@ import {
   type ChatPayload,
   type ChatRow,
   decodeAttributedBody,
+  decodeReaction,
   DEFAULT_SELF,
   encodeAttributedBody,
   type HistoryQuery,
@@ -18,6 +19,7 @@ import {
   type InjectOptions,
   isGroupChat,
   isoFromMs,
+  isTapbackType,
   MESSAGE_SELECT,
   type MessagePayload,
   type MessageRow,
@@ -26,6 +28,8 @@ import {
   type RawMessage,
   REACTIONS,
   type SentRow,
+  stripGuidPrefix,
+  type TapbackRow,
   URL_BALLOON,
 } from "./sim/db-model.ts";
 import { SimControl } from "./sim/db-control.ts";
@@ -248,10 +252,10 @@ export class SimDb extends SimControl {
     return injected;
   }
 
-  /** Outgoing rows (`is_from_me=1`) after `sinceRowid`, oldest first. */
+  /** Outgoing text/file rows (`is_from_me=1`, tapbacks excluded: see reactionsOn) after `sinceRowid`, oldest first. */
   sent(opts: { sinceRowid?: number } = {}): SentRow[] {
     return this.messages()
-      .filter((m) => m.isFromMe && m.rowid > (opts.sinceRowid ?? 0))
+      .filter((m) => m.isFromMe && m.rowid > (opts.sinceRowid ?? 0) && !isTapbackType(m.associatedMessageType))
       .map((m) => {
         const chat = m.chatId ? this.chatById(m.chatId) : undefined;
         return {
@@ -264,6 +268,29 @@ export class SimDb extends SimControl {
           recipient: m.handle || (chat?.identifier ?? ""),
           ...(m.files[0] !== undefined ? { file: m.files[0] } : {}),
           createdAt: m.createdAt,
+        };
+      });
+  }
+
+  /** The message row with this guid, if any. */
+  messageByGuid(guid: string): MessageRow | undefined {
+    return this.messages().find((m) => m.guid === guid);
+  }
+
+  /** Every tapback row (anyone's, adds and removals) on the message `guid`, oldest first. */
+  reactionsOn(guid: string): TapbackRow[] {
+    return this.messages()
+      .filter((m) => isTapbackType(m.associatedMessageType) && stripGuidPrefix(m.associatedMessageGuid) === guid)
+      .map((m) => {
+        const d = decodeReaction(m.associatedMessageType, m.text);
+        return {
+          rowid: m.rowid,
+          guid: m.guid,
+          ...(d.type ? { type: d.type } : {}),
+          ...(d.emoji ? { emoji: d.emoji } : {}),
+          isFromMe: m.isFromMe,
+          add: d.add,
+          sender: m.handle,
         };
       });
   }
@@ -284,6 +311,7 @@ export class SimDb extends SimControl {
         destinationCallerId: r.dest,
         associatedMessageType: r.amt,
         associatedMessageGuid: r.amg,
+        threadOriginatorGuid: r.tog,
         files: attachmentRows(this.sql, r.id).map((a) => a.filename),
       }));
   }

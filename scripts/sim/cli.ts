@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import { expandTilde, type InjectOptions, isoFromMs, SimDb, unreadableMarker } from "../sim-db.ts";
 import { HAS_RPC, MODERN, SELF, VERSION } from "./env.ts";
 import { writeLine } from "./output.ts";
+import { cmdReact } from "./react.ts";
 import { cmdRpc } from "./server.ts";
 
 const RPC_HELP = `imsg rpc
@@ -30,7 +31,7 @@ interface CommandSpec {
   flags: string[];
   run(o: ParsedOptions): Promise<number>;
 }
-type ParsedOptions = { values: Map<string, string[]>; flags: Set<string> };
+export type ParsedOptions = { values: Map<string, string[]>; flags: Set<string> };
 
 const RUNTIME_VALUES = ["--log-level", "--logLevel"];
 const RUNTIME_FLAGS = ["-v", "--verbose", "--json", "-j", "--json-output", "--jsonOutput"];
@@ -54,6 +55,13 @@ const COMMANDS: Record<string, CommandSpec> = {
       },
     }
     : {}),
+  react: {
+    abstract: "Send a tapback reaction to the most recent message",
+    usage: "imsg react --chat-id N --reaction|-r love|like|dislike|laugh|emphasis|question [--db PATH] [--json]",
+    values: ["--db", "--chat-id", "--reaction", "-r", ...RUNTIME_VALUES],
+    flags: RUNTIME_FLAGS,
+    run: cmdReact,
+  },
   inject: {
     abstract: "(simulator) Write an incoming message into the database",
     usage: "imsg inject --db PATH --from HANDLE --text TEXT [--chat-id N | --group IDENT [--name NAME] [--participant H]...]\n" +
@@ -138,16 +146,16 @@ export async function main(argv: string[]): Promise<number> {
   return command.run(parsed);
 }
 
-function one(o: ParsedOptions, name: string): string | undefined {
+export function one(o: ParsedOptions, name: string): string | undefined {
   return o.values.get(name)?.at(-1);
 }
 
-function dbPathOf(o: ParsedOptions): string {
+export function dbPathOf(o: ParsedOptions): string {
   return resolve(expandTilde(one(o, "--db") ?? process.env.IMSG_SIM_DB ?? "~/Library/Messages/chat.db"));
 }
 
 /** The 0.9 permission banner (docs/IMSG-PROTOCOL.md "Start") (two spaces after the warning sign). */
-function fdaBanner(path: string): string {
+export function fdaBanner(path: string): string {
   return [
     "unable to open database file (code: 14)",
     "",

@@ -131,7 +131,23 @@ export interface MessageRow {
   destinationCallerId: string;
   associatedMessageType: number;
   associatedMessageGuid: string;
+  /** thread_originator_guid ("" when the row is not in a thread). */
+  threadOriginatorGuid: string;
   files: string[];
+}
+
+/** One tapback row on a message, as SimDb.reactionsOn reports it (every row, adds and removals, oldest first). */
+export interface TapbackRow {
+  rowid: number;
+  guid: string;
+  /** The read side's kind (`emphasis`, `custom`); undefined for a custom row whose emoji cannot be recovered. */
+  type?: ReactionType;
+  emoji?: string;
+  isFromMe: boolean;
+  /** false for a removal (3000–3006). */
+  add: boolean;
+  /** The reacting handle ("" on our own rows in a group). */
+  sender: string;
 }
 
 /** A chat row with its participants. */
@@ -255,6 +271,8 @@ SELECT m.ROWID AS id, m.guid AS guid, IFNULL(m.text, '') AS text, IFNULL(m.is_fr
   IFNULL((SELECT MIN(j.chat_id) FROM chat_message_join j WHERE j.message_id = m.ROWID), 0) AS chat_id
 FROM message m LEFT JOIN handle h ON h.ROWID = m.handle_id`;
 export const NOT_TAPBACK = "IFNULL(m.associated_message_type, 0) NOT BETWEEN 2000 AND 3006";
+/** True for a tapback row's associated_message_type (2000–2006 add, 3000–3006 remove; the SQL above agrees). */
+export const isTapbackType = (amt: number) => amt >= 2000 && amt <= 3006;
 
 /** `YYYY-MM-DDTHH:MM:SS.sssZ`, the only timestamp format imsg emits. */
 export function isoFromMs(ms: number): string {

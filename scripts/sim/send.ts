@@ -18,6 +18,7 @@ import {
   RpcError,
   strParam,
 } from "./rpc.ts";
+import { tapback } from "./tapback.ts";
 
 const SEND_KEYS = [
   "to",
@@ -90,13 +91,20 @@ export class Sender {
     if (hasChatTarget && !target.identifier && !target.guid) throw invalidParams("missing chat identifier or guid");
 
     const bridge = this.db.control("bridge") === "1";
-    if (transport === "bridge" || (bridge && transport === "auto" && hasChatTarget)) {
-      const known = hasChatTarget ? target.guid : this.#existingDirect(normalizeHandle(to, region), service)?.guid;
+    // A threaded reply (0.15) to a `to` handle also rides the bridge when that direct chat exists, as in imsg.
+    const replyDirect = replyTo && bridge && transport === "auto" && !hasChatTarget ? this.#existingDirect(normalizeHandle(to, region), service) : undefined;
+    if (transport === "bridge" || (bridge && transport === "auto" && hasChatTarget) || replyDirect) {
+      const known = hasChatTarget ? target.guid : (replyDirect ?? this.#existingDirect(normalizeHandle(to, region), service))?.guid;
       if (!known) throw invalidParams("bridge transport requires an existing chat target");
-      if (text && file) throw invalidParams("bridge transport does not support text and file together");
+      // 0.15's bridge sends a captioned attachment as one message; 0.9's refused text with a file.
+      if (text && file && !MODERN) throw invalidParams("bridge transport does not support text and file together");
       // Without the `bridge` control there is no IMCore helper: fail the way an unready bridge does.
       if (!bridge) throw internalError("imsg bridge not ready: helper not injected into Messages.app (run `imsg launch`)");
-      return this.#bridgeSend(known, text, abs(file));
+      // Control `bridge_attachment_metadata` = 0: an older helper that cannot caption or thread an attachment.
+      if (file && (text || replyTo) && this.db.control("bridge_attachment_metadata") === "0") {
+        throw internalError("running bridge does not support captioned or threaded attachments; restart Messages with the current imsg bridge");
+      }
+      return this.#bridgeSend(known, text, abs(file), replyTo);
     }
     if (replyTo) throw invalidParams("reply_to requires bridge transport; AppleScript fallback cannot send threaded replies");
 
@@ -174,34 +182,11 @@ export class Sender {
     return deliveryError(kind, "send", detail);
   }
 
-  /** `tapback` through the simulated bridge: writes a reaction row that watch (include_reactions) and history see. */
-  tapback(p: Params): Handled {
-    checkKeys("tapback", p, ["chat_id", "chat_guid", "chat_identifier", "message_guid", "reaction", "kind", "emoji", "remove", "part_index"]);
-    if (this.db.control("bridge") !== "1") {
-      if (MODERN) {
-        throw new RpcError(-32003, "Bridge unavailable", {
-          detail: "The bridge is not started. Run imsg launch explicitly before using bridge methods.",
-          retryable: true,
-        });
-      }
-      throw internalError("imsg bridge not ready: helper not injected into Messages.app (run `imsg launch`)");
-    }
-    const guid = strParam(p.message_guid, "message_guid") ?? "";
-    if (!guid) throw invalidParams("message_guid is required");
-    const kind = (strParam(p.reaction ?? p.kind, "reaction") ?? "").replace(/^emphasize$/, "emphasis");
-    const type = (["love", "like", "dislike", "laugh", "emphasis", "question"] as const).find((t) => t === kind);
-    if (!type) throw invalidParams(`unknown reaction ${kind}`);
-    const chatId = intParam(p.chat_id, "chat_id");
-    const chat = chatId !== undefined ? this.db.chatById(chatId) : this.db.chatByGuid(strParam(p.chat_guid, "chat_guid") ?? "");
-    if (!chat) throw invalidParams("unknown chat");
-    const direct = !isGroupChat(chat.identifier, chat.guid);
-    const row = this.db.inject({
-      from: direct ? chat.identifier : "",
-      chatId: chat.id,
-      isFromMe: true,
-      reaction: { to: guid, type, remove: boolParam(p.remove, "remove") ?? false },
+  /** `tapback` through the simulated bridge (tapback.ts); a still_in_flight outcome poisons the lane like a send. */
+  tapback(p: Params): Promise<Handled> {
+    return tapback(this.db, p, () => {
+      this.poisoned = true;
     });
-    return { result: { ok: true, guid: row.guid } };
   }
 
   /**
@@ -261,7 +246,7 @@ export class Sender {
   }
 
   /** A send through the simulated IMCore bridge (control `bridge`): the row is written at once. */
-  #bridgeSend(chatGuid: string, text: string, file: string): Handled {
+  #bridgeSend(chatGuid: string, text: string, file: string, replyTo = ""): Handled {
     const chat = this.db.chatByGuid(chatGuid);
     if (!chat) throw internalError(`bridge: unknown chat ${chatGuid}`);
     const previous = this.db.messages().filter((m) => m.chatId === chat.id).at(-1);
@@ -270,13 +255,21 @@ export class Sender {
       from: direct ? chat.identifier : "",
       chatId: chat.id,
       isFromMe: true,
-      ...(file ? { attachments: [{ path: file }] } : { text }),
+      ...(file ? { attachments: [{ path: file }] } : {}),
+      ...(text || !file ? { text } : {}),
+      ...(replyTo ? this.#thread(replyTo) : {}),
     });
     // Before 0.15.1 the bridge could hand back the previous message's GUID (control `bridge_stale_guid`).
     const guid = !MODERN && this.db.control("bridge_stale_guid") === "1" && previous ? previous.guid : row.guid;
     const result: Record<string, Json> = { ok: true, transport: "bridge", guid };
     if (MODERN) Object.assign(result, { message_id: guid, chat_guid: chat.guid, service: chat.service === "SMS" ? "SMS" : "iMessage" });
     return { result };
+  }
+
+  /** A threaded reply's links: the parent, and the thread it belongs to (the parent's own originator, else itself). */
+  #thread(parent: string): { replyToGuid: string; threadOriginatorGuid: string } {
+    const originator = this.db.messageByGuid(parent)?.threadOriginatorGuid;
+    return { replyToGuid: parent, threadOriginatorGuid: originator || parent };
   }
 
   #existingDirect(handle: string, service: string): ChatRow | undefined {

@@ -24,6 +24,7 @@ import {
   strArrayParam,
 } from "./rpc.ts";
 import { OSASCRIPT_NOISE, Sender } from "./send.ts";
+import { emojiTapbacks } from "./tapback.ts";
 import { WatchHub } from "./watch.ts";
 
 /** stdin as trimmed, non-blank lines, split on "\n" only (Swift readLine also drops a trailing "\r"). */
@@ -104,9 +105,11 @@ class DbResource {
 function statusSnapshot(res: DbResource): Record<string, Json> {
   let database: Record<string, Json>;
   let bridge = false;
+  let emoji = false;
   try {
     const g = res.require();
     bridge = g.db.control("bridge") === "1";
+    emoji = emojiTapbacks(g.db);
     database = {
       path: res.path,
       ready: true,
@@ -130,12 +133,16 @@ function statusSnapshot(res: DbResource): Record<string, Json> {
     protocol_version: 1,
     database,
     bridge: bridge
-      ? { ready: true, bridge_version: 2, v2_ready: true, registry_available: true, selectors: { emojiTapbackSend: true } }
+      ? { ready: true, bridge_version: 2, v2_ready: true, registry_available: true, selectors: { emojiTapbackSend: emoji } }
       : { ready: false, error: "The bridge is not started. Run imsg launch explicitly before using bridge methods." },
     contacts: { available: true },
     methods,
     supported_methods: SUPPORTED,
-    capabilities: { engine: { version: VERSION, commit: "imsg-sim", built_at: "2026-09-17T00:00:00Z" }, features: { "tapback.emoji": bridge ? 2 : 1 } },
+    // Like imsg, a feature is listed only when it is there: no bridge (or no emoji selector) → no `tapback.emoji`.
+    capabilities: {
+      engine: { version: VERSION, commit: "imsg-sim", built_at: "2026-09-17T00:00:00Z" },
+      features: emoji ? { "tapback.emoji": 2 } : {},
+    },
   };
 }
 
@@ -201,8 +208,12 @@ async function dispatch(req: Request, res: DbResource): Promise<Handled> {
       if (!versionAtLeast(VERSION, "0.7.3")) break;
       trace({ k: req.method === "typing" ? "t" : "r", on: req.method === "typing" ? p.typing !== false : undefined });
       return res.require().sender.presence(req.method, p);
-    case "tapback":
+    case "tapback": {
+      const str = (v: Json | undefined) => (typeof v === "string" ? v : undefined);
+      const guid = str(p.message_id ?? p.messageId ?? p.message_guid ?? p.messageGuid ?? p.message);
+      trace({ k: "tb", guid, reaction: str(p.reaction ?? p.kind), emoji: str(p.emoji), remove: p.remove === true || undefined });
       return res.require().sender.tapback(p);
+    }
   }
   throw new RpcError(-32601, "Method not found", req.method);
 }
