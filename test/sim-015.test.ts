@@ -1,5 +1,9 @@
 // The imsg simulator in 0.15.6 mode (and the 0.9 side where the behaviour differs), as a child over real pipes.
 import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ReactionType } from "../scripts/sim-db.ts";
 import { createSim, RpcPipe, type Sim, waitFor } from "./helpers/sim.ts";
 
 const ALICE = "+15550001111";
@@ -333,5 +337,276 @@ describe("bridge (control `bridge`)", () => {
     const r = await p.call("send", { chat_id: prev.chatId, text: "mine", transport: "bridge" });
     expect(r.guid).toBe(prev.guid);
     expect(s.db.sent().at(-1)!.guid).not.toBe(prev.guid);
+  });
+});
+
+// Agent actions as the simulator offers them: tapback (both versions), threaded sends, and the `imsg react` CLI.
+describe("tapback (control `bridge`)", () => {
+  const bridged = (version = "0.15.6", env: Record<string, string> = {}) => {
+    const s = sim({ version, env });
+    s.db.setControl("bridge", true);
+    return s;
+  };
+
+  test.each([
+    ["love", "love", "love"],
+    ["  HEART ", "love", "love"],
+    ["❤", "love", "love"],
+    ["thumbs-up", "like", "like"],
+    ["+1", "like", "like"],
+    ["👍", "like", "like"],
+    ["-1", "dislike", "dislike"],
+    ["LOL", "laugh", "laugh"],
+    ["🤣", "laugh", "laugh"],
+    ["emphasis", "emphasize", "emphasis"],
+    ["‼️", "emphasize", "emphasis"],
+    ["!!", "emphasize", "emphasis"],
+    ["?", "question", "question"],
+    ["remove-like", "remove-like", "like"],
+  ] as [string, string, ReactionType][])("%p → reaction %p, a row of kind %p (both versions)", async (raw, reaction, type) => {
+    for (const version of ["0.9.0", "0.15.6"]) {
+      const s = bridged(version);
+      const m = s.db.inject({ from: ALICE, text: "nice" });
+      const r = await rpc(s).call("tapback", { chat_id: m.chatId, message_guid: m.guid, reaction: raw });
+      expect(r).toEqual({ ok: true, reaction });
+      expect(s.db.reactionsOn(m.guid)).toEqual([
+        {
+          rowid: expect.any(Number),
+          guid: expect.any(String),
+          type,
+          emoji: expect.any(String),
+          isFromMe: true,
+          add: !reaction.startsWith("remove-"),
+          sender: ALICE,
+        },
+      ]);
+      expect(s.db.sent()).toEqual([]);
+    }
+  });
+
+  test.each([
+    ["unknown word", { reaction: "wave" }, "unsupported tapback reaction wave; use love, like, dislike, laugh, emphasize, or question"],
+    ["empty", { reaction: " " }, "reaction, kind, or emoji is required"],
+    ["no message", { reaction: "like", message_guid: "" }, "message_id or message_guid is required"],
+    ["no chat", { reaction: "like", chat_id: undefined }, "chat_guid, chat_identifier, or chat_id is required"],
+    ["unknown chat_id", { reaction: "like", chat_id: 999 }, "unknown chat_id 999"],
+  ])("%s → -32602 with imsg's text", async (_name, extra, data) => {
+    for (const version of ["0.9.0", "0.15.6"]) {
+      const s = bridged(version);
+      const m = s.db.inject({ from: ALICE, text: "nice" });
+      const params = JSON.parse(JSON.stringify({ chat_id: m.chatId, message_guid: m.guid, ...extra }));
+      expect((await rpc(s).request("tapback", params)).error).toEqual({ code: -32602, message: "Invalid params", data });
+    }
+  });
+
+  test("remove:true and a later removal: history's reactions are net, with is_from_me", async () => {
+    const s = bridged();
+    const m = s.db.inject({ from: ALICE, text: "nice" });
+    s.db.inject({ from: ALICE, chatId: m.chatId, reaction: { to: m.guid, type: "like" } });
+    const p = rpc(s);
+    const reactions = async () => (await p.call("messages.history", { chat_id: m.chatId })).messages[0].reactions.map((x: any) => [x.type, x.is_from_me]);
+    expect(await reactions()).toEqual([["like", false]]);
+    await p.call("tapback", { chat_id: m.chatId, message_guid: m.guid, reaction: "like" });
+    expect(await reactions()).toEqual([["like", false], ["like", true]]);
+    expect(await p.call("tapback", { chat_id: m.chatId, message_guid: m.guid, reaction: "like", remove: true })).toEqual({ ok: true, reaction: "remove-like" });
+    expect(await reactions()).toEqual([["like", false]]);
+    expect(s.db.reactionsOn(m.guid).map((r) => [r.isFromMe, r.add])).toEqual([[false, true], [true, true], [true, false]]);
+  });
+
+  test("emoji: 0.15 sends it as itself while status advertises tapback.emoji 2; control emoji_tapback=0 refuses it", async () => {
+    const s = sim();
+    const m = s.db.inject({ from: ALICE, text: "party" });
+    const p = rpc(s);
+    expect((await p.call("status")).capabilities.features).toEqual({});
+    s.db.setControl("bridge", true);
+    const on = await p.call("status");
+    expect([on.capabilities.features, on.bridge.selectors]).toEqual([{ "tapback.emoji": 2 }, { emojiTapbackSend: true }]);
+    expect(await p.call("tapback", { chat_id: m.chatId, message_guid: m.guid, emoji: "🎉" })).toEqual({ ok: true, emoji: "🎉" });
+    const [h] = (await p.call("messages.history", { chat_id: m.chatId })).messages;
+    expect(h.reactions).toEqual([expect.objectContaining({ type: "custom", emoji: "🎉", is_from_me: true })]);
+    expect(s.db.messages().at(-1)).toMatchObject({ text: "Reacted 🎉 to “party”", associatedMessageType: 2006 });
+    expect(await p.call("tapback", { chat_id: m.chatId, message_guid: m.guid, emoji: "🎉", remove: true })).toEqual({ ok: true, emoji: "🎉" });
+    expect(s.db.messages().at(-1)!.associatedMessageType).toBe(3006);
+    expect((await p.call("messages.history", { chat_id: m.chatId })).messages[0].reactions).toEqual([]);
+    s.db.setControl("emoji_tapback", "0");
+    const off = await p.call("status");
+    expect([off.capabilities.features, off.bridge.selectors]).toEqual([{}, { emojiTapbackSend: false }]);
+    expect((await p.request("tapback", { chat_id: m.chatId, message_guid: m.guid, emoji: "🎉" })).error).toMatchObject({
+      code: -32603,
+      data: expect.stringContaining("does not support emoji tapbacks"),
+    });
+    expect(s.db.reactionsOn(m.guid)).toHaveLength(2);
+  });
+
+  test("0.9: emoji is one more spelling of reaction (👍 → like; a custom emoji is refused)", async () => {
+    const s = bridged("0.9.0");
+    const m = s.db.inject({ from: ALICE, text: "x" });
+    const p = rpc(s);
+    expect(await p.call("tapback", { chat_id: m.chatId, message_guid: m.guid, emoji: "👍" })).toEqual({ ok: true, reaction: "like" });
+    expect((await p.request("tapback", { chat_id: m.chatId, message_guid: m.guid, emoji: "🎉" })).error?.code).toBe(-32602);
+  });
+
+  test("a message the database does not hold → -32603 from the bridge, nothing written; without the bridge -32003 (0.9: -32603)", async () => {
+    for (const version of ["0.9.0", "0.15.6"]) {
+      const s = sim({ version });
+      const m = s.db.inject({ from: ALICE, text: "x" });
+      const p = rpc(s);
+      expect((await p.request("tapback", { chat_id: m.chatId, message_guid: m.guid, reaction: "like" })).error?.code).toBe(
+        version === "0.9.0" ? -32603 : -32003,
+      );
+      s.db.setControl("bridge", true);
+      const e = await p.request("tapback", { chat_id: m.chatId, message_guid: "NOT-A-GUID", reaction: "like" });
+      expect(e.error).toEqual({ code: -32603, message: "Internal error", data: "bridge: message not found: NOT-A-GUID" });
+      expect(s.db.reactionsOn(m.guid)).toEqual([]);
+    }
+  });
+
+  test("queued faults: not_started writes nothing, may_have_completed lands, still_in_flight blocks the lane until restart", async () => {
+    const s = bridged();
+    const m = s.db.inject({ from: ALICE, text: "x" });
+    s.db.queueFault("tapback", "not_started");
+    s.db.queueFault("tapback", "may_have_completed");
+    s.db.queueFault("tapback", "still_in_flight", { lands: false });
+    const p = rpc(s);
+    const args = { chat_id: m.chatId, message_guid: m.guid, reaction: "love" };
+    expect((await p.request("tapback", args)).error).toMatchObject({
+      code: -32603,
+      data: { retry_safe: true, disposition: "not_started", transport: "bridge" },
+    });
+    expect(s.db.reactionsOn(m.guid)).toEqual([]);
+    expect((await p.request("tapback", args)).error).toMatchObject({ code: -32001, data: { disposition: "may_have_completed" } });
+    await waitFor(() => s.db.reactionsOn(m.guid).length === 1, 3000, "the in-doubt tapback row");
+    expect((await p.request("tapback", args)).error).toMatchObject({ code: -32001, data: { disposition: "still_in_flight" } });
+    for (const method of ["tapback", "send"]) {
+      expect((await p.request(method, { ...args, text: "t" })).error).toMatchObject({ code: -32004 });
+    }
+    await p.close();
+    expect(await rpc(s).call("tapback", args)).toEqual({ ok: true, reaction: "love" });
+    expect(s.db.reactionsOn(m.guid)).toHaveLength(2);
+  });
+
+  test("0.9: a queued fault is a bridge timeout (-32603); the row still lands unless lands:false", async () => {
+    const s = bridged("0.9.0");
+    const m = s.db.inject({ from: ALICE, text: "x" });
+    s.db.queueFault("tapback", "may_have_completed");
+    const e = await rpc(s).request("tapback", { chat_id: m.chatId, message_guid: m.guid, reaction: "love" });
+    expect(e.error).toMatchObject({ code: -32603, data: expect.stringContaining("Timed out") });
+    await waitFor(() => s.db.reactionsOn(m.guid).length === 1, 3000, "the late tapback row");
+  });
+
+  test("tapback_delay_ms delays the answer; the trace has one line per tapback request", async () => {
+    const trace = join(mkdtempSync(join(tmpdir(), "sim-trace-")), "trace.jsonl");
+    const s = bridged("0.15.6", { IMSG_SIM_TRACE: trace });
+    const m = s.db.inject({ from: ALICE, text: "x" });
+    s.db.setControl("tapback_delay_ms", 300);
+    const p = rpc(s);
+    const t0 = Date.now();
+    await p.call("tapback", { chat_id: m.chatId, message_guid: m.guid, reaction: "like" });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    await p.request("tapback", { chat_id: m.chatId, message_guid: m.guid, reaction: "wave" });
+    const lines = readFileSync(trace, "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((l) => l.k === "tb");
+    expect(lines.map((l) => [l.guid, l.reaction])).toEqual([[m.guid, "like"], [m.guid, "wave"]]);
+  });
+});
+
+describe("send reply_to on the bridge (0.15)", () => {
+  test("the row carries the thread: history shows reply_to_guid, thread_originator_guid and the parent's text", async () => {
+    const s = sim();
+    s.db.setControl("bridge", true);
+    const parent = s.db.inject({ from: ALICE, text: "question?" });
+    const p = rpc(s);
+    const r = await p.call("send", { chat_id: parent.chatId, text: "answer", reply_to: parent.guid });
+    expect(r).toMatchObject({ ok: true, transport: "bridge" });
+    // A reply in that thread stays in it: the originator is the thread's first message.
+    const r2 = await p.call("send", { to: ALICE, text: "more", reply_to: r.guid });
+    expect(r2).toMatchObject({ ok: true, transport: "bridge" });
+    const [more, answer] = (await p.call("messages.history", { chat_id: parent.chatId })).messages;
+    expect(answer).toMatchObject({
+      text: "answer",
+      is_from_me: true,
+      reply_to_guid: parent.guid,
+      thread_originator_guid: parent.guid,
+      reply_to_text: "question?",
+    });
+    expect(more).toMatchObject({ text: "more", reply_to_guid: r.guid, thread_originator_guid: parent.guid });
+    expect(s.db.sent().map((x) => x.text)).toEqual(["answer", "more"]);
+  });
+
+  test("a file with reply_to (and a caption) is one threaded row; an older helper refuses it", async () => {
+    const s = sim();
+    s.db.setControl("bridge", true);
+    const parent = s.db.inject({ from: ALICE, text: "photo?" });
+    const file = join(mkdtempSync(join(tmpdir(), "sim-file-")), "a.txt");
+    writeFileSync(file, "x");
+    const p = rpc(s);
+    await p.call("send", { chat_id: parent.chatId, file, text: "here", reply_to: parent.guid });
+    const [row] = (await p.call("messages.history", { chat_id: parent.chatId, attachments: true })).messages;
+    expect(row).toMatchObject({ text: "here", reply_to_guid: parent.guid, attachments: [expect.objectContaining({ filename: file })] });
+    s.db.setControl("bridge_attachment_metadata", "0");
+    expect((await p.request("send", { chat_id: parent.chatId, file, reply_to: parent.guid })).error).toMatchObject({
+      code: -32603,
+      data: expect.stringContaining("does not support captioned or threaded attachments"),
+    });
+    s.db.setControl("bridge", false);
+    expect((await p.request("send", { chat_id: parent.chatId, text: "r", reply_to: parent.guid })).error).toEqual({
+      code: -32602,
+      message: "Invalid params",
+      data: "reply_to requires bridge transport; AppleScript fallback cannot send threaded replies",
+    });
+  });
+});
+
+describe("imsg react (CLI, both versions)", () => {
+  const react = (s: Sim, args: string[]) => {
+    const r = Bun.spawnSync({ cmd: [s.cliPath, "react", ...args], env: process.env });
+    return { code: r.exitCode, out: r.stdout.toString().trim(), err: r.stderr.toString().trim() };
+  };
+  // 0.15.1+ reports command errors on stderr, 0.9 on stdout.
+  const errorText = (version: string, r: { out: string; err: string }) => (version === "0.9.0" ? r.out : r.err);
+
+  test.each(["0.9.0", "0.15.6"])("%s: reacts to the newest incoming message only; --json prints the ReactResult", (version) => {
+    const s = sim({ version });
+    const old = s.db.inject({ from: ALICE, text: "old" });
+    const newest = s.db.inject({ from: ALICE, chatId: old.chatId, text: "newest" });
+    s.db.inject({ from: ALICE, chatId: old.chatId, text: "mine", isFromMe: true });
+    s.db.inject({ from: ALICE, chatId: old.chatId, reaction: { to: old.guid, type: "love" } });
+    expect(react(s, ["--chat-id", String(old.chatId), "-r", "like", "--db", s.dbPath, "--json"])).toMatchObject({
+      code: 0,
+      out: JSON.stringify({ success: true, chat_id: old.chatId, reaction_type: "like", reaction_emoji: "👍" }),
+    });
+    expect(react(s, ["--chat-id", String(old.chatId), "--reaction", "Emphasize"])).toMatchObject({ code: 0, out: `Sent ‼️ reaction to chat ${old.chatId}` });
+    expect(s.db.reactionsOn(newest.guid).map((r) => [r.type, r.isFromMe])).toEqual([["like", true], ["emphasis", true]]);
+    expect(s.db.reactionsOn(old.guid).map((r) => r.isFromMe)).toEqual([false]);
+  });
+
+  test.each(["0.9.0", "0.15.6"])("%s: custom emoji, unknown kind, unknown chat, no Accessibility → exit 1", (version) => {
+    const s = sim({ version });
+    const m = s.db.inject({ from: ALICE, text: "x" });
+    const id = String(m.chatId);
+    const cases: [string[], string][] = [
+      [["--chat-id", id, "-r", "🎉"], "Unsupported reaction: custom emoji tapback '🎉' cannot be sent by Messages.app AppleScript automation"],
+      [["--chat-id", id, "-r", "wave"], "Invalid reaction: wave\n\nValid reactions: love, like, dislike, laugh, emphasis, question"],
+      [["--chat-id", "99", "-r", "like"], "Chat not found: 99"],
+    ];
+    s.db.setControl("react_denied", "1");
+    cases.push([["--chat-id", id, "-r", "like"], "osascript is not allowed assistive access"]);
+    for (const [args, text] of cases) {
+      const r = react(s, args);
+      expect(r.code).toBe(1);
+      expect(errorText(version, r)).toContain(text);
+    }
+    expect(s.db.reactionsOn(m.guid)).toEqual([]);
+  });
+
+  test("react_delay_ms makes the run take that long; the trace has a line per run", () => {
+    const trace = join(mkdtempSync(join(tmpdir(), "sim-trace-")), "trace.jsonl");
+    const s = sim({ env: { IMSG_SIM_TRACE: trace } });
+    const m = s.db.inject({ from: ALICE, text: "x" });
+    s.db.setControl("react_delay_ms", 300);
+    const t0 = Date.now();
+    expect(react(s, ["--chat-id", String(m.chatId), "-r", "love"]).code).toBe(0);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    const lines = readFileSync(trace, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toEqual([expect.objectContaining({ k: "react", chat_id: String(m.chatId), reaction: "love" })]);
   });
 });
