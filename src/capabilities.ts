@@ -14,6 +14,8 @@ export interface ImsgInfo {
   bridge?: { ready: boolean; error?: string };
   methods: string[];
   advanced: Record<Advanced, boolean>;
+  /** A tapback may be a custom emoji (`capabilities.features["tapback.emoji"] >= 2` with a usable `tapback`). */
+  emojiTapback: boolean;
   /** Why each advanced method that is not usable is not (one short sentence each). */
   why: Partial<Record<Advanced, string>>;
 }
@@ -51,7 +53,8 @@ export function imsgInfo(st: ImsgStatus): ImsgInfo {
         ? "the database is not ready"
         : `imsg ${st.version ?? ""} does not offer ${METHOD[a]}`.replace("  ", " ");}
   }
-  return { version: st.version, protocolVersion: st.protocolVersion, database: st.database, bridge: st.bridge, methods: st.methods, advanced, why };
+  const emojiTapback = advanced.tapback && (st.capabilityLevels?.["tapback.emoji"] ?? 0) >= 2;
+  return { version: st.version, protocolVersion: st.protocolVersion, database: st.database, bridge: st.bridge, methods: st.methods, advanced, emojiTapback, why };
 }
 
 /** An imsg without `status` (before 0.14): nothing advanced is attempted, as its surface cannot be discovered. */

@@ -3,6 +3,7 @@
 // looked up in history (reconcile.ts) before anything is sent again; `failed` only when imsg said so.
 import { statSync } from "node:fs";
 import { isAbsolute } from "node:path";
+import type { ReplyActions, TapbackAction } from "./actions.ts";
 import { chunkCapped, type Truncation } from "./chunk.ts";
 import { outboundRefusal } from "./files.ts";
 import type { ImessageAccount } from "./config.ts";
@@ -12,6 +13,7 @@ import { lookForPart, matchSent, SETTLE_MS, sinceRecorded, wasHandedOver } from 
 import { classifyError, ImsgPermissionError, ImsgSpawnError, RpcError } from "./rpc.ts";
 import { normalizeForEcho, sanitizeOutbound } from "./sanitize.ts";
 import { SendClient } from "./send-client.ts";
+import { capsOf, deliverTapback } from "./send-tapback.ts";
 import type { Stager } from "./stage.ts";
 import type { OutboundRow, Store } from "./store.ts";
 import { formatTarget, type Target, targetToSendParams } from "./targets.ts";
@@ -53,11 +55,23 @@ const RETRY_MS = 250;
 export interface Part {
   text: string;
   file?: string;
+  /** A tapback part (empty text, no file): always seq 0, before the reply's text. */
+  tapback?: TapbackAction;
+  /** Sent as a threaded reply to this message guid where the send child can (else plain, recorded as such). */
+  replyTo?: string;
+}
+
+/** imsg refused a threaded send itself (it did not send it): it goes again at once, unthreaded. */
+function refusesReplyTo(e: unknown): boolean {
+  if (!(e instanceof RpcError)) return false;
+  const k = e.classified;
+  return k.kind === "bridge_unavailable" || (k.kind === "invalid_params" && /reply.?to/i.test(`${e.message} ${k.detail ?? ""}`));
 }
 
 /**
- * Turns a reply into the parts to send: sanitized, prefixed text chunks first, then one part per valid media
- * file. Pure apart from stat() on media paths; rejected media are returned with their reasons.
+ * Turns a reply into the parts to send: the tapback (actions.react) first, then sanitized, prefixed text chunks,
+ * then one part per valid media file, each of those threaded under actions.replyTo when set. Pure apart from
+ * stat() on media paths; rejected media are returned with their reasons.
  */
 export function planParts(
   text: string,
@@ -70,7 +84,7 @@ export function planParts(
    * stateDir (with configPath): agent media may not come from it (nor from other secret places, nor from outside
    * mediaLocalRoots when set; see `outboundRefusal`).
    */
-  opts: { sanitize?: boolean; whole?: boolean; stateDir?: string; configPath?: string } = {},
+  opts: { sanitize?: boolean; whole?: boolean; stateDir?: string; configPath?: string; actions?: ReplyActions } = {},
 ): { parts: Part[]; rejected: { path: string; reason: string }[]; truncated?: Truncation } {
   let body = opts.sanitize === false ? text.replace(/\r\n?/g, "\n").trim() : sanitizeOutbound(text);
   if (body && account.responsePrefix) body = `${account.responsePrefix} ${body}`;
@@ -104,6 +118,10 @@ export function planParts(
       rejected.push({ path, reason: "file not found" });
     }
   }
+  const replyTo = opts.actions?.replyTo;
+  if (replyTo) for (const p of parts) p.replyTo = replyTo;
+  // The tapback does not count against replyMaxParts: it is not a message in the chat.
+  if (opts.actions?.react) parts.unshift({ text: "", tapback: opts.actions.react });
   return capped.truncated ? { parts, rejected, truncated: capped.truncated } : { parts, rejected };
 }
 
@@ -134,12 +152,14 @@ export interface DeliverOptions {
   settleMs?: number;
 }
 
-type Sender = Pick<SendClient, "send" | "history" | "pid" | "stopped"> & Partial<Pick<SendClient, "chatIdByGuid" | "chatIdFor" | "stager">>;
+type Sender =
+  & Pick<SendClient, "send" | "history" | "pid" | "stopped">
+  & Partial<Pick<SendClient, "chatIdByGuid" | "chatIdFor" | "stager" | "tapback" | "capabilities">>;
 
 /**
- * Sends parts in order. A part already `sent` is skipped; a `failed` one stops the delivery. A part recorded
- * earlier is sent as recorded (a restart under a changed config must not send different text); one that was
- * handed to imsg before is first looked up in history.
+ * Sends parts in order. A part already `sent` is skipped; a `failed` one stops the delivery (a failed tapback
+ * does not: it never holds up the text). A part recorded earlier is sent as recorded (a restart under a changed
+ * config must not send different text); one that was handed to imsg before is first looked up in history.
  */
 export async function deliver(store: Store, sender: Sender, job: DeliverJob, opts: DeliverOptions = {}): Promise<DeliverResult> {
   const log = getLog(`deliver:${job.account.accountId}`);
@@ -148,6 +168,7 @@ export async function deliver(store: Store, sender: Sender, job: DeliverJob, opt
   const used = new Set<number>();
   const target = formatTarget(job.target);
   const pending = (why: string): DeliverResult => ({ sent, error: why, retryable: true });
+  const startedAt = store.now();
   for (let seq = 0; seq < job.parts.length; seq++) {
     const part = job.parts[seq]!;
     let row = store.recordOutbound({
@@ -158,7 +179,9 @@ export async function deliver(store: Store, sender: Sender, job: DeliverJob, opt
       chatId: job.chatId,
       text: part.text,
       file: part.file,
-      echoKey: normalizeForEcho(part.text),
+      echoKey: part.tapback ? "" : normalizeForEcho(part.text),
+      tapback: part.tapback,
+      replyTo: part.replyTo,
     });
     const settled = (r: { id?: number; guid?: string }) => {
       store.markOutbound(row.id, "sent", { messageId: r.id, messageGuid: r.guid });
@@ -166,11 +189,19 @@ export async function deliver(store: Store, sender: Sender, job: DeliverJob, opt
       sent.push({ ...row, state: "sent", messageId: r.id, messageGuid: r.guid });
     };
     if (row.state === "sent") {
-      if (row.messageId !== undefined) used.add(row.messageId);
+      if (row.messageId !== undefined && !row.tapback) used.add(row.messageId);
       sent.push(row);
       continue;
     }
+    if (row.state === "failed" && row.tapback) continue;
     if (row.state === "failed") return { sent, error: `part ${seq} failed earlier; not re-sent` };
+    if (row.tapback) {
+      const fresh = row.createdAt >= startedAt;
+      const r = await deliverTapback(store, sender, { account: job.account, chatGuid: job.chatGuid, target }, row, { settleMs, fresh });
+      if ("pending" in r) return pending(r.pending);
+      if (r.settled === "sent") sent.push({ ...row, state: "sent" });
+      continue;
+    }
     // Handed to imsg before (an earlier attempt, or a run that stopped): it may have landed.
     let handedAt = wasHandedOver(row) ? row.updatedAt : undefined;
     let retries = 0;
@@ -204,8 +235,18 @@ export async function deliver(store: Store, sender: Sender, job: DeliverJob, opt
         handedAt = undefined;
       }
       if (sender.stopped) return pending("stopping");
+      let threaded = false;
       try {
-        const params: Record<string, unknown> = { ...targetToSendParams(job.target, job.account.service), region: job.account.region };
+        // A threaded part goes to its chat with reply_to where this send child can; else plain (recorded).
+        if (row.replyTo && row.sentAs !== "plain") {
+          threaded = (await capsOf(sender))?.advanced.reply_to === true && (job.chatGuid !== undefined || row.chatId !== undefined);
+          if (!threaded) log.debug(`part ${seq + 1}/${job.parts.length} to ${redact(target)} goes unthreaded: this imsg cannot send reply_to`);
+          row.sentAs = threaded ? "threaded" : "plain";
+          store.setOutboundSentAs(row.id, row.sentAs);
+        }
+        const to = threaded ? (job.chatGuid ? { chat_guid: job.chatGuid } : { chat_id: row.chatId }) : targetToSendParams(job.target, job.account.service);
+        const params: Record<string, unknown> = { ...to, region: job.account.region };
+        if (threaded) params.reply_to = row.replyTo;
         if (row.file) {
           // The path imsg can read: the local file, or its staged copy when imsg runs on another host (it keeps
           // the file's base name, which is how a history lookup recognises the attachment).
@@ -234,6 +275,14 @@ export async function deliver(store: Store, sender: Sender, job: DeliverJob, opt
         const why = (e as Error).message;
         // Shutdown cut the send short: it stays pending with its child, reconciled at the next start.
         if (sender.stopped) return pending("stopping");
+        if (threaded && refusesReplyTo(e)) {
+          handedAt = undefined;
+          store.setOutboundSender(row.id, undefined);
+          row.sentAs = "plain";
+          store.setOutboundSentAs(row.id, "plain");
+          log.debug(`imsg refused a threaded send to ${redact(target)} (${why}); sending it unthreaded`);
+          continue;
+        }
         const kind = classifySendError(e);
         if (kind === "in-doubt") {
           log.warn(`a send to ${redact(target)} has an unknown outcome (${why}); looking for it in history`);

@@ -18,6 +18,17 @@ export interface ImsgAttachment {
   convertedMimeType?: string;
 }
 
+/** A tapback on a message, as history reports it (net current ones: a removal cancels its add). */
+export interface ImsgReaction {
+  id: number;
+  /** love, like, dislike, laugh, emphasis (the read side's name for emphasize), question, or custom. */
+  type: string;
+  emoji: string;
+  sender: string;
+  isFromMe: boolean;
+  createdAt: string;
+}
+
 /** A `message` notification's message, normalised to camelCase; optional strings stay undefined. */
 export interface ImsgMessage {
   id: number; // ROWID, the watch cursor
@@ -29,6 +40,8 @@ export interface ImsgMessage {
   text: string;
   createdAt: string; // ISO
   attachments: ImsgAttachment[];
+  /** The tapbacks on this message (history fills them; a watch row usually has none). */
+  reactions?: ImsgReaction[];
   replyToGuid?: string;
   replyToText?: string;
   replyToSender?: string;
@@ -97,6 +110,15 @@ const AttachmentSchema = v.object({
   converted_mime_type: str,
 });
 
+const ReactionSchema = v.object({
+  id: v.optional(v.number(), 0),
+  type: v.optional(v.string(), ""),
+  emoji: v.optional(v.string(), ""),
+  sender: v.optional(v.string(), ""),
+  is_from_me: v.optional(v.boolean(), false),
+  created_at: v.optional(v.string(), ""),
+});
+
 // Lenient on optional fields (imsg omits them, older versions lack some), strict on the ones we act on.
 const MessageSchema = v.object({
   id: v.pipe(v.number(), v.integer()),
@@ -108,6 +130,8 @@ const MessageSchema = v.object({
   text: v.optional(v.string(), ""),
   created_at: v.optional(v.string(), ""),
   attachments: v.optional(v.array(AttachmentSchema), []),
+  // Only history's lookups act on them (our own tapback landed?): a malformed list is ignored, not fatal.
+  reactions: v.fallback(v.optional(v.array(ReactionSchema)), undefined),
   reply_to_guid: str,
   reply_to_text: str,
   reply_to_sender: str,
@@ -161,6 +185,15 @@ const ATTACHMENT_FIELDS = {
   convertedMimeType: "converted_mime_type",
 } as const satisfies Record<keyof ImsgAttachment, keyof v.InferOutput<typeof AttachmentSchema>>;
 
+const REACTION_FIELDS = {
+  id: "id",
+  type: "type",
+  emoji: "emoji",
+  sender: "sender",
+  isFromMe: "is_from_me",
+  createdAt: "created_at",
+} as const satisfies Record<keyof ImsgReaction, keyof v.InferOutput<typeof ReactionSchema>>;
+
 const MESSAGE_FIELDS = {
   id: "id",
   chatId: "chat_id",
@@ -171,6 +204,7 @@ const MESSAGE_FIELDS = {
   text: "text",
   createdAt: "created_at",
   attachments: "attachments",
+  reactions: "reactions",
   replyToGuid: "reply_to_guid",
   replyToText: "reply_to_text",
   replyToSender: "reply_to_sender",
@@ -207,6 +241,8 @@ export function parseMessage(raw: unknown): { message: ImsgMessage } | { error: 
   // Messages stores one U+FFFC per attachment in the text; it is not something the user typed.
   m.text = m.text.replace(/\uFFFC/g, "").trim();
   m.attachments = r.output.attachments.map((a) => renameKeys(a, ATTACHMENT_FIELDS, false) as unknown as ImsgAttachment);
+  if (r.output.reactions) m.reactions = r.output.reactions.map((x) => renameKeys(x, REACTION_FIELDS, false) as unknown as ImsgReaction);
+  else delete m.reactions;
   m.service = messageService(r.output.service, r.output.chat_guid);
   return { message: m };
 }
@@ -323,6 +359,12 @@ export async function markRead(client: RpcClient, target: Record<string, unknown
   objectResult("read", await client.request("read", target, { timeoutMs }));
 }
 
+/** `tapback {chat_*, message_guid, reaction | emoji}` (bridge only): a tapback on one message. */
+export async function sendTapback(client: RpcClient, params: Record<string, unknown>, timeoutMs?: number): Promise<void> {
+  const r = objectResult("tapback", await client.request("tapback", params, { timeoutMs }));
+  if (r.ok === false) throw new Error(`imsg tapback: not ok (${JSON.stringify(r).slice(0, 200)})`);
+}
+
 /** Parses `MAJOR.MINOR.PATCH` out of `imsg --version` output. */
 export function parseVersion(text: string): [number, number, number] | undefined {
   const m = /(\d+)\.(\d+)\.(\d+)/.exec(text);
@@ -340,6 +382,7 @@ export function toWireMessage(m: unknown): unknown {
   if (!x || typeof x !== "object") return m;
   const wire = renameKeys(x as unknown as Record<string, unknown>, MESSAGE_FIELDS, true);
   wire.attachments = (x.attachments ?? []).map((a) => renameKeys(a as unknown as Record<string, unknown>, ATTACHMENT_FIELDS, true));
+  if (x.reactions) wire.reactions = x.reactions.map((a) => renameKeys(a as unknown as Record<string, unknown>, REACTION_FIELDS, true));
   return wire;
 }
 
@@ -360,6 +403,8 @@ export interface ImsgStatus {
   features: string[];
   /** Engine capability names that are on (e.g. tapback.emoji). */
   capabilities: string[];
+  /** Each engine capability's level as imsg reports it (true → 1, off → 0): `tapback.emoji` 2 = emoji tapbacks send. */
+  capabilityLevels?: Record<string, number>;
 }
 
 const strList = v.fallback(v.array(v.string()), []);
@@ -380,6 +425,7 @@ const StatusSchema = v.object({
 });
 
 const isOn = (x: unknown) => x === true || (typeof x === "number" && x > 0) || (typeof x === "string" && x !== "" && x !== "0");
+const level = (x: unknown) => typeof x === "number" && Number.isFinite(x) ? x : typeof x === "string" && Number.isFinite(Number(x)) && x !== "" ? Number(x) : isOn(x) ? 1 : 0;
 
 /** Parses an `initialize`/`status` result; `{error}` when even the database readiness is missing. */
 export function parseStatus(raw: unknown): { status: ImsgStatus } | { error: string } {
@@ -396,6 +442,7 @@ export function parseStatus(raw: unknown): { status: ImsgStatus } | { error: str
       supportedMethods: s.supported_methods,
       features: Object.keys(s.database.features).filter((k) => isOn(s.database.features[k])),
       capabilities: Object.keys(s.capabilities?.features ?? {}).filter((k) => isOn(s.capabilities!.features[k])),
+      capabilityLevels: Object.fromEntries(Object.entries(s.capabilities?.features ?? {}).map(([k, x]) => [k, level(x)])),
     },
   };
 }

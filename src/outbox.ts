@@ -1,5 +1,6 @@
 // The outbox: replies queued per conversation and sent in order (parts of consecutive replies to one chat never
 // interleave), with retry and backoff while a reply cannot go out yet, and a give-up (by age) that is journaled.
+import type { ReplyActions } from "./actions.ts";
 import type { AgentReply } from "./agents.ts";
 import type { ImessageAccount } from "./config.ts";
 import { deliver, planParts } from "./deliver.ts";
@@ -93,6 +94,8 @@ export class Outbox {
       sanitize: !reply.system,
       stateDir: this.opts.stateDir,
       configPath: this.opts.configPath,
+      // Resolved by the turn (stored with the reply), so a resumed reply re-plans to the same parts.
+      actions: reply.system ? undefined : (reply as { actions?: ReplyActions }).actions,
     });
     for (const r of rejected) log.warn(`not attaching ${r.path}: ${r.reason}`);
     if (truncated) {

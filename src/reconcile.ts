@@ -11,6 +11,7 @@ import { normalizeForEcho } from "./sanitize.ts";
 import { SEND_TIMEOUT_MS, type SendClient } from "./send-client.ts";
 import type { OutboundRow, Store } from "./store.ts";
 import { messagesHistory } from "./imsg.ts";
+import { ownTapback, wantsFor } from "./tapback.ts";
 
 /**
  * How long a part handed to imsg gets to land before history counts as proof that it did not: imsg 0.14+ waits up
@@ -88,6 +89,37 @@ export async function lookForPart(
   }
 }
 
+/**
+ * Looks for our own tapback on message `to` in its chat until `deadline`: the reaction row's id when there,
+ * undefined when absent at the deadline, null when history could not be read, "gone" when the message is not in
+ * the chat's recent history (nothing to prove either way: the tapback is given up, never sent blindly).
+ */
+export async function lookForTapback(
+  src: HistorySource,
+  chatId: number,
+  row: Pick<OutboundRow, "tapback" | "sentAs">,
+  opts: { deadline: number; stopped?: () => boolean },
+): Promise<{ id: number } | undefined | null | "gone"> {
+  const to = row.tapback?.to;
+  if (!to) return "gone";
+  for (;;) {
+    let r: { id: number } | undefined | null | "gone";
+    try {
+      const target = (await historyOf(src, chatId)).find((h) => h.guid === to);
+      const own = target && ownTapback(target, wantsFor(row));
+      r = !target ? "gone" : own ? { id: own.id } : undefined;
+    } catch {
+      r = null;
+    }
+    const left = opts.deadline - Date.now();
+    if ((r && r !== "gone") || left <= 0 || opts.stopped?.()) return r;
+    await new Promise((res) => setTimeout(res, Math.min(LOOK_EVERY_MS, left)));
+  }
+}
+
+/** Why a tapback whose message left the chat's recent history is given up. */
+export const TAPBACK_GONE = "its message is not in the chat's recent history; not sent";
+
 /** Waits (bounded) for the imsg child a part was handed to before a crash: it finishes that send, then exits. */
 async function childGone(pid: number | undefined, timeoutMs: number): Promise<boolean> {
   return (await until(() => (pid === undefined || !isAlive(pid) ? true : undefined), timeoutMs, 100)) === true;
@@ -125,6 +157,25 @@ export async function reconcileOutbound(
       else {
         store.markOutbound(row.id, "failed", { error: "outcome unknown and no chat to look in; not re-sent" });
         out.failed++;
+      }
+      continue;
+    }
+    if (row.tapback) {
+      // A tapback: our reaction on its target message settles it; never re-sent without that look.
+      const deadline = handed ? row.updatedAt + (opts.settleMs ?? SETTLE_MS) : 0;
+      const found = await lookForTapback(src, row.chatId, row, { deadline });
+      if (found === "gone") {
+        store.markOutbound(row.id, "failed", { error: TAPBACK_GONE });
+        out.failed++;
+      } else if (found) {
+        store.markOutbound(row.id, "sent", { messageId: found.id });
+        out.confirmed++;
+      } else if (found === null) {
+        log.warn(`cannot reconcile tapback ${row.id}: its chat's history could not be read`);
+        if (row.inboundKey) out.unchecked.add(row.inboundKey);
+      } else {
+        if (handed) store.resetOutbound(row.id);
+        out.resend++;
       }
       continue;
     }

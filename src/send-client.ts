@@ -1,7 +1,8 @@
 // The send path's own imsg child: started on first use, replaced when it dies, times out or its mutation lane is
 // poisoned, and never asked more than imsg admits (server busy is waited out, not reported).
+import { type ImsgInfo, imsgInfo } from "./capabilities.ts";
 import type { ImessageAccount, Service } from "./config.ts";
-import { chatsList, type ImsgChat, type ImsgMessage, messagesHistory, parseChat, sendMessage, type SendResult } from "./imsg.ts";
+import { chatsList, type ImsgChat, type ImsgMessage, messagesHistory, parseChat, sendMessage, type SendResult, sendTapback, status } from "./imsg.ts";
 import { getLog } from "./log.ts";
 import { RpcClient, RpcClosedError, RpcError } from "./rpc.ts";
 import type { Stager } from "./stage.ts";
@@ -39,6 +40,8 @@ export class SendClient {
   #retired = new Set<RpcClient>();
   #stopped = false;
   #chatIds = new Map<string, number>();
+  /** Each child's capabilities, asked once per child (a replacement child is asked again). */
+  #caps = new WeakMap<RpcClient, Promise<ImsgInfo | undefined>>();
   readonly #log;
   /** Set when imsg runs on another host: file parts are copied there first (stage.ts). */
   stager?: Stager;
@@ -101,6 +104,27 @@ export class SendClient {
 
   send(params: Record<string, unknown>): Promise<SendResult> {
     return this.#call((c) => sendMessage(c, params, this.timeoutMs));
+  }
+
+  /** `tapback` on the current child (bridge only). */
+  tapback(params: Record<string, unknown>): Promise<void> {
+    return this.#call((c) => sendTapback(c, params, this.timeoutMs));
+  }
+
+  /**
+   * What the current send child can do (`status`, asked once per child). undefined: imsg cannot say (0.9 has no
+   * `status`), so nothing advanced is used. A failed ask is not remembered (the next one asks again).
+   */
+  capabilities(): Promise<ImsgInfo | undefined> {
+    return this.#call((c) => {
+      let p = this.#caps.get(c);
+      if (!p) {
+        p = status(c, this.account.probeTimeoutMs).then((st) => st && imsgInfo(st));
+        this.#caps.set(c, p);
+        p.catch(() => this.#caps.delete(c));
+      }
+      return p;
+    });
   }
 
   /** The chat's newest rows (with attachments), newest first: what a lookup for a landed part reads. */

@@ -1,6 +1,7 @@
 // The state database's shape: row types, the migrations that build the schema, and the mappers from SQLite
 // rows to typed rows. Store (store.ts) holds the statements that use them.
 import type { DatabaseSync } from "node:sqlite";
+import type { TapbackAction } from "./actions.ts";
 import { CliError } from "./errors.ts";
 
 /**
@@ -66,6 +67,10 @@ export interface OutboundInput {
   file?: string;
   /** Normalized text for echo matching (sanitize.ts normalizeForEcho); empty → not matchable. */
   echoKey?: string;
+  /** A tapback part (no text, no file): the tapback asked for. */
+  tapback?: TapbackAction;
+  /** A text/file part meant as a threaded reply to this message guid. */
+  replyTo?: string;
 }
 
 /** A recorded outbound chunk or file. */
@@ -86,6 +91,16 @@ export interface OutboundRow {
   senderPid?: number;
   /** A file part's copy on the remote Mac (stage.ts), until it is cleaned up. */
   stagedPath?: string;
+  /** A tapback part: the tapback asked for (the intent; `sentAs` says what was done). */
+  tapback?: TapbackAction;
+  /** The message guid a text/file part was meant to be threaded under. */
+  replyTo?: string;
+  /**
+   * What the send actually did, decided from the send child's capabilities (SentAs in send-tapback.ts):
+   * `threaded` / `plain` for a part with replyTo; `bridge:<kind>`, `bridge:emoji:<emoji>` or `react:<kind>` for a
+   * tapback (recorded before it is handed over, so a lookup after a crash knows what to look for).
+   */
+  sentAs?: string;
   createdAt: number;
   updatedAt: number;
 }
@@ -200,6 +215,12 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE inbound ADD COLUMN anchor_key TEXT;
   CREATE INDEX inbound_by_anchor ON inbound (account_id, anchor_key) WHERE anchor_key IS NOT NULL;
   `,
+  // 7: agent actions: a tapback part's intent, a part's thread target, and what the send actually did.
+  `
+  ALTER TABLE outbound ADD COLUMN tapback_json TEXT;
+  ALTER TABLE outbound ADD COLUMN reply_to TEXT;
+  ALTER TABLE outbound ADD COLUMN sent_as TEXT;
+  `,
 ];
 
 export type Row = Record<string, unknown>;
@@ -290,6 +311,9 @@ export function toOutbound(r: Row): OutboundRow {
     error: opt(r.error),
     senderPid: opt(r.sender_pid),
     stagedPath: opt(r.staged_path),
+    tapback: opt<string>(r.tapback_json) === undefined ? undefined : (parseJson(r.tapback_json) as TapbackAction),
+    replyTo: opt(r.reply_to),
+    sentAs: opt(r.sent_as),
     createdAt: r.created_at as number,
     updatedAt: r.updated_at as number,
   };

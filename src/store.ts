@@ -216,7 +216,7 @@ export class Store extends PairingTables {
     return this.tx(() => {
       this.run(
         `INSERT OR IGNORE INTO outbound (account_id, inbound_key, seq, target, chat_id, text, file, state,
-           created_at, updated_at, echo_key) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
+           created_at, updated_at, echo_key, tapback_json, reply_to) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)`,
         o.accountId,
         o.inboundKey ?? null,
         o.seq,
@@ -227,6 +227,8 @@ export class Store extends PairingTables {
         now,
         now,
         o.echoKey || null,
+        json(o.tapback),
+        o.replyTo ?? null,
       );
       const r = o.inboundKey === undefined ? this.one("SELECT * FROM outbound WHERE id = last_insert_rowid()") : this.one(
         "SELECT * FROM outbound WHERE account_id = ? AND inbound_key = ? AND seq = ?",
@@ -292,6 +294,11 @@ export class Store extends PairingTables {
     this.run("UPDATE outbound SET sender_pid = ?, updated_at = ? WHERE id = ?", pid ?? null, this.now(), id);
   }
 
+  /** Records what the send does with a part (threaded or plain, which tapback by which way): OutboundRow.sentAs. */
+  setOutboundSentAs(id: number, sentAs: string): void {
+    this.run("UPDATE outbound SET sent_as = ? WHERE id = ?", sentAs, id);
+  }
+
   /** Records (or clears) where a file part was staged on the remote Mac. */
   setOutboundStaged(id: number, stagedPath: string | undefined): void {
     // updated_at is left alone: it dates the part's state (activity, retention), not its staging.
@@ -323,15 +330,16 @@ export class Store extends PairingTables {
     ).map(toOutbound);
   }
 
-  /** True when we sent a message with this imsg guid (so an inbound row with it is our own echo). */
+  /** True when we sent a message with this imsg guid (so an inbound row with it is our own echo); never a tapback. */
   hasOutboundGuid(accountId: string, guid: string): boolean {
-    return this.one("SELECT 1 AS x FROM outbound WHERE account_id = ? AND message_guid = ?", accountId, guid) !==
-      undefined;
+    const sql = "SELECT 1 AS x FROM outbound WHERE account_id = ? AND message_guid = ? AND tapback_json IS NULL";
+    return this.one(sql, accountId, guid) !== undefined;
   }
 
   /** The text of a message by its imsg guid: a part we sent, else a row we journaled (a tapback's context). */
   textOfGuid(accountId: string, guid: string): string | undefined {
-    const o = this.one("SELECT text FROM outbound WHERE account_id = ? AND message_guid = ? ORDER BY id LIMIT 1", accountId, guid);
+    const sql = "SELECT text FROM outbound WHERE account_id = ? AND message_guid = ? AND tapback_json IS NULL ORDER BY id LIMIT 1";
+    const o = this.one(sql, accountId, guid);
     if (o) return String(o.text);
     const i = this.one("SELECT json_extract(message_json, '$.text') AS text FROM inbound WHERE account_id = ? AND key = ?", accountId, guid);
     return typeof i?.text === "string" ? i.text : undefined;

@@ -30,8 +30,14 @@ describe("parseStatus", () => {
           supportedMethods: ["status", "send", "tapback"],
           features: ["reactions"],
           capabilities: ["tapback.emoji"],
+          capabilityLevels: { "tapback.emoji": 1, "x.off": 0 },
         },
       },
+    },
+    {
+      name: "capability levels are kept (tapback.emoji 2 = emoji tapbacks send)",
+      raw: { database: { ready: true }, capabilities: { features: { "tapback.emoji": 2, yes: true, s: "3", no: false } } },
+      want: { status: { capabilities: ["tapback.emoji", "yes", "s"], capabilityLevels: { "tapback.emoji": 2, yes: 1, s: 3, no: 0 } } },
     },
     {
       name: "a database error and nothing else",

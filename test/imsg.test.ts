@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { type ImsgAttachment, type ImsgMessage, messageService, parseMessage, toWireMessage } from "../src/imsg.ts";
+import { type ImsgAttachment, type ImsgMessage, type ImsgReaction, messageService, parseMessage, toWireMessage } from "../src/imsg.ts";
 
 // Every field set to a value that differs from its default, so a field dropped in either direction shows.
 const fullAttachment: Required<ImsgAttachment> = {
@@ -15,6 +15,15 @@ const fullAttachment: Required<ImsgAttachment> = {
   convertedMimeType: "audio/mp4",
 };
 
+const fullReaction: Required<ImsgReaction> = {
+  id: 43,
+  type: "emphasis",
+  emoji: "‼️",
+  sender: "+15550002222",
+  isFromMe: true,
+  createdAt: "2026-01-01T00:00:01.000Z",
+};
+
 const full: Required<ImsgMessage> = {
   id: 42,
   chatId: 7,
@@ -25,6 +34,7 @@ const full: Required<ImsgMessage> = {
   text: "hello",
   createdAt: "2026-01-01T00:00:00.000Z",
   attachments: [fullAttachment],
+  reactions: [fullReaction],
   replyToGuid: "GUID-0",
   replyToText: "earlier",
   replyToSender: "+15550002222",
@@ -60,8 +70,25 @@ describe("imsg wire ↔ camelCase", () => {
     expect(r.message.attachments[0]![key]).toEqual(fullAttachment[key]);
   });
 
+  test.each(Object.keys(fullReaction) as (keyof ImsgReaction)[])("reaction field %s survives the round trip", (key) => {
+    const r = parseMessage(toWireMessage(full)) as { message: ImsgMessage };
+    expect(r.message.reactions![0]![key]).toEqual(fullReaction[key]);
+  });
+
+  test("history's reactions array is read; a malformed one is ignored, not fatal", () => {
+    const base = { id: 1, is_from_me: false };
+    const ok = parseMessage({ ...base, reactions: [{ id: 5, type: "love", emoji: "❤️", sender: "", is_from_me: true, created_at: "x" }] });
+    expect((ok as { message: ImsgMessage }).message.reactions).toEqual([
+      { id: 5, type: "love", emoji: "❤️", sender: "", isFromMe: true, createdAt: "x" },
+    ]);
+    const bad = parseMessage({ ...base, reactions: "none" }) as { message: ImsgMessage };
+    expect(bad.message.reactions).toBeUndefined();
+    const none = parseMessage(base) as { message: ImsgMessage };
+    expect(none.message.reactions).toBeUndefined();
+  });
+
   test("optional fields left out stay undefined", () => {
-    const min: ImsgMessage = { ...full, senderName: undefined, isReaction: undefined, reactionType: undefined, threadOriginatorGuid: undefined };
+    const min: ImsgMessage = { ...full, reactions: undefined, senderName: undefined, isReaction: undefined, reactionType: undefined, threadOriginatorGuid: undefined };
     const r = parseMessage(toWireMessage(min)) as { message: ImsgMessage };
     expect(r.message.senderName).toBeUndefined();
     expect(r.message.isReaction).toBeUndefined();

@@ -1,0 +1,162 @@
+// Sending one tapback part, exactly once: the way is decided from the send child's capabilities (tapback.ts), the
+// way is recorded before the tapback is handed over, and one whose outcome is in doubt is looked up in history
+// (its target's reactions) before anything is sent again. A tapback never holds up its reply: refused or dropped,
+// its part is settled `failed` with the reason and the reply's text goes on.
+import type { ImsgInfo } from "./capabilities.ts";
+import type { ImessageAccount } from "./config.ts";
+import { getLog, redact } from "./log.ts";
+import { runProcess } from "./proc.ts";
+import { lookForTapback, TAPBACK_GONE, wasHandedOver } from "./reconcile.ts";
+import { ImsgPermissionError, ImsgSpawnError, RpcError } from "./rpc.ts";
+import type { SendClient } from "./send-client.ts";
+import type { OutboundRow, Store } from "./store.ts";
+import { formatSentAs, newestIncoming, planTapback, type TapbackWay } from "./tapback.ts";
+
+/** `imsg react` drives Messages.app's UI: allow it a while, but not a send's two minutes. */
+export const REACT_TIMEOUT_MS = 30_000;
+const MAX_TRIES = 3;
+const RETRY_MS = 250;
+
+export type TapbackSender =
+  & Pick<SendClient, "history" | "pid" | "stopped">
+  & Partial<Pick<SendClient, "tapback" | "capabilities">>;
+
+type Outcome = { sent: true } | { refused: string } | { retry: string } | { doubt: string } | { notSent: string };
+
+/** The argument array of `imsg react` (plus `--db` as the rpc child gets it). Pure. */
+export function reactArgs(chatId: number, kind: string, dbPath?: string): string[] {
+  return ["react", "--chat-id", String(chatId), "--reaction", kind, "--json", ...(dbPath ? ["--db", dbPath] : [])];
+}
+
+/** Runs `imsg react` (reacts to the chat's newest incoming message). Exit 0 is sent; a kill or timeout is in doubt. */
+export async function runReact(
+  account: Pick<ImessageAccount, "cliPath" | "dbPath">,
+  chatId: number,
+  kind: string,
+  timeoutMs = REACT_TIMEOUT_MS,
+): Promise<Outcome> {
+  const r = await runProcess(account.cliPath, reactArgs(chatId, kind, account.dbPath), { timeoutMs });
+  if (r.spawnError !== undefined) return { refused: `imsg react could not start (${r.spawnError})` };
+  if (r.timedOut || r.code === null) return { doubt: `imsg react ${r.timedOut ? "timed out" : `was killed (${r.signal})`}` };
+  let ok = r.code === 0;
+  try {
+    if (ok && (JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "{}") as { ok?: unknown }).ok === false) ok = false;
+  } catch {
+    // Not JSON: the exit status says it.
+  }
+  const tail = (r.stderr || r.stdout).trim().split("\n").at(-1)?.slice(0, 200);
+  return ok ? { sent: true } : { refused: `imsg react failed (exit ${r.code}${tail ? `: ${tail}` : ""})` };
+}
+
+async function bridgeTapback(sender: TapbackSender, params: Record<string, unknown>): Promise<Outcome> {
+  try {
+    await sender.tapback!(params);
+    return { sent: true };
+  } catch (e) {
+    const why = (e as Error).message;
+    // Could not even start imsg: the reply's text cannot go either; it all waits.
+    if (e instanceof ImsgSpawnError || e instanceof ImsgPermissionError) return { notSent: why };
+    if (!(e instanceof RpcError)) return { doubt: why };
+    const k = e.classified.kind;
+    if (k === "outcome_unknown") return { doubt: why };
+    if (k === "not_started" || k === "lane_blocked" || k === "server_busy") return { retry: why };
+    return { refused: why };
+  }
+}
+
+/** The capabilities of the current send child; undefined (nothing advanced) when imsg cannot say. */
+export async function capsOf(sender: Partial<Pick<SendClient, "capabilities">>): Promise<ImsgInfo | undefined> {
+  return sender.capabilities ? await sender.capabilities().catch(() => undefined) : undefined;
+}
+
+/**
+ * Sends one tapback part. Returns how it settled (sent, or failed with its reason: delivery goes on either way),
+ * or why it stays pending (history unreadable while in doubt, imsg not startable, stopping).
+ * `fresh`: recorded by this delivery just now, so nothing can have sent it before and the first look is skipped.
+ */
+export async function deliverTapback(
+  store: Store,
+  sender: TapbackSender,
+  job: { account: ImessageAccount; chatGuid?: string; target: string },
+  row: OutboundRow,
+  opts: { settleMs: number; fresh: boolean },
+): Promise<{ pending: string } | { settled: "sent" | "failed" }> {
+  const log = getLog(`deliver:${job.account.accountId}`);
+  const t = row.tapback!;
+  const fail = (why: string) => {
+    store.setOutboundSender(row.id, undefined);
+    store.markOutbound(row.id, "failed", { error: why });
+    log.warn(`tapback in ${redact(job.target)} not sent: ${why}`);
+    return { settled: "failed" } as const;
+  };
+  const sent = () => ({ settled: "sent" } as const);
+  const pending = (why: string) => ({ pending: why });
+  const chatId = row.chatId;
+  if (!chatId) return fail("no chat to send it in");
+  const reactFallback = (job.account as { reactFallback?: boolean }).reactFallback === true;
+  let handedAt = wasHandedOver(row) ? row.updatedAt : undefined;
+  let looked = opts.fresh && handedAt === undefined;
+  let sentAs = row.sentAs;
+  for (let tries = 0;;) {
+    if (!looked || handedAt !== undefined) {
+      // Handed over before, or a part from an earlier run: it may be there already. Never re-sent without a look.
+      const found = await lookForTapback(sender, chatId, { tapback: t, sentAs }, {
+        deadline: handedAt !== undefined ? handedAt + opts.settleMs : 0,
+        stopped: () => sender.stopped,
+      });
+      looked = true;
+      if (found === "gone") return fail(TAPBACK_GONE);
+      if (found) {
+        store.markOutbound(row.id, "sent", { messageId: found.id });
+        log.debug(`tapback in ${redact(job.target)} found in history; not sent again`);
+        return sent();
+      }
+      if (found === null) return pending("outcome of a tapback not settled yet (history unreadable)");
+      if (sender.stopped) return pending("stopping");
+      if (handedAt !== undefined) {
+        store.resetOutbound(row.id);
+        if (++tries > MAX_TRIES) return fail("imsg keeps failing the tapback");
+        log.warn(`a tapback in ${redact(job.target)} is not in history after imsg's receipt window; sending it again`);
+      }
+      handedAt = undefined;
+    }
+    if (sender.stopped) return pending("stopping");
+    const caps = await capsOf(sender);
+    const plan = planTapback(t, { tapback: caps?.advanced.tapback === true && !!sender.tapback, emoji: caps?.emojiTapback === true }, reactFallback);
+    if ("drop" in plan) return fail(plan.drop);
+    if (plan.via === "react") {
+      // `imsg react` reacts to the newest incoming message: only while that is still the tapback's target.
+      const hist = await sender.history(chatId).catch(() => undefined);
+      if (!hist) return fail("cannot check that its message is still the chat's newest (history unreadable)");
+      if (newestIncoming(hist)?.guid !== t.to) return fail("imsg react reacts to the newest incoming message only, and a newer one came");
+    }
+    sentAs = formatSentAs(plan);
+    store.setOutboundSentAs(row.id, sentAs);
+    store.setOutboundSender(row.id, plan.via === "react" ? process.pid : sender.pid());
+    const at = Date.now();
+    const out = plan.via === "react" ? await runReact(job.account, chatId, plan.kind) : await bridgeTapback(sender, tapbackParams(plan, t.to, chatId, job.chatGuid));
+    if ("sent" in out) {
+      store.markOutbound(row.id, "sent", {});
+      log.debug(`tapback ${sentAs} sent in ${redact(job.target)}`);
+      return sent();
+    }
+    if (sender.stopped) return pending("stopping");
+    if ("doubt" in out) {
+      log.warn(`a tapback in ${redact(job.target)} has an unknown outcome (${out.doubt}); looking for it in history`);
+      handedAt = at;
+      continue;
+    }
+    store.setOutboundSender(row.id, undefined);
+    if ("notSent" in out) return pending(out.notSent);
+    if ("retry" in out && ++tries <= MAX_TRIES) {
+      await new Promise((r) => setTimeout(r, RETRY_MS * tries));
+      continue;
+    }
+    return fail("refused" in out ? out.refused : out.retry);
+  }
+}
+
+/** `tapback` params: the chat (guid when known), the message, and the kind or emoji. Pure. */
+export function tapbackParams(w: TapbackWay, to: string, chatId: number, chatGuid?: string): Record<string, unknown> {
+  return { ...(chatGuid ? { chat_guid: chatGuid } : { chat_id: chatId }), message_guid: to, ...("emoji" in w ? { emoji: w.emoji } : { reaction: w.kind }) };
+}
