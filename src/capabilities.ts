@@ -54,7 +54,16 @@ export function imsgInfo(st: ImsgStatus): ImsgInfo {
         : `imsg ${st.version ?? ""} does not offer ${METHOD[a]}`.replace("  ", " ");}
   }
   const emojiTapback = advanced.tapback && (st.capabilityLevels?.["tapback.emoji"] ?? 0) >= 2;
-  return { version: st.version, protocolVersion: st.protocolVersion, database: st.database, bridge: st.bridge, methods: st.methods, advanced, emojiTapback, why };
+  return {
+    version: st.version,
+    protocolVersion: st.protocolVersion,
+    database: st.database,
+    bridge: st.bridge,
+    methods: st.methods,
+    advanced,
+    emojiTapback,
+    why,
+  };
 }
 
 /** An imsg without `status` (before 0.14): nothing advanced is attempted, as its surface cannot be discovered. */

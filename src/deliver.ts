@@ -119,7 +119,7 @@ export function planParts(
     }
   }
   const replyTo = opts.actions?.replyTo;
-  if (replyTo) for (const p of parts) p.replyTo = replyTo;
+  if (replyTo) { for (const p of parts) p.replyTo = replyTo; }
   // The tapback does not count against replyMaxParts: it is not a message in the chat.
   if (opts.actions?.react) parts.unshift({ text: "", tapback: opts.actions.react });
   return capped.truncated ? { parts, rejected, truncated: capped.truncated } : { parts, rejected };

@@ -267,7 +267,7 @@ export function parseChat(raw: unknown): { chat: ImsgChat } | { error: string } 
   };
 }
 
-function objectResult(method: string, r: unknown): Record<string, unknown> {
+export function objectResult(method: string, r: unknown): Record<string, unknown> {
   if (!r || typeof r !== "object" || Array.isArray(r)) throw new Error(`imsg ${method}: unexpected result ${JSON.stringify(r)?.slice(0, 200)}`);
   return r as Record<string, unknown>;
 }
@@ -425,7 +425,8 @@ const StatusSchema = v.object({
 });
 
 const isOn = (x: unknown) => x === true || (typeof x === "number" && x > 0) || (typeof x === "string" && x !== "" && x !== "0");
-const level = (x: unknown) => typeof x === "number" && Number.isFinite(x) ? x : typeof x === "string" && Number.isFinite(Number(x)) && x !== "" ? Number(x) : isOn(x) ? 1 : 0;
+const level = (x: unknown) =>
+  typeof x === "number" && Number.isFinite(x) ? x : typeof x === "string" && Number.isFinite(Number(x)) && x !== "" ? Number(x) : isOn(x) ? 1 : 0;
 
 /** Parses an `initialize`/`status` result; `{error}` when even the database readiness is missing. */
 export function parseStatus(raw: unknown): { status: ImsgStatus } | { error: string } {
@@ -447,7 +448,7 @@ export function parseStatus(raw: unknown): { status: ImsgStatus } | { error: str
   };
 }
 
-function isMethodNotFound(e: unknown): boolean {
+export function isMethodNotFound(e: unknown): boolean {
   return e instanceof RpcError && e.code === -32601;
 }
 
@@ -472,50 +473,4 @@ export function initialize(client: RpcClient, protocolVersion = 1, timeoutMs?: n
 /** `status` (0.14+): the status snapshot; undefined on an imsg without it (0.9). */
 export function status(client: RpcClient, timeoutMs?: number): Promise<ImsgStatus | undefined> {
   return statusCall(client, "status", {}, timeoutMs);
-}
-
-/** One page of `messages.after`: rows after the cursor in exact ROWID order. */
-export interface MessagesAfterPage {
-  messages: ImsgMessage[];
-  /** The cursor for the next page (imsg's next_rowid; the request's cursor when nothing came). */
-  nextRowid: number;
-  hasMore: boolean;
-  /** Entries dropped because they did not parse (the caller logs them). */
-  malformed: number;
-}
-
-/** `messages.after` options (sent snake_case); `limit` is 1–500. */
-export interface MessagesAfterParams {
-  sinceRowid: number;
-  chatId?: number;
-  limit: number;
-  attachments?: boolean;
-  includeReactions?: boolean;
-}
-
-/** `messages.after` (0.14+): rows with ROWID > sinceRowid; undefined on an imsg without it (0.9). */
-export async function messagesAfter(client: RpcClient, p: MessagesAfterParams, timeoutMs?: number): Promise<MessagesAfterPage | undefined> {
-  const params: Record<string, unknown> = { since_rowid: p.sinceRowid, limit: p.limit };
-  if (p.chatId !== undefined) params.chat_id = p.chatId;
-  if (p.attachments !== undefined) params.attachments = p.attachments;
-  if (p.includeReactions !== undefined) params.include_reactions = p.includeReactions;
-  let raw: unknown;
-  try {
-    raw = await client.request("messages.after", params, { timeoutMs });
-  } catch (e) {
-    if (isMethodNotFound(e)) return undefined;
-    throw e;
-  }
-  const r = objectResult("messages.after", raw);
-  if (!Array.isArray(r.messages)) throw new Error("imsg messages.after: result has no messages array");
-  const messages: ImsgMessage[] = [];
-  let malformed = 0;
-  for (const m of r.messages) {
-    const parsed = parseMessage(m);
-    if ("message" in parsed) messages.push(parsed.message);
-    else malformed++;
-  }
-  const last = messages.reduce((n, m) => Math.max(n, m.id), p.sinceRowid);
-  const nextRowid = typeof r.next_rowid === "number" && Number.isInteger(r.next_rowid) ? r.next_rowid : last;
-  return { messages, nextRowid, hasMore: r.has_more === true, malformed };
 }

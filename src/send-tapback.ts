@@ -64,9 +64,9 @@ async function bridgeTapback(sender: TapbackSender, params: Record<string, unkno
   }
 }
 
-/** The capabilities of the current send child; undefined (nothing advanced) when imsg cannot say. */
-export async function capsOf(sender: Partial<Pick<SendClient, "capabilities">>): Promise<ImsgInfo | undefined> {
-  return sender.capabilities ? await sender.capabilities().catch(() => undefined) : undefined;
+/** The capabilities of the current send child: undefined (nothing advanced) when imsg cannot say, null when asking failed. */
+export async function capsOf(sender: Partial<Pick<SendClient, "capabilities">>): Promise<ImsgInfo | undefined | null> {
+  return sender.capabilities ? await sender.capabilities().catch(() => null) : undefined;
 }
 
 /**
@@ -122,6 +122,7 @@ export async function deliverTapback(
     }
     if (sender.stopped) return pending("stopping");
     const caps = await capsOf(sender);
+    if (caps === null) return pending("cannot ask imsg what it can do (status failed)");
     const plan = planTapback(t, { tapback: caps?.advanced.tapback === true && !!sender.tapback, emoji: caps?.emojiTapback === true }, reactFallback);
     if ("drop" in plan) return fail(plan.drop);
     if (plan.via === "react") {
@@ -134,7 +135,9 @@ export async function deliverTapback(
     store.setOutboundSentAs(row.id, sentAs);
     store.setOutboundSender(row.id, plan.via === "react" ? process.pid : sender.pid());
     const at = Date.now();
-    const out = plan.via === "react" ? await runReact(job.account, chatId, plan.kind) : await bridgeTapback(sender, tapbackParams(plan, t.to, chatId, job.chatGuid));
+    const out = plan.via === "react"
+      ? await runReact(job.account, chatId, plan.kind)
+      : await bridgeTapback(sender, tapbackParams(plan, t.to, chatId, job.chatGuid));
     if ("sent" in out) {
       store.markOutbound(row.id, "sent", {});
       log.debug(`tapback ${sentAs} sent in ${redact(job.target)}`);

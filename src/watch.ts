@@ -2,7 +2,8 @@
 // restarted with jittered exponential backoff, health-checked by a watchdog when quiet, replaced when a message
 // could not be journaled. Knows nothing of what a message means; it hands payloads to `onMessage`.
 import type { ImessageAccount } from "./config.ts";
-import { chatsList, type ImsgMessage, messagesAfter, messagesHistory, status, watchSubscribe } from "./imsg.ts";
+import { chatsList, type ImsgMessage, messagesHistory, status, watchSubscribe } from "./imsg.ts";
+import { messagesAfter } from "./imsg-after.ts";
 import type { Logger } from "./log.ts";
 import { classifyError, type DatabaseCause, ImsgPermissionError, type Notification, RpcClient, type RpcOptions } from "./rpc.ts";
 import type { Store } from "./store.ts";

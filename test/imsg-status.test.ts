@@ -1,7 +1,8 @@
 // The 0.14+ reads: parseStatus (tolerant of unknown and odd fields), and initialize/status/messagesAfter against
 // the simulator in both versions (0.9 lacks them: undefined, not an error).
 import { afterEach, describe, expect, test } from "bun:test";
-import { initialize, messagesAfter, parseStatus, status } from "../src/imsg.ts";
+import { initialize, parseStatus, status } from "../src/imsg.ts";
+import { messagesAfter } from "../src/imsg-after.ts";
 import { RpcClient, RpcError } from "../src/rpc.ts";
 import { createSim, type Sim } from "./helpers/sim.ts";
 

@@ -88,7 +88,14 @@ describe("imsg wire ↔ camelCase", () => {
   });
 
   test("optional fields left out stay undefined", () => {
-    const min: ImsgMessage = { ...full, reactions: undefined, senderName: undefined, isReaction: undefined, reactionType: undefined, threadOriginatorGuid: undefined };
+    const min: ImsgMessage = {
+      ...full,
+      reactions: undefined,
+      senderName: undefined,
+      isReaction: undefined,
+      reactionType: undefined,
+      threadOriginatorGuid: undefined,
+    };
     const r = parseMessage(toWireMessage(min)) as { message: ImsgMessage };
     expect(r.message.senderName).toBeUndefined();
     expect(r.message.isReaction).toBeUndefined();
