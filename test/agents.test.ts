@@ -98,6 +98,7 @@ describe("runCommandAgent (real child processes)", () => {
     wasMentioned: false,
     commandAuthorized: false,
     history: [],
+    actions: { react: false, emoji: false, replyTo: false },
   } satisfies AgentTurn;
 
   test("a timed-out agent leaves no process behind, even one that ignores SIGTERM", async () => {
