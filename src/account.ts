@@ -1,13 +1,14 @@
 // One account's pipeline, in order: ingest (journal, cursor) → screen (echoes, stale rows)
 // → decide (policy) → rate guard (admitted senders: hold, delay or pass) → act (drop | pairing | dispatch) → turn
-// (agent) → outbox (ordered sends). Recovery resumes what the journal left unfinished; stop lets turns finish,
+// (agent) → outbox (ordered sends). Recovery (recovery.ts) resumes what the journal left unfinished; stop lets turns finish,
 // then cancels them (they re-run after restart).
 import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { resolveAccount } from "./config.ts";
 import { AgentError, type AgentTurn, routeAgent, runAgent, sessionKey as makeSessionKey } from "./agents.ts";
 import { fetchTurnAttachments } from "./attachments.ts";
-import { reconcileOutbound, SendClient } from "./deliver.ts";
-import { type ImsgMessage, parseMessage, toWireMessage } from "./imsg.ts";
+import { SendClient } from "./deliver.ts";
+import { type ImsgMessage, parseMessage } from "./imsg.ts";
+import { recover } from "./recovery.ts";
 import { resolveRemoteHost } from "./ssh.ts";
 import { stagerFor } from "./stage.ts";
 import { getLog, type Logger, preview, redact } from "./log.ts";
@@ -24,7 +25,7 @@ import { type InboundReason, reasonText } from "./reasons.ts";
 import { convKey, screen, type ScreenLookups } from "./screen.ts";
 import { burstKey, Debouncer, mergeTexts } from "./debounce.ts";
 import { ownerReplied, ownerView, quietUntil, seedDmSession } from "./context.ts";
-import { inboundKey, type InboundRow, Store } from "./store.ts";
+import { inboundKey, Store } from "./store.ts";
 import { assembleTurn, controlCommand, type Dispatch, ERROR_REPLY, historyKey } from "./turn.ts";
 import type { GatewayTuning } from "./tuning.ts";
 import { Watch } from "./watch.ts";
@@ -77,7 +78,18 @@ export class AccountRuntime {
       tuning,
       log: this.log,
       onMessage: (raw) => this.#ingest(raw),
-      beforeFirstSubscribe: () => this.#recover(),
+      beforeFirstSubscribe: () =>
+        recover({
+          accountId: this.id,
+          account: current,
+          store,
+          sender: this.sender,
+          settleMs: tuning.settleMs,
+          log: this.log,
+          outbox: this.outbox,
+          track: (p) => this.#track(p),
+          process: (key, msg) => this.#process(key, msg, "catchup"),
+        }),
     });
     this.guard = new RateGuard(store, account.accountId);
     const notify = (key: string, msg: ImsgMessage, text: string, isGroup: boolean) => this.outbox.enqueue(key, msg, { text, media: [], system: true }, isGroup);
@@ -429,46 +441,6 @@ export class AccountRuntime {
       scp: { sshOptions: this.#remoteSsh },
     };
     return fetchTurnAttachments(msg.attachments, o);
-  }
-
-  /** Finishes what a previous run left: settle unknown sends, then resume every unfinished inbound row. */
-  async #recover(): Promise<void> {
-    const pendingOut = this.store.unsettledOutbound(this.id);
-    const unfinished = this.store.unfinishedInbound(this.id);
-    if (!pendingOut.length && !unfinished.length) return this.#sweepStaged();
-    // Parts whose fate could not be checked keep their message waiting for the next start: never re-sent blindly.
-    const blocked = pendingOut.length
-      ? (await reconcileOutbound(this.store, this.sender, this.id, { settleMs: this.tuning.settleMs })).unchecked
-      : new Set<string>();
-    this.#sweepStaged();
-    this.log.info(`resuming ${unfinished.length} unfinished message(s) from the journal`);
-    for (const row of unfinished) this.#track(this.#resume(row, blocked));
-  }
-
-  /** Remote copies of parts settled while we were down, and orphaned staging dirs: removed in the background. */
-  #sweepStaged(): void {
-    const s = this.sender.stager;
-    if (s) this.#track(s.sweep());
-  }
-
-  async #resume(row: InboundRow, blocked: Set<string>): Promise<void> {
-    const parsed = parseMessage(toWireMessage(row.message));
-    if ("error" in parsed) {
-      this.store.setInbound(this.id, row.key, { state: "failed", reason: "journal entry unreadable" satisfies InboundReason });
-      return;
-    }
-    const msg = parsed.message;
-    if (row.state === "replied") {
-      if (blocked.has(row.key)) return;
-      // A reply that could not go out for hours would arrive out of context: give it up instead.
-      if (Date.now() - row.createdAt > this.account.recoveryMaxAgeMinutes * 60_000) {
-        this.store.setInbound(this.id, row.key, { state: "failed", reason: `reply not delivered within ${this.account.recoveryMaxAgeMinutes} min` });
-        return;
-      }
-      const { isGroup } = conversationOf(msg, this.account);
-      return void this.outbox.enqueue(row.key, msg, row.reply as OutboundReply, isGroup);
-    }
-    return this.#process(row.key, msg, "catchup");
   }
 
   /**
