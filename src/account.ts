@@ -4,7 +4,8 @@
 // then cancels them (they re-run after restart).
 import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { resolveAccount } from "./config.ts";
-import { AgentError, type AgentTurn, routeAgent, runAgent, sessionKey as makeSessionKey } from "./agents.ts";
+import { directiveLines, resolveActions, type TurnActions, turnActions } from "./actions.ts";
+import { AgentError, type AgentReply, type AgentTurn, routeAgent, runAgent, sessionKey as makeSessionKey } from "./agents.ts";
 import { fetchTurnAttachments } from "./attachments.ts";
 import { SendClient } from "./deliver.ts";
 import { type ImsgMessage, parseMessage } from "./imsg.ts";
@@ -403,11 +404,12 @@ export class AccountRuntime {
       history,
       names,
       reaction,
+      actions: this.#turnActions(!!d.reaction),
     });
-    let reply: OutboundReply;
+    let raw: AgentReply;
     const started = Date.now();
     try {
-      reply = await runAgent(agent, turn, signal);
+      raw = await runAgent(agent, turn, signal);
     } catch (e) {
       if (cancelled()) return;
       const msgText = e instanceof AgentError ? e.message : String(e);
@@ -417,15 +419,40 @@ export class AccountRuntime {
       this.log.warn(`agent turn for row ${msg.id} failed (${notice ? "error notice sent" : "nothing sent"}): ${msgText}`);
       return notice && { sent: this.outbox.enqueue(key, msg, notice, isGroup) };
     }
-    this.log.debug(`agent ${agent.id} answered row ${msg.id} in ${Date.now() - started} ms: ${preview(reply.text)}`);
+    this.log.debug(`agent ${agent.id} answered row ${msg.id} in ${Date.now() - started} ms: ${preview(raw.text)}`);
+    const reply = this.#resolve(raw, msg, agent, !!d.reaction);
+    // What the agent did, as it would write it: the session then shows its tapbacks and threads too.
+    const said = [reply.text, ...directiveLines(reply.actions, msg.guid)].filter(Boolean).join("\n");
     // History and the reply to send are recorded together, so a crash cannot leave a turn in history twice.
     this.store.transaction(() => {
       this.store.appendHistory(hk, "user", turn.body);
-      if (reply.text) this.store.appendHistory(hk, "assistant", reply.text);
+      if (said) this.store.appendHistory(hk, "assistant", said);
       if (upTo) this.store.clearGroupPending(this.id, msg.chatId, upTo);
       this.store.setInbound(this.id, key, { state: "replied", reply });
     });
     return { sent: this.outbox.enqueue(key, msg, reply, isGroup) };
+  }
+
+  /** The directives this turn will honour: config × turn × what this Mac last said it can do. */
+  #turnActions(isReaction: boolean): TurnActions {
+    const info = this.presence.info;
+    // Emoji tapbacks are decided at send time from the send child's capabilities; not announced from here.
+    const mac = info && { tapback: info.advanced.tapback, emoji: false, replyTo: info.advanced.reply_to };
+    return turnActions({ ...this.account.actions, reactFallback: this.account.reactFallback }, isReaction, mac);
+  }
+
+  /** The reply to journal: text, media and the directives resolved for the backend (every dropped one logged). */
+  #resolve(raw: AgentReply, msg: ImsgMessage, agent: AgentConfig, isReaction: boolean): OutboundReply {
+    const { actions, dropped } = resolveActions(raw.directives ?? {}, {
+      backend: agent.command ? "command" : "openai",
+      config: this.account.actions,
+      anchorGuid: msg.guid,
+      isReaction,
+      knownInChat: (guid) => this.store.knowsGuidInChat(this.id, guid, msg.chatId),
+    });
+    for (const why of [...(raw.extraDirectives ?? []), ...dropped]) this.log.info(`row ${msg.id}: directive dropped: ${why}`);
+    const has = actions.react !== undefined || actions.replyTo !== undefined;
+    return { text: raw.text, media: raw.media, ...(has ? { actions } : {}) };
   }
 
   /** The message's attachments, fetched into the cache for the agent (failures become notes). */
