@@ -1,13 +1,15 @@
 // One account's pipeline, in order: ingest (journal, cursor) → screen (echoes, stale rows)
 // → decide (policy) → rate guard (admitted senders: hold, delay or pass) → act (drop | pairing | dispatch) → turn
-// (agent) → outbox (ordered sends). Recovery resumes what the journal left unfinished; stop lets turns finish,
+// (agent) → outbox (ordered sends). Recovery (recovery.ts) resumes what the journal left unfinished; stop lets turns finish,
 // then cancels them (they re-run after restart).
 import type { AgentConfig, Config, ImessageAccount } from "./config.ts";
 import { resolveAccount } from "./config.ts";
-import { AgentError, type AgentTurn, routeAgent, runAgent, sessionKey as makeSessionKey } from "./agents.ts";
+import { directiveLines, resolveActions, type TurnActions, turnActions } from "./actions.ts";
+import { AgentError, type AgentReply, type AgentTurn, routeAgent, runAgent, sessionKey as makeSessionKey } from "./agents.ts";
 import { fetchTurnAttachments } from "./attachments.ts";
-import { reconcileOutbound, SendClient } from "./deliver.ts";
-import { type ImsgMessage, parseMessage, toWireMessage } from "./imsg.ts";
+import { SendClient } from "./deliver.ts";
+import { type ImsgMessage, parseMessage } from "./imsg.ts";
+import { recover } from "./recovery.ts";
 import { resolveRemoteHost } from "./ssh.ts";
 import { stagerFor } from "./stage.ts";
 import { getLog, type Logger, preview, redact } from "./log.ts";
@@ -24,7 +26,7 @@ import { type InboundReason, reasonText } from "./reasons.ts";
 import { convKey, screen, type ScreenLookups } from "./screen.ts";
 import { burstKey, Debouncer, mergeTexts } from "./debounce.ts";
 import { ownerReplied, ownerView, quietUntil, seedDmSession } from "./context.ts";
-import { inboundKey, type InboundRow, Store } from "./store.ts";
+import { inboundKey, Store } from "./store.ts";
 import { assembleTurn, controlCommand, type Dispatch, ERROR_REPLY, historyKey } from "./turn.ts";
 import type { GatewayTuning } from "./tuning.ts";
 import { Watch } from "./watch.ts";
@@ -77,7 +79,18 @@ export class AccountRuntime {
       tuning,
       log: this.log,
       onMessage: (raw) => this.#ingest(raw),
-      beforeFirstSubscribe: () => this.#recover(),
+      beforeFirstSubscribe: () =>
+        recover({
+          accountId: this.id,
+          account: current,
+          store,
+          sender: this.sender,
+          settleMs: tuning.settleMs,
+          log: this.log,
+          outbox: this.outbox,
+          track: (p) => this.#track(p),
+          process: (key, msg) => this.#process(key, msg, "catchup"),
+        }),
     });
     this.guard = new RateGuard(store, account.accountId);
     const notify = (key: string, msg: ImsgMessage, text: string, isGroup: boolean) => this.outbox.enqueue(key, msg, { text, media: [], system: true }, isGroup);
@@ -391,11 +404,12 @@ export class AccountRuntime {
       history,
       names,
       reaction,
+      actions: this.#turnActions(!!d.reaction),
     });
-    let reply: OutboundReply;
+    let raw: AgentReply;
     const started = Date.now();
     try {
-      reply = await runAgent(agent, turn, signal);
+      raw = await runAgent(agent, turn, signal);
     } catch (e) {
       if (cancelled()) return;
       const msgText = e instanceof AgentError ? e.message : String(e);
@@ -405,15 +419,40 @@ export class AccountRuntime {
       this.log.warn(`agent turn for row ${msg.id} failed (${notice ? "error notice sent" : "nothing sent"}): ${msgText}`);
       return notice && { sent: this.outbox.enqueue(key, msg, notice, isGroup) };
     }
-    this.log.debug(`agent ${agent.id} answered row ${msg.id} in ${Date.now() - started} ms: ${preview(reply.text)}`);
+    this.log.debug(`agent ${agent.id} answered row ${msg.id} in ${Date.now() - started} ms: ${preview(raw.text)}`);
+    const reply = this.#resolve(raw, msg, agent, !!d.reaction);
+    // What the agent did, as it would write it: the session then shows its tapbacks and threads too.
+    const said = [reply.text, ...directiveLines(reply.actions, msg.guid)].filter(Boolean).join("\n");
     // History and the reply to send are recorded together, so a crash cannot leave a turn in history twice.
     this.store.transaction(() => {
       this.store.appendHistory(hk, "user", turn.body);
-      if (reply.text) this.store.appendHistory(hk, "assistant", reply.text);
+      if (said) this.store.appendHistory(hk, "assistant", said);
       if (upTo) this.store.clearGroupPending(this.id, msg.chatId, upTo);
       this.store.setInbound(this.id, key, { state: "replied", reply });
     });
     return { sent: this.outbox.enqueue(key, msg, reply, isGroup) };
+  }
+
+  /** The directives this turn will honour: config × turn × what this Mac last said it can do. */
+  #turnActions(isReaction: boolean): TurnActions {
+    const info = this.presence.info;
+    // Emoji tapbacks are decided at send time from the send child's capabilities; not announced from here.
+    const mac = info && { tapback: info.advanced.tapback, emoji: false, replyTo: info.advanced.reply_to };
+    return turnActions({ ...this.account.actions, reactFallback: this.account.reactFallback }, isReaction, mac);
+  }
+
+  /** The reply to journal: text, media and the directives resolved for the backend (every dropped one logged). */
+  #resolve(raw: AgentReply, msg: ImsgMessage, agent: AgentConfig, isReaction: boolean): OutboundReply {
+    const { actions, dropped } = resolveActions(raw.directives ?? {}, {
+      backend: agent.command ? "command" : "openai",
+      config: this.account.actions,
+      anchorGuid: msg.guid,
+      isReaction,
+      knownInChat: (guid) => this.store.knowsGuidInChat(this.id, guid, msg.chatId),
+    });
+    for (const why of [...(raw.extraDirectives ?? []), ...dropped]) this.log.info(`row ${msg.id}: directive dropped: ${why}`);
+    const has = actions.react !== undefined || actions.replyTo !== undefined;
+    return { text: raw.text, media: raw.media, ...(has ? { actions } : {}) };
   }
 
   /** The message's attachments, fetched into the cache for the agent (failures become notes). */
@@ -429,46 +468,6 @@ export class AccountRuntime {
       scp: { sshOptions: this.#remoteSsh },
     };
     return fetchTurnAttachments(msg.attachments, o);
-  }
-
-  /** Finishes what a previous run left: settle unknown sends, then resume every unfinished inbound row. */
-  async #recover(): Promise<void> {
-    const pendingOut = this.store.unsettledOutbound(this.id);
-    const unfinished = this.store.unfinishedInbound(this.id);
-    if (!pendingOut.length && !unfinished.length) return this.#sweepStaged();
-    // Parts whose fate could not be checked keep their message waiting for the next start: never re-sent blindly.
-    const blocked = pendingOut.length
-      ? (await reconcileOutbound(this.store, this.sender, this.id, { settleMs: this.tuning.settleMs })).unchecked
-      : new Set<string>();
-    this.#sweepStaged();
-    this.log.info(`resuming ${unfinished.length} unfinished message(s) from the journal`);
-    for (const row of unfinished) this.#track(this.#resume(row, blocked));
-  }
-
-  /** Remote copies of parts settled while we were down, and orphaned staging dirs: removed in the background. */
-  #sweepStaged(): void {
-    const s = this.sender.stager;
-    if (s) this.#track(s.sweep());
-  }
-
-  async #resume(row: InboundRow, blocked: Set<string>): Promise<void> {
-    const parsed = parseMessage(toWireMessage(row.message));
-    if ("error" in parsed) {
-      this.store.setInbound(this.id, row.key, { state: "failed", reason: "journal entry unreadable" satisfies InboundReason });
-      return;
-    }
-    const msg = parsed.message;
-    if (row.state === "replied") {
-      if (blocked.has(row.key)) return;
-      // A reply that could not go out for hours would arrive out of context: give it up instead.
-      if (Date.now() - row.createdAt > this.account.recoveryMaxAgeMinutes * 60_000) {
-        this.store.setInbound(this.id, row.key, { state: "failed", reason: `reply not delivered within ${this.account.recoveryMaxAgeMinutes} min` });
-        return;
-      }
-      const { isGroup } = conversationOf(msg, this.account);
-      return void this.outbox.enqueue(row.key, msg, row.reply as OutboundReply, isGroup);
-    }
-    return this.#process(row.key, msg, "catchup");
   }
 
   /**

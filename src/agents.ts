@@ -1,5 +1,6 @@
 // Agent routing (bindings, default agent), session keys, and the two backends: a command run once per
 // turn (docs/CONTRACT.md §7.2) and an OpenAI-compatible /v1/chat/completions endpoint.
+import { directivesPrompt, type ReplyDirectives, splitDirectives, type TurnActions } from "./actions.ts";
 import type { AgentConfig, Binding, Config } from "./config.ts";
 import { getLog } from "./log.ts";
 import { type ContentPart, type TurnAttachment, userContent } from "./media.ts";
@@ -90,12 +91,18 @@ export interface AgentTurn {
   systemPrompt?: string;
   /** Only for event "reaction". */
   reaction?: ReactionEvent;
+  /** The reply directives the gateway will honour this turn (config × backend × this Mac, as last reported). */
+  actions: TurnActions;
 }
 
 export interface AgentReply {
   text: string;
   /** Absolute paths from `MEDIA:` lines (command backend only). */
   media: string[];
+  /** `REACT:` / `REPLY-TO:` lines as written, taken out of `text`; resolved by the turn (account.ts). */
+  directives?: ReplyDirectives;
+  /** Directive lines beyond the first of their kind, removed and not honoured (for the log). */
+  extraDirectives?: string[];
 }
 
 export class AgentError extends Error {
@@ -110,18 +117,25 @@ export class AgentError extends Error {
 }
 
 /**
- * Splits backend output into text and `MEDIA:<absolute path>` lines. Relative paths are not media: they
- * stay in the text so nothing is attached by accident.
+ * Splits backend output into text, `MEDIA:<absolute path>` lines and reply directives (`REACT:`, `REPLY-TO:`).
+ * Relative paths are not media: they stay in the text so nothing is attached by accident. `media: false` (the
+ * openai backend: model output is untrusted) leaves MEDIA lines in the text. Pure.
  */
-export function parseReply(stdout: string): AgentReply {
+export function parseReply(stdout: string, opts: { media?: boolean } = {}): AgentReply {
   const media: string[] = [];
   const keep: string[] = [];
   for (const line of stdout.replace(/\r\n/g, "\n").split("\n")) {
-    const m = /^MEDIA:(\/.*)$/.exec(line.trim());
+    const m = opts.media === false ? null : /^MEDIA:(\/.*)$/.exec(line.trim());
     if (m) media.push(m[1]!.trim());
     else keep.push(line);
   }
-  return { text: keep.join("\n").trim(), media };
+  const { text, directives, extra } = splitDirectives(keep.join("\n"));
+  return {
+    text,
+    media,
+    ...(Object.keys(directives).length ? { directives } : {}),
+    ...(extra.length ? { extraDirectives: extra } : {}),
+  };
 }
 
 /** Runs the command backend once: JSON on stdin, reply on stdout; non-zero exit or timeout → AgentError. */
@@ -168,13 +182,18 @@ async function readCapped(res: Response, max: number): Promise<string> {
   return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
-/** One turn against an OpenAI-compatible endpoint. MEDIA lines are NOT honoured: model output is untrusted. */
+/**
+ * One turn against an OpenAI-compatible endpoint. MEDIA lines are NOT honoured (model output is untrusted); its
+ * directives are parsed, and the turn resolves them with the model's narrower limits.
+ */
 export async function runOpenAiAgent(agent: AgentConfig, turn: AgentTurn, signal?: AbortSignal): Promise<AgentReply> {
   if (signal?.aborted) throw new AgentError(`agent "${agent.id}" cancelled`, "cancelled");
   const o = agent.openai!;
   const messages: { role: string; content: string | ContentPart[] }[] = [];
   const system = [o.systemPrompt, turn.systemPrompt].filter(Boolean).join("\n\n");
   if (system) messages.push({ role: "system", content: system });
+  const directives = directivesPrompt(turn.actions);
+  if (directives) messages.push({ role: "system", content: directives });
   for (const h of turn.history) messages.push({ role: h.role, content: h.text });
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (o.apiKeyEnv) {
@@ -224,7 +243,7 @@ export async function runOpenAiAgent(agent: AgentConfig, turn: AgentTurn, signal
   }
   const content = (json as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message?.content;
   if (typeof content !== "string") throw new AgentError(`agent "${agent.id}": no choices[0].message.content in response`, "protocol");
-  return { text: content.trim(), media: [] };
+  return parseReply(content, { media: false });
 }
 
 /** Runs whichever backend the agent has. */

@@ -11,7 +11,7 @@ export const UNSUPPORTED_KEYS = {
   contextVisibility: "quoted context is always passed through access rules, not filtered further",
   heartbeatVisibility: "there are no heartbeat messages",
   healthMonitor: "health is reported by `openclaw-imsg probe` and /status",
-  actions: "message actions (react, edit, unsend, effects, group admin) need imsg's private-API bridge",
+  actions: "only actions.reactions and actions.reply are acted on; edits, unsends, effects, group admin, polls and attachment actions are not",
   sendTransport: "imsg picks the send transport itself",
   catchup: "deprecated in OpenClaw; use recoveryMaxAgeMinutes and recoveryMaxRows",
   "streaming.block": "replies are sent whole (chunked by streaming.chunkMode), not streamed in blocks",
@@ -99,7 +99,18 @@ const KEY_DOCS: { [K in keyof typeof imessageEntries]: KeyDoc } = {
   contextVisibility: unsupported('"all" | "allowlist" | "allowlist_quote"', "contextVisibility"),
   heartbeatVisibility: unsupported("{showOk?, showAlerts?, useIndicator?}", "heartbeatVisibility"),
   healthMonitor: unsupported("{enabled?}", "healthMonitor"),
-  actions: unsupported("{reactions?, edit?, unsend?, …}", "actions"),
+  reactFallback: {
+    type: "boolean",
+    default: String(d.reactFallback),
+    description:
+      "without the IMCore bridge, send a standard tapback with `imsg react` (UI scripting of Messages.app: needs Accessibility permission and reacts to the newest incoming message, so it is used only while the answered message is still the newest). Off because misfired UI scripting can type into the chat",
+  },
+  actions: {
+    type: "{reactions?, reply?, edit?, unsend?, …}",
+    default: "reactions and reply true",
+    description:
+      "which agent actions are honoured: `reactions` (a `REACT:` tapback on the message answered), `reply` (a `REPLY-TO:` threaded reply); the other keys are accepted for OpenClaw compatibility with one warning at load, not supported",
+  },
   sendTransport: unsupported('"auto" | "bridge" | "applescript"', "sendTransport"),
   catchup: unsupported("{enabled?, maxAgeMinutes?, perRunLimit?, …}", "catchup"),
   configWrites: { type: "boolean", default: String(d.configWrites), description: "allow /config set|unset from chats (needs commands.config)" },

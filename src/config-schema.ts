@@ -43,6 +43,10 @@ export interface ImessageAccount {
   textChunkLimit: number; // 4000
   chunkMode: ChunkMode; // "length"; streaming.chunkMode (OpenClaw 2026.9) or the older top-level chunkMode
   reactionNotifications: ReactionNotifications; // "own"
+  /** Reply directives honoured (OpenClaw's `actions.reactions` / `actions.reply`; the other actions are not supported). */
+  actions: { reactions: boolean; reply: boolean }; // both true
+  /** Without the bridge, a standard tapback goes through `imsg react` (UI scripting; newest message only). */
+  reactFallback: boolean; // false
   configWrites: boolean; // true
   service: Service; // "auto"
   region: string; // "US"
@@ -153,6 +157,8 @@ export const DEFAULTS = {
     textChunkLimit: 4000,
     chunkMode: "length",
     reactionNotifications: "own",
+    actions: { reactions: true, reply: true },
+    reactFallback: false,
     configWrites: true,
     service: "auto",
     region: "US",
@@ -275,6 +281,8 @@ const GroupEntrySchema = strict({
 });
 
 const bool = v.optional(v.boolean());
+/** The `actions.*` keys this gateway acts on; the rest of ACTIONS load with a warning. */
+export const SUPPORTED_ACTIONS = ["reactions", "reply"] as const;
 const ACTIONS = [
   "reactions",
   "edit",
@@ -350,6 +358,7 @@ export const accountEntries = {
     }),
   ),
   reactionNotifications: v.optional(oneOf(["off", "own", "all"] as const)),
+  reactFallback: v.optional(v.boolean()),
   name: v.optional(v.string()),
   capabilities: v.optional(v.array(v.string())),
   markdown: v.optional(strict({ tables: v.optional(oneOf(["off", "bullets", "code", "block"] as const)) })),

@@ -14,6 +14,7 @@ import {
   type ImessageAccountInput,
   type ImessageSection,
   RootSchema,
+  SUPPORTED_ACTIONS,
 } from "./config-schema.ts";
 import { MINIMAL_CONFIG_EXAMPLE, UNSUPPORTED_KEYS } from "./config-docs.ts";
 import { mergeRoots } from "./files.ts";
@@ -169,6 +170,10 @@ export function unsupportedWarnings(raw: Record<string, unknown>): string[] {
     for (const [base, sec] of sections) {
       if (key === "streaming.block") {
         if (objAt(sec.streaming)?.block !== undefined) where.push(`${base}.streaming.block`);
+      } else if (key === "actions") {
+        // Turning an unsupported action off asks for what happens anyway: only the ones switched on are named.
+        const on = Object.entries(objAt(sec.actions) ?? {}).filter(([k, v]) => v !== false && !(SUPPORTED_ACTIONS as readonly string[]).includes(k));
+        if (on.length) where.push(`${base}.actions (${on.map(([k]) => k).join(", ")})`);
       } else if (key.startsWith("groups.*.")) {
         const sub = key.slice("groups.*.".length);
         for (const [chat, g] of Object.entries(objAt(sec.groups) ?? {})) if (objAt(g)?.[sub] !== undefined) where.push(`${base}.groups.${chat}.${sub}`);
@@ -367,6 +372,8 @@ export function resolveAccount(cfg: Config, id?: string): ImessageAccount {
     // OpenClaw 2026.9 moved chunkMode under streaming; either spelling works, the account's own first.
     chunkMode: acct.streaming?.chunkMode ?? acct.chunkMode ?? top.streaming?.chunkMode ?? top.chunkMode ?? D.chunkMode,
     reactionNotifications: m.reactionNotifications ?? D.reactionNotifications,
+    actions: { reactions: m.actions?.reactions ?? D.actions.reactions, reply: m.actions?.reply ?? D.actions.reply },
+    reactFallback: m.reactFallback ?? D.reactFallback,
     configWrites: m.configWrites ?? D.configWrites,
     service: m.service ?? D.service,
     region: m.region ?? D.region,

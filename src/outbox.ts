@@ -13,8 +13,11 @@ import { convKey } from "./screen.ts";
 import type { Store } from "./store.ts";
 import { formatTarget, replyTargetFor } from "./targets.ts";
 
-/** A reply to send; `system`: written by the gateway (pairing code, /status), sent whole and unprefixed. */
-export type OutboundReply = AgentReply & { system?: boolean };
+/**
+ * A reply to send; `system`: written by the gateway (pairing code, /status), sent whole and unprefixed; `actions`:
+ * the agent's directives as the turn resolved them (journaled with the reply, so a resumed reply plans the same parts).
+ */
+export type OutboundReply = AgentReply & { system?: boolean; actions?: ReplyActions };
 
 /** Backoff while a reply cannot go out yet (imsg unavailable, a part in doubt): `baseMs` doubling up to `maxMs`. */
 export interface RetryPolicy {

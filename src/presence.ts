@@ -73,6 +73,11 @@ export class Presence {
     void this.#ready();
   }
 
+  /** What imsg last said it can do (undefined until asked, or when it cannot say). */
+  get info(): ImsgInfo | undefined {
+    return this.#current?.info;
+  }
+
   /** The `/status` line: which actions this Mac supports. */
   describe(): string {
     return describeActions(this.#current?.info, this.#current?.note);

@@ -116,11 +116,13 @@ export const OWN_SEND_WINDOW_MS = 10 * 60_000;
 
 /**
  * An is_from_me row: our own send coming back (by guid, or by text into the same chat), or the owner's reply typed
- * by hand. Never answered; only a fresh, texted reply of the owner is marked `owner`.
+ * by hand. Never answered; only a fresh, texted reply of the owner is marked `owner` (a tapback never is).
  */
 export function fromMe(input: ScreenInput, lookups: ScreenLookups): ScreenResult {
   const { msg, now } = input;
   if (msg.guid && lookups.hasOutboundGuid(msg.guid)) return { drop: "echo (our own message guid)", state: "dropped" };
+  // Our own tapback coming back, or one the owner tapped: neither is a typed reply (no takeover, no context).
+  if (msg.isReaction) return { drop: "from me", detail: "a tapback from this Mac's account", state: "dropped" };
   const text = normalizeForEcho(msg.text);
   if (!text) return { drop: "from me", state: "dropped" };
   const handles = [msg.sender, msg.chatIdentifier].filter(Boolean).map((h) => normalizeHandle(h));

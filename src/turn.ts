@@ -91,6 +91,8 @@ export interface TurnInput {
   names?: ReadonlyMap<string, string>;
   /** Set for a tapback: what it was and what it reacted to. */
   reaction?: ReactionEvent;
+  /** The reply directives honoured this turn; absent: none. */
+  actions?: AgentTurn["actions"];
 }
 
 /** How a person is shown to a model: "Name (handle)" when the name is known, else the handle. Pure. */
@@ -148,6 +150,7 @@ export function assembleTurn(t: TurnInput): AgentTurn {
     history: t.history.map((h) => ({ role: h.role, text: h.text })),
     ...(d.groupConfig?.systemPrompt ? { systemPrompt: d.groupConfig.systemPrompt } : {}),
     ...(t.reaction ? { reaction: t.reaction } : {}),
+    actions: t.actions ?? { react: false, emoji: false, replyTo: false },
   };
 }
 

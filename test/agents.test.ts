@@ -48,7 +48,7 @@ describe("sessionKey (docs/CONTRACT.md §8.1)", () => {
 });
 
 describe("parseReply", () => {
-  const rows: [string, string, { text: string; media: string[] }][] = [
+  const rows: [string, string, ReturnType<typeof parseReply>][] = [
     ["plain text", "hello\n", { text: "hello", media: [] }],
     ["empty output means no reply", "  \n", { text: "", media: [] }],
     ["MEDIA lines become attachments, the rest stays text", "here\nMEDIA:/tmp/a.png\nMEDIA:/tmp/b.pdf\n", {
@@ -57,8 +57,22 @@ describe("parseReply", () => {
     }],
     ["a relative MEDIA path is not media (stays text)", "MEDIA:a.png", { text: "MEDIA:a.png", media: [] }],
     ["CRLF output", "one\r\nMEDIA:/x.png\r\n", { text: "one", media: ["/x.png"] }],
+    ["directives come out of the text, as written", "ok\r\nREACT: like\nREPLY-TO: this\nMEDIA:/x.png", {
+      text: "ok",
+      media: ["/x.png"],
+      directives: { react: "like", replyTo: "this" },
+    }],
+    ["a second REACT is dropped and named", "REACT: like\nREACT: love", {
+      text: "",
+      media: [],
+      directives: { react: "like" },
+      extraDirectives: ["REACT: another one (only the first counts)"],
+    }],
   ];
   test.each(rows)("%s", (_n, out, want) => expect(parseReply(out)).toEqual(want));
+  test("media: false (a model's output) keeps MEDIA lines as text but still takes the directives", () => {
+    expect(parseReply("MEDIA:/etc/passwd\nREACT: 👍", { media: false })).toEqual({ text: "MEDIA:/etc/passwd", media: [], directives: { react: "👍" } });
+  });
 });
 
 describe("buildBody", () => {
@@ -98,6 +112,7 @@ describe("runCommandAgent (real child processes)", () => {
     wasMentioned: false,
     commandAuthorized: false,
     history: [],
+    actions: { react: false, emoji: false, replyTo: false },
   } satisfies AgentTurn;
 
   test("a timed-out agent leaves no process behind, even one that ignores SIGTERM", async () => {

@@ -60,6 +60,8 @@ describe("defaults of a resolved account", () => {
     ["textChunkLimit", 4000],
     ["chunkMode", "length"],
     ["reactionNotifications", "own"],
+    ["actions", { reactions: true, reply: true }],
+    ["reactFallback", false],
     ["configWrites", true],
     ["service", "auto"],
     ["region", "US"],
@@ -823,6 +825,7 @@ describe("config reference", () => {
     "heartbeatVisibility",
     "healthMonitor",
     "actions",
+    "reactFallback",
     "sendTransport",
     "catchup",
     "replyMaxChars",
@@ -961,7 +964,7 @@ describe("OpenClaw 2026.9 configs", () => {
       "channels.imessage.contextVisibility",
       "channels.imessage.heartbeatVisibility",
       "channels.imessage.healthMonitor",
-      "channels.imessage.actions",
+      "channels.imessage.actions (edit, unsend, sendAttachment)",
       "channels.imessage.sendTransport",
       "channels.imessage.catchup",
       "channels.imessage.streaming.block",
@@ -1008,5 +1011,26 @@ describe("OpenClaw 2026.9 configs", () => {
     expect(err.message).toContain('channels.imessage.reactionNotifications: expected one of "off", "own", "all"');
     expect(err.message).toContain("channels.imessage.markdown.tables:");
     expect(err.message).toContain('channels.imessage.dms.+15550001111.historyLimt: unknown key (did you mean "historyLimit"?)');
+  });
+});
+
+describe("agent actions config", () => {
+  const load = (imessage: Record<string, unknown>) => buildConfig({ channels: { imessage } }, "test");
+  test("actions.reactions and actions.reply are honoured, with no warning", () => {
+    const c = load({ actions: { reactions: false, reply: true }, reactFallback: true });
+    expect(c.warnings).toEqual([]);
+    const a = resolveAccount(c);
+    expect(a.actions).toEqual({ reactions: false, reply: true });
+    expect(a.reactFallback).toBe(true);
+  });
+  test("an unsupported action switched on is named in one warning; switched off it is not", () => {
+    expect(load({ actions: { edit: true, polls: false, reply: false } }).warnings).toEqual([
+      "channels.imessage.actions (edit): accepted but not supported (ignored): only actions.reactions and actions.reply are acted on; edits, unsends, effects, group admin, polls and attachment actions are not",
+    ]);
+    expect(load({ actions: { polls: false } }).warnings).toEqual([]);
+  });
+  test("an account's actions replace the top level's (shallow, as OpenClaw)", () => {
+    const c = load({ actions: { reactions: false }, accounts: { work: { actions: { reply: false } } } });
+    expect(resolveAccount(c, "work").actions).toEqual({ reactions: true, reply: false });
   });
 });

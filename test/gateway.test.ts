@@ -15,7 +15,7 @@ const res = e2eResources();
 
 const TUNING = { debounceMs: 10, inboundDebounceMs: 0, backoffInitialMs: 50, watchdogMs: 2000, shutdownGraceMs: 3000 };
 
-async function start(imessage: (chatId: number) => Record<string, unknown>, seed?: (stateDir: string, chatId: number) => void) {
+async function start(imessage: (chatId: number) => Record<string, unknown>, seed?: (stateDir: string, chatId: number) => void, agentEnv: string[] = []) {
   const sim = res.sim({ env: { IMSG_SIM_POLL_MS: "50" } });
   const ws = res.workspace();
   const agentLog = join(ws.dir, "agent.jsonl");
@@ -24,7 +24,9 @@ async function start(imessage: (chatId: number) => Record<string, unknown>, seed
   const config = buildConfig(
     {
       channels: { imessage: { enabled: true, cliPath: sim.cliPath, dmPolicy: "allowlist", allowFrom: ["+15550001111"], ...imessage(first.chatId) } },
-      agents: { list: [{ id: "main", default: true, command: ["/usr/bin/env", `AGENT_LOG=${agentLog}`, process.execPath, AGENT], timeoutSeconds: 30 }] },
+      agents: {
+        list: [{ id: "main", default: true, command: ["/usr/bin/env", `AGENT_LOG=${agentLog}`, ...agentEnv, process.execPath, AGENT], timeoutSeconds: 30 }],
+      },
     },
     "test-config",
   );
@@ -34,7 +36,16 @@ async function start(imessage: (chatId: number) => Record<string, unknown>, seed
   await gw.ready;
   const turns = (): any[] => (existsSync(agentLog) ? readFileSync(agentLog, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)) : []);
   const replyTo = (text: string) => waitFor(() => sim.db.sent().find((s) => s.text === text), 10_000, `reply ${JSON.stringify(text)}`);
-  return { sim, chatId: first.chatId, turns, replyTo };
+  /** The reply journaled for an inbound row (read beside the running gateway: WAL allows it). */
+  const journaled = (guid: string) => {
+    const store = Store.open(ws.stateDir);
+    try {
+      return store.getInbound("default", guid)?.reply as Record<string, unknown> | undefined;
+    } finally {
+      store.close();
+    }
+  };
+  return { sim, chatId: first.chatId, turns, replyTo, journaled };
 }
 
 describe("control commands", () => {
@@ -69,5 +80,55 @@ describe("recovery", () => {
     await replyTo("echo: interrupted");
     expect(turns().map((t) => t.text)).toEqual(["interrupted"]);
     expect(sim.db.sent().filter((s) => s.text === "the answer we owed")).toHaveLength(1);
+  });
+});
+
+describe("reply directives", () => {
+  const directives = (reply: string) => ["AGENT_MODE=directives", `AGENT_REPLY=${reply}`];
+
+  test("REACT and REPLY-TO: this are taken out of the text and journaled resolved on the anchor; history shows them", async () => {
+    const { sim, turns, replyTo, journaled } = await start(
+      () => ({ reactFallback: true }),
+      undefined,
+      directives("sure thing\nREACT: like\nREPLY-TO: this\nREACT: love"),
+    );
+    const row = sim.db.inject({ from: "+15550001111", text: "can you?" });
+    await replyTo("sure thing");
+    expect(journaled(row.guid)).toEqual({ text: "sure thing", media: [], actions: { react: { to: row.guid, kind: "like" }, replyTo: row.guid } });
+    // No bridge in the simulator: only the fallback makes a tapback possible, and threads are not.
+    expect(turns()[0].actions).toEqual({ react: true, emoji: false, replyTo: false });
+    sim.db.inject({ from: "+15550001111", text: "and again?" });
+    await waitFor(() => turns().length === 2, 10_000, "second turn");
+    expect(turns()[1].history.at(-1)).toEqual({ role: "assistant", text: "sure thing\nREACT: like\nREPLY-TO: this" });
+  });
+
+  test("a command agent may thread to another message the journal knows in this chat; a custom emoji stays itself", async () => {
+    const { sim, journaled } = await start(
+      () => ({}),
+      (stateDir, chatId) => {
+        const store = Store.open(stateDir);
+        store.setInbound("default", journal(store, inbound({ id: 900, guid: "OLD-1", chatId, text: "earlier" })), { state: "done" });
+        store.close();
+      },
+      directives("noted\nREPLY-TO: OLD-1\nREACT: 🦄"),
+    );
+    const row = sim.db.inject({ from: "+15550001111", text: "remember the earlier one?" });
+    await waitFor(() => sim.db.sent().find((s) => s.text === "noted"), 10_000, "reply");
+    expect(journaled(row.guid)?.actions).toEqual({ react: { to: row.guid, emoji: "🦄" }, replyTo: "OLD-1" });
+  });
+
+  test("a guid of another chat, or one the journal does not know, is dropped: the reply goes unthreaded", async () => {
+    const { sim, journaled } = await start(
+      () => ({ actions: { reactions: false } }),
+      (stateDir, chatId) => {
+        const store = Store.open(stateDir);
+        journal(store, inbound({ id: 901, guid: "ELSEWHERE-1", chatId: chatId + 1000, text: "other chat" }));
+        store.close();
+      },
+      directives("plain\nREPLY-TO: ELSEWHERE-1\nREACT: like"),
+    );
+    const row = sim.db.inject({ from: "+15550001111", text: "hello" });
+    await waitFor(() => sim.db.sent().find((s) => s.text === "plain"), 10_000, "reply");
+    expect(journaled(row.guid)).toEqual({ text: "plain", media: [] });
   });
 });

@@ -136,6 +136,7 @@ const turn = (attachments: AgentTurn["attachments"], body: string): AgentTurn =>
   wasMentioned: false,
   commandAuthorized: false,
   history: [],
+  actions: { react: false, emoji: false, replyTo: false },
 });
 const att = (src: string | Buffer, name: string, mimeType: string, extra: Partial<AgentTurn["attachments"][number]> = {}) => {
   const path = join(dir, name);

@@ -33,6 +33,8 @@ function account(over: Partial<ImessageAccount> = {}): ImessageAccount {
     textChunkLimit: 4000,
     chunkMode: "length",
     reactionNotifications: "own",
+    actions: { reactions: true, reply: true },
+    reactFallback: false,
     configWrites: true,
     service: "auto",
     region: "US",

@@ -207,6 +207,22 @@ describe("screen: is_from_me rows are ours (never the owner's) or the owner's re
     ],
     ["no text (a photo, a tapback)", mine({ text: "" }), {}, {}, "dropped from me", false],
     [
+      "our own tapback coming back (imsg gives it text): never the owner's reply",
+      mine({ isReaction: true, reactionType: "like", reactionEmoji: "👍", isReactionAdd: true, reactedToGuid: "IN-1", text: "Liked “hi”" }),
+      {},
+      {},
+      "dropped from me: a tapback from this Mac's account",
+      false,
+    ],
+    [
+      "the owner's tapback, even a fresh one with text: not a takeover",
+      mine({ isReaction: true, reactionType: "love", reactedToGuid: "IN-2", text: "Loved “see you”" }),
+      { catchup: false },
+      {},
+      "dropped from me: a tapback from this Mac's account",
+      false,
+    ],
+    [
       "too old to be context",
       mine({ createdAt: new Date(NOW - 16 * 60_000).toISOString() }),
       {},

@@ -287,6 +287,22 @@ describe("inbound journal and cursor", () => {
 describe("outbound", () => {
   const base = { accountId: "default", target: "+15550001111", chatId: 7 };
 
+  test("knowsGuidInChat: an inbound row or a sent part of that chat, in that account; nothing else", () => {
+    const { store } = fresh();
+    store.journalInbound("default", msg(10, { chatId: 7 }));
+    const part = store.recordOutbound({ ...base, inboundKey: "guid-10", seq: 0, text: "hi" });
+    store.markOutbound(part.id, "sent", { messageGuid: "OUT-1" });
+    const rows: [string, string, number, string, boolean][] = [
+      ["an inbound row of the chat", "default", 7, "guid-10", true],
+      ["one of our parts in the chat", "default", 7, "OUT-1", true],
+      ["the same guid in another chat", "default", 8, "guid-10", false],
+      ["our part, asked in another chat", "default", 8, "OUT-1", false],
+      ["another account", "work", 7, "guid-10", false],
+      ["an unknown guid", "default", 7, "guid-99", false],
+    ];
+    for (const [name, account, chat, guid, want] of rows) expect([name, store.knowsGuidInChat(account, guid, chat)]).toEqual([name, want]);
+  });
+
   test("a chunk is recorded pending with its fields", () => {
     const { store, clock } = fresh();
     const row = store.recordOutbound({ ...base, inboundKey: "g1", seq: 0, text: "hi", file: "/tmp/a.png" });
