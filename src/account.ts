@@ -436,8 +436,7 @@ export class AccountRuntime {
   /** The directives this turn will honour: config × turn × what this Mac last said it can do. */
   #turnActions(isReaction: boolean): TurnActions {
     const info = this.presence.info;
-    // Emoji tapbacks are decided at send time from the send child's capabilities; not announced from here.
-    const mac = info && { tapback: info.advanced.tapback, emoji: false, replyTo: info.advanced.reply_to };
+    const mac = info && { tapback: info.advanced.tapback, emoji: info.emojiTapback, replyTo: info.advanced.reply_to };
     return turnActions({ ...this.account.actions, reactFallback: this.account.reactFallback }, isReaction, mac);
   }
 

@@ -98,7 +98,7 @@ export class Outbox {
       stateDir: this.opts.stateDir,
       configPath: this.opts.configPath,
       // Resolved by the turn (stored with the reply), so a resumed reply re-plans to the same parts.
-      actions: reply.system ? undefined : (reply as { actions?: ReplyActions }).actions,
+      actions: reply.system ? undefined : reply.actions,
     });
     for (const r of rejected) log.warn(`not attaching ${r.path}: ${r.reason}`);
     if (truncated) {

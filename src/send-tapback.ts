@@ -93,7 +93,7 @@ export async function deliverTapback(
   const pending = (why: string) => ({ pending: why });
   const chatId = row.chatId;
   if (!chatId) return fail("no chat to send it in");
-  const reactFallback = (job.account as { reactFallback?: boolean }).reactFallback === true;
+  const reactFallback = job.account.reactFallback;
   let handedAt = wasHandedOver(row) ? row.updatedAt : undefined;
   let looked = opts.fresh && handedAt === undefined;
   let sentAs = row.sentAs;
