@@ -91,7 +91,7 @@ export interface ProbeOutcome {
   failures: string[];
 }
 
-/** Interprets `probe --json`'s exit code and stdout (docs/CONTRACT.md §3.6: 0 ok, 1 a check failed, 2 usage/config). */
+/** Interprets `probe --json`'s exit code and stdout (docs/SPEC.md §3.6: 0 ok, 1 a check failed, 2 usage/config). */
 export function describeProbe(exitCode: number | null, stdout: string, stderr = ""): ProbeOutcome {
   let failures: string[] = [];
   try {

@@ -1,6 +1,6 @@
 // Agent actions out: the reply directives an agent may write beside its text (`REACT:`, `REPLY-TO:`), and the
 // tapback vocabulary both the turn side (what to ask for) and the send side (what imsg can do) share. Pure.
-// The protocol is described in docs/CONTRACT.md ("Agent actions").
+// The protocol is described in docs/SPEC.md ("Agent actions").
 
 /** The six standard tapbacks, as imsg's `tapback` takes them (the read side says `emphasis`). */
 export const TAPBACK_KINDS = ["love", "like", "dislike", "laugh", "emphasize", "question"] as const;

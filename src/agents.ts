@@ -1,5 +1,5 @@
 // Agent routing (bindings, default agent), session keys, and the two backends: a command run once per
-// turn (docs/CONTRACT.md §7.2) and an OpenAI-compatible /v1/chat/completions endpoint.
+// turn (docs/SPEC.md §7.2) and an OpenAI-compatible /v1/chat/completions endpoint.
 import { directivesPrompt, type ReplyDirectives, splitDirectives, type TurnActions } from "./actions.ts";
 import type { AgentConfig, Binding, Config } from "./config.ts";
 import { getLog } from "./log.ts";
@@ -44,7 +44,7 @@ function bindingScore(b: Binding, accountId: string, peer: Peer): number {
 
 export type DmScope = Config["session"]["dmScope"];
 
-/** docs/CONTRACT.md §8.1: groups `agent:<id>:imessage:group:<chat_id>`; DMs follow `session.dmScope`. Pure. */
+/** docs/SPEC.md §8.1: groups `agent:<id>:imessage:group:<chat_id>`; DMs follow `session.dmScope`. Pure. */
 export function sessionKey(agentId: string, accountId: string, peer: Peer, session: { dmScope: DmScope; mainKey: string }): string {
   if (peer.kind === "group") return `agent:${agentId}:imessage:group:${peer.id}`;
   switch (session.dmScope) {

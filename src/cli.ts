@@ -60,7 +60,7 @@ async function resolveChain(root: CommandDef<any>, argv: string[]): Promise<Reso
   return { chain, argv: [...path, ...leafArgs], leafArgs };
 }
 
-/** Citty accepts unknown flags silently; we refuse them with a suggestion (docs/CONTRACT.md §2). */
+/** Citty accepts unknown flags silently; we refuse them with a suggestion (docs/SPEC.md §2). */
 async function checkFlags(cmd: CommandDef<any>, leafArgs: string[]): Promise<void> {
   const { UsageError } = await import("./errors.ts");
   const defs = await resolveArgs(cmd);
@@ -92,7 +92,7 @@ export function usage(cmd: CommandDef<any>, parent?: CommandDef<any>): Promise<s
   return renderUsage(cmd, parent);
 }
 
-/** Runs argv against the command tree under `root`; resolves to the exit code (docs/CONTRACT.md §3.1). */
+/** Runs argv against the command tree under `root`; resolves to the exit code (docs/SPEC.md §3.1). */
 export async function runCli(root: CommandDef<any>, argv: string[]): Promise<number> {
   try {
     const { chain, argv: ordered, leafArgs } = await resolveChain(root, argv);

@@ -64,16 +64,16 @@ export interface ImessageAccount {
   sendReadReceipts: boolean; // true: accepted messages are marked read (needs the IMCore bridge)
   responsePrefix?: string; // account → top level → messages.responsePrefix
   defaultTo?: string; // `send` target when --to is omitted
-  /** Stale-row fences (docs/CONTRACT.md §8.5). */
+  /** Stale-row fences (docs/SPEC.md §8.5). */
   maxAgeMinutes: number; // 15: live rows older than this are skipped
   recoveryMaxAgeMinutes: number; // 120: when catching up after a restart
   recoveryMaxRows: number; // 500
-  /** Reply size caps (CONTRACT §6): longer replies are cut, with a marker. */
+  /** Reply size caps (docs/SPEC.md §8.15): longer replies are cut, with a marker. */
   replyMaxChars: number; // 4000
   replyMaxParts: number; // 5
   /** Send a short fixed notice when a turn's agent fails or times out. */
   replyOnError: boolean; // true
-  /** Rate guard (CONTRACT §5): consecutive exchanges answered within loopFollowMs pause a conversation. */
+  /** Rate guard (docs/SPEC.md §8.16): consecutive exchanges answered within loopFollowMs pause a conversation. */
   loopMaxExchanges: number; // 10; 0 disables the exchange test
   loopFollowMs: number; // 3000
   loopEchoRows: number; // 5 reflected-markup rows a minute; 0 disables

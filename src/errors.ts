@@ -1,4 +1,4 @@
-/** Exit codes (docs/CONTRACT.md §3.6). */
+/** Exit codes (docs/SPEC.md §3.6). */
 export const EXIT = { ok: 0, failed: 1, usage: 2, locked: 3 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 

@@ -272,7 +272,7 @@ export function objectResult(method: string, r: unknown): Record<string, unknown
   return r as Record<string, unknown>;
 }
 
-/** `chats.list`: the raw chat objects as imsg returns them (docs/CONTRACT.md §4.2: `chats --json` prints them unchanged). */
+/** `chats.list`: the raw chat objects as imsg returns them (docs/SPEC.md §4.2: `chats --json` prints them unchanged). */
 export async function chatsList(client: RpcClient, limit: number, timeoutMs?: number): Promise<unknown[]> {
   const r = objectResult("chats.list", await client.request("chats.list", { limit }, { timeoutMs }));
   if (!Array.isArray(r.chats)) throw new Error("imsg chats.list: result has no chats array");

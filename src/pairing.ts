@@ -17,7 +17,7 @@ const MAX_CODE_ATTEMPTS = 500;
 /** Sent to a sender after `pairing approve --notify`. */
 export const APPROVED_NOTICE = "You're approved. Send a message to start chatting.";
 
-/** A pending request in the docs/CONTRACT.md §4.3 JSON shape. */
+/** A pending request in the docs/SPEC.md §4.3 JSON shape. */
 export interface PairingRequest {
   code: string;
   id: string;
@@ -27,7 +27,7 @@ export interface PairingRequest {
   meta: Record<string, string>;
 }
 
-/** An approved sender in the docs/CONTRACT.md §4.4 JSON shape. */
+/** An approved sender in the docs/SPEC.md §4.4 JSON shape. */
 export interface ApprovedSender {
   accountId: string;
   id: string;

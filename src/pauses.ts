@@ -60,7 +60,7 @@ export class Pauses {
     if (this.o.guard.echo(conv, account)) this.pause(conv, msg, isGroup, `${account.loopEchoRows} rows of reflected assistant markup within a minute`);
   }
 
-  /** Pauses a conversation and sends its one notice, into the conversation itself (why: docs/CONTRACT.md §8.16). */
+  /** Pauses a conversation and sends its one notice, into the conversation itself (why: docs/SPEC.md §8.16). */
   pause(conv: string, msg: ImsgMessage, isGroup: boolean, reason: string): void {
     const { guard } = this.o;
     if (!guard.pause(conv, reason)) return;

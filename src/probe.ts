@@ -1,4 +1,4 @@
-// The probe: every check a working gateway needs (docs/CONTRACT.md §9), each with ok, detail and a hint naming the fix.
+// The probe: every check a working gateway needs (docs/SPEC.md §9), each with ok, detail and a hint naming the fix.
 // It never reports ok for a request that failed, and it is bounded by one overall deadline: the checks run side
 // by side within the limit minus a shutdown reserve, so a hung imsg cannot starve the others.
 import { accessSync, closeSync, constants, openSync, readSync, statSync } from "node:fs";
@@ -15,7 +15,7 @@ import { newestRowid } from "./watch.ts";
 
 export { ADVANCED, type Advanced, describeImsgInfo, type ImsgInfo, imsgInfo, UNDISCOVERABLE } from "./capabilities.ts";
 
-/** One probe check as printed in the JSON report (docs/CONTRACT.md §4.1). */
+/** One probe check as printed in the JSON report (docs/SPEC.md §4.1). */
 export interface Check {
   name: string;
   ok: boolean;

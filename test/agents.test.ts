@@ -34,7 +34,7 @@ describe("routeAgent", () => {
   test("no agents → undefined", () => expect(routeAgent({ agents: [], bindings: [] }, "default", dm)).toBeUndefined());
 });
 
-describe("sessionKey (docs/CONTRACT.md §8.1)", () => {
+describe("sessionKey (docs/SPEC.md §8.1)", () => {
   const rows: [string, Peer, "main" | "per-peer" | "per-channel-peer" | "per-account-channel-peer", string][] = [
     ["groups are isolated per chat", group, "main", "agent:main:imessage:group:42"],
     ["DMs collapse into the main session by default", dm, "main", "agent:main:main"],

@@ -1,4 +1,4 @@
-// Documentation that must not drift from the code: docs/CONFIG.md is generated, docs/CONTRACT.md names every
+// Documentation that must not drift from the code: docs/CONFIG.md is generated, docs/SPEC.md names every
 // command, flag, exit code, config key and probe check the code has.
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
@@ -10,13 +10,13 @@ import { EXIT } from "../src/errors.ts";
 import { commands } from "../src/main.ts";
 
 const ROOT = join(import.meta.dir, "..");
-const contract = readFileSync(join(ROOT, "docs/CONTRACT.md"), "utf8");
+const contract = readFileSync(join(ROOT, "docs/SPEC.md"), "utf8");
 
 test("docs/CONFIG.md is generated from the current schema (run: bun scripts/gen-config-doc.ts)", () => {
   expect(readFileSync(join(ROOT, "docs/CONFIG.md"), "utf8")).toBe(renderConfigDoc());
 });
 
-test("every channels.imessage key named in docs/CONTRACT.md §5.1 is in the schema", () => {
+test("every channels.imessage key named in docs/SPEC.md §5.1 is in the schema", () => {
   const keys = new Set(describeSchemaKeys().map((k) => k.key));
   const section = contract.match(/## 5\. Configuration[\s\S]*?\n5\.2\./)?.[0] ?? "";
   const named = [...section.matchAll(/`([a-zA-Z]+)`/g)].map((m) => m[1]!).filter((k) => !["imessage", "json", "true", "false"].includes(k));
@@ -47,7 +47,7 @@ async function leaves(): Promise<[string, string[]][]> {
   return out;
 }
 
-describe("docs/CONTRACT.md §2–§3 covers the CLI", async () => {
+describe("docs/SPEC.md §2–§3 covers the CLI", async () => {
   const all = await leaves();
   test("there are leaf commands to check (control)", () => expect(all.length).toBeGreaterThanOrEqual(8));
   test.each(all)("`%s` and each of its flags are documented", (path, flags) => {

@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import { UsageError } from "../errors.ts";
 import { expandHome } from "../paths.ts";
 
-/** docs/CONTRACT.md §2: accepted by every subcommand. */
+/** docs/SPEC.md §2: accepted by every subcommand. */
 export const globalArgs = {
   config: { type: "string", description: "JSON5 config file (default $OPENCLAW_CONFIG_PATH or ~/.openclaw/openclaw.json)", valueHint: "path" },
   "state-dir": { type: "string", description: "Where state lives (default $OPENCLAW_STATE_DIR or ~/.openclaw)", valueHint: "dir" },
@@ -27,7 +27,7 @@ export interface GlobalOptions {
   logFormat: "pretty" | "json";
 }
 
-/** Resolves docs/CONTRACT.md §2 defaults and configures logging. Call first in every command's run(). */
+/** Resolves docs/SPEC.md §2 defaults and configures logging. Call first in every command's run(). */
 export async function setupGlobals(args: Record<string, unknown>): Promise<GlobalOptions> {
   const fmt = (args["log-format"] as string | undefined) ?? "pretty";
   if (fmt !== "pretty" && fmt !== "json") throw new UsageError(`--log-format must be "pretty" or "json", got "${fmt}"`);

@@ -39,7 +39,7 @@ function seed(requests: { account: string; sender: string; ageMs?: number }[]): 
 }
 
 describe("pairing list", () => {
-  test("--json prints every pending request in the docs/CONTRACT.md §4.3 shape, across accounts", () => {
+  test("--json prints every pending request in the docs/SPEC.md §4.3 shape, across accounts", () => {
     setup();
     const [a, b] = seed([
       { account: "default", sender: "+15550003333" },
