@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs `bun test` and ends with one line "N passed, N failed" (CI reads that line).
-# Without arguments: the whole suite against the simulator's default imsg version and, side by side, the e2e tests
-# against every other version it speaks, so behaviour that differs by imsg version is tested in each mode; the logs
+# Without arguments: the unit tests and the e2e tests against the simulator's default imsg version and, side by
+# side, the e2e tests against every other version it speaks, so behaviour that differs by imsg version is tested in each mode; the logs
 # are printed one after the other. With arguments: just `bun test ARGS` once.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -36,15 +36,25 @@ if [ "$#" -gt 0 ]; then
 else
   default=$(sed -n 's/^export const DEFAULT_SIM_VERSION = "\(.*\)";/\1/p' scripts/sim/version.ts)
   others=$(sed -n 's/^export const SIM_VERSIONS = \[\(.*\)\] as const;/\1/p' scripts/sim/version.ts | tr -d '" ' | tr ',' ' ')
-  # The passes run side by side: most of an e2e test's time is spent waiting on child processes, so two passes
-  # keep the 2-core machine busy where one leaves it mostly idle.
-  IMSG_SIM_VERSION="$default" pass "$dir/$default.log" &
-  for v in $others; do
-    [ "$v" = "$default" ] && continue
-    IMSG_SIM_VERSION="$v" pass "$dir/$v.log" test/e2e &
-  done
+  # Two jobs run side by side, each an e2e pass for one imsg version followed by half of the unit tests (every
+  # other file), so both finish at about the same time: most of an e2e test's time is spent waiting on child
+  # processes, and one sequential run would leave the 2-core machine half idle.
+  units=(./test/*.test.ts)
+  half() { local i; for i in "${!units[@]}"; do [ $((i % 2)) -eq "$1" ] && echo "${units[$i]}"; done; }
+  mapfile -t unit0 < <(half 0)
+  mapfile -t unit1 < <(half 1)
+  { IMSG_SIM_VERSION="$default" pass "$dir/$default.log" test/e2e; IMSG_SIM_VERSION="$default" pass "$dir/unit0.log" "${unit0[@]}"; } &
+  {
+    for v in $others; do
+      [ "$v" = "$default" ] && continue
+      IMSG_SIM_VERSION="$v" pass "$dir/$v.log" test/e2e
+    done
+    IMSG_SIM_VERSION="$default" pass "$dir/unit1.log" "${unit1[@]}"
+  } &
   wait
-  echo "== whole suite, simulator imsg ${default}"
+  echo "== unit tests, simulator imsg ${default}"
+  cat "$dir/unit0.log" "$dir/unit1.log"; tally "$dir/unit0.log"; tally "$dir/unit1.log"
+  echo "== e2e suite, simulator imsg ${default}"
   cat "$dir/$default.log"; tally "$dir/$default.log"
   for v in $others; do
     [ "$v" = "$default" ] && continue

@@ -526,7 +526,10 @@ for await (const line of createInterface({ input: process.stdin })) {
     }
     console.log(`longest event-loop stall during a 32 MB line: ${worst.toFixed(1)} ms busy (${worstWall.toFixed(1)} ms wall)`);
     expect(result).toEqual({ ok: true });
-    expect(worst).toBeLessThan(50);
+    // The bug this guards against blocked the loop for over a second (the whole line decoded at once). The figure
+    // itself is a benchmark (docs/BENCHMARKS.md): on a loaded machine a garbage collection of a test process's
+    // heap alone can take ~100 ms, so the bound here is generous.
+    expect(worst).toBeLessThan(400);
     expect(notes).toEqual([]);
     expect(logged.filter((l) => l.includes("xxxxxxxx"))).toEqual([]);
     expect(logged).toEqual([expect.stringContaining(`line of ${32 * 1024 * 1024 + 57} bytes, over the`)]);

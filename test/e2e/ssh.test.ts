@@ -114,12 +114,9 @@ describe("remote Mac over SSH", () => {
     expect(check(rep, "imsg binary found").detail).toBe(join(s.dir, "imsg-ssh"));
     expect(check(rep, "rpc supported").detail).toBe(`imsg ${s.version}`);
     expect(check(rep, "RPC handshake").detail).toBe("chats.list answered (1 chat)");
-    const times: number[] = [];
-    for (let i = 0; i < 3; i++) times.push((await cli(w, "probe", "--json")).ms);
-    times.sort((a, b) => a - b);
-    console.log(`healthy probe over ssh (CLI wall time): median ${times[1]!.toFixed(0)} ms`);
-    // The speed target is a benchmark (bench/probe.ts); here only "well inside the probe's deadline".
-    expect(times[1]!).toBeLessThan(scaled(8000));
+    // The speed target is a benchmark (bench/probe.ts, which also runs it over ssh); here only "well inside the
+    // probe's deadline".
+    expect(r.ms).toBeLessThan(scaled(8000));
   }, scaled(30_000));
 
   const buffering: [string, (s: Sim) => string][] = [
