@@ -25,7 +25,7 @@ const server = Bun.serve({
   async fetch(req) {
     if (req.method === "GET") return Response.json({ data: [{ id: "instant" }] });
     const body = (await req.json()) as { messages: { role: string; content: string }[] };
-    const last = body.messages.at(-1)!.content;
+    const last = body.messages.at(-1)!.content.replace(/^> /gm, ""); // the body quotes user text
     return Response.json({ choices: [{ message: { role: "assistant", content: `ok ${last}` } }] });
   },
 });
