@@ -10,42 +10,17 @@ import type { ImessageAccount } from "./config.ts";
 import type { SendResult } from "./imsg.ts";
 import { getLog, redact } from "./log.ts";
 import { lookForPart, matchSent, SETTLE_MS, sinceRecorded, wasHandedOver } from "./reconcile.ts";
-import { classifyError, ImsgPermissionError, ImsgSpawnError, RpcError } from "./rpc.ts";
+import { RpcError } from "./rpc.ts";
 import { normalizeForEcho, sanitizeOutbound } from "./sanitize.ts";
-import { SendClient } from "./send-client.ts";
+import { classifySendError, SendClient } from "./send-client.ts";
 import { capsOf, deliverTapback } from "./send-tapback.ts";
 import type { Stager } from "./stage.ts";
 import type { OutboundRow, Store } from "./store.ts";
 import { formatTarget, type Target, targetToSendParams } from "./targets.ts";
 
 // The send child and the reconciliation moved to their own modules; importers keep using this one.
-export { SEND_TIMEOUT_MS, SendClient } from "./send-client.ts";
+export { classifySendError, SEND_TIMEOUT_MS, SendClient } from "./send-client.ts";
 export { lookForPart, matchSent, reconcileOutbound, SETTLE_MS, sinceRecorded } from "./reconcile.ts";
-
-/**
- * What a failed send means for its part (by imsg's retry_safe/disposition where it says):
- * `refused` — imsg answered that it did not send it: failed. `not-sent` — imsg could not take sends at all (could
- * not start, database unavailable, bridge down): stays pending, retried later. `retry` — this request never ran
- * (not_started, lane blocked, busy): send again now. `in-doubt` — it may have landed (child died, timeout,
- * outcome unknown): look in history before anything is sent again.
- */
-export function classifySendError(e: unknown): "refused" | "not-sent" | "retry" | "in-doubt" {
-  if (e instanceof ImsgSpawnError || e instanceof ImsgPermissionError) return "not-sent";
-  if (!(e instanceof RpcError)) return "in-doubt";
-  switch (classifyError(e)?.kind) {
-    case "database_unavailable":
-    case "bridge_unavailable":
-      return "not-sent";
-    case "not_started":
-    case "lane_blocked":
-    case "server_busy":
-      return "retry";
-    case "outcome_unknown":
-      return "in-doubt";
-    default:
-      return "refused";
-  }
-}
 
 /** Immediate re-sends of a request that never ran, and of a part history proved absent, before backing off. */
 const MAX_RETRIES = 3;
@@ -61,11 +36,13 @@ export interface Part {
   replyTo?: string;
 }
 
-/** imsg refused a threaded send itself (it did not send it): it goes again at once, unthreaded. */
+/**
+ * imsg refused a threaded send (it did not send it: no bridge, a helper that cannot thread attachments, a parent
+ * it cannot find): it goes again at once, unthreaded. A send in doubt or never started is not a refusal.
+ */
 function refusesReplyTo(e: unknown): boolean {
   if (!(e instanceof RpcError)) return false;
-  const k = e.classified;
-  return k.kind === "bridge_unavailable" || (k.kind === "invalid_params" && /reply.?to/i.test(`${e.message} ${k.detail ?? ""}`));
+  return e.classified.kind === "bridge_unavailable" || classifySendError(e) === "refused";
 }
 
 /**
@@ -239,10 +216,14 @@ export async function deliver(store: Store, sender: Sender, job: DeliverJob, opt
       try {
         // A threaded part goes to its chat with reply_to where this send child can; else plain (recorded).
         if (row.replyTo && row.sentAs !== "plain") {
-          threaded = (await capsOf(sender))?.advanced.reply_to === true && (job.chatGuid !== undefined || row.chatId !== undefined);
+          const caps = await capsOf(sender);
+          threaded = caps?.advanced.reply_to === true && (job.chatGuid !== undefined || row.chatId !== undefined);
           if (!threaded) log.debug(`part ${seq + 1}/${job.parts.length} to ${redact(target)} goes unthreaded: this imsg cannot send reply_to`);
-          row.sentAs = threaded ? "threaded" : "plain";
-          store.setOutboundSentAs(row.id, row.sentAs);
+          // Recorded only when imsg said (a failed `status` decides nothing for the next attempt).
+          if (caps !== null) {
+            row.sentAs = threaded ? "threaded" : "plain";
+            store.setOutboundSentAs(row.id, row.sentAs);
+          }
         }
         const to = threaded ? (job.chatGuid ? { chat_guid: job.chatGuid } : { chat_id: row.chatId }) : targetToSendParams(job.target, job.account.service);
         const params: Record<string, unknown> = { ...to, region: job.account.region };

@@ -25,6 +25,8 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   /** Aborting kills the process group like a timeout does. */
   signal?: AbortSignal;
+  /** Told the child's pid once it runs (a journal can then wait for that very process after a crash). */
+  onSpawn?: (pid: number) => void;
 }
 
 /** Outcome of `runProcess`; it never rejects. */
@@ -92,6 +94,7 @@ export function runProcess(cmd: string, args: readonly string[], opts: RunOption
       env: opts.env ?? process.env,
       detached: true,
     });
+    if (child.pid !== undefined) opts.onSpawn?.(child.pid);
     const kill = () => {
       if (killing || child.pid === undefined) return;
       killing = true;

@@ -4,7 +4,7 @@ import { type ImsgInfo, imsgInfo } from "./capabilities.ts";
 import type { ImessageAccount, Service } from "./config.ts";
 import { chatsList, type ImsgChat, type ImsgMessage, messagesHistory, parseChat, sendMessage, type SendResult, sendTapback, status } from "./imsg.ts";
 import { getLog } from "./log.ts";
-import { RpcClient, RpcClosedError, RpcError } from "./rpc.ts";
+import { classifyError, ImsgPermissionError, ImsgSpawnError, RpcClient, RpcClosedError, RpcError } from "./rpc.ts";
 import type { Stager } from "./stage.ts";
 import { normalizeHandle, type Target } from "./targets.ts";
 
@@ -20,6 +20,31 @@ const BUSY_BASE_MS = 50;
 const BUSY_MAX_MS = 2000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * What a failed send means for its part (by imsg's retry_safe/disposition where it says):
+ * `refused` — imsg answered that it did not send it: failed. `not-sent` — imsg could not take sends at all (could
+ * not start, database unavailable, bridge down): stays pending, retried later. `retry` — this request never ran
+ * (not_started, lane blocked, busy): send again now. `in-doubt` — it may have landed (child died, timeout,
+ * outcome unknown): look in history before anything is sent again.
+ */
+export function classifySendError(e: unknown): "refused" | "not-sent" | "retry" | "in-doubt" {
+  if (e instanceof ImsgSpawnError || e instanceof ImsgPermissionError) return "not-sent";
+  if (!(e instanceof RpcError)) return "in-doubt";
+  switch (classifyError(e)?.kind) {
+    case "database_unavailable":
+    case "bridge_unavailable":
+      return "not-sent";
+    case "not_started":
+    case "lane_blocked":
+    case "server_busy":
+      return "retry";
+    case "outcome_unknown":
+      return "in-doubt";
+    default:
+      return "refused";
+  }
+}
 
 /**
  * A child whose lane is poisoned (0.14+: a send still in flight blocks every later mutation on it) is retired:
@@ -125,6 +150,11 @@ export class SendClient {
       }
       return p;
     });
+  }
+
+  /** Forgets the current child's capabilities: imsg refused what they promised (the bridge went away), ask again. */
+  forgetCapabilities(): void {
+    if (this.#client) this.#caps.delete(this.#client);
   }
 
   /** The chat's newest rows (with attachments), newest first: what a lookup for a landed part reads. */

@@ -7,10 +7,10 @@ import type { ImessageAccount } from "./config.ts";
 import { getLog, redact } from "./log.ts";
 import { runProcess } from "./proc.ts";
 import { lookForTapback, TAPBACK_GONE, wasHandedOver } from "./reconcile.ts";
-import { ImsgPermissionError, ImsgSpawnError, RpcError } from "./rpc.ts";
-import type { SendClient } from "./send-client.ts";
+import { RpcError } from "./rpc.ts";
+import { classifySendError, type SendClient } from "./send-client.ts";
 import type { OutboundRow, Store } from "./store.ts";
-import { formatSentAs, newestIncoming, planTapback, type TapbackWay } from "./tapback.ts";
+import { formatSentAs, newestIncoming, ownTapback, planTapback, type TapbackWay, wantsFor } from "./tapback.ts";
 
 /** `imsg react` drives Messages.app's UI: allow it a while, but not a send's two minutes. */
 export const REACT_TIMEOUT_MS = 30_000;
@@ -19,9 +19,10 @@ const RETRY_MS = 250;
 
 export type TapbackSender =
   & Pick<SendClient, "history" | "pid" | "stopped">
-  & Partial<Pick<SendClient, "tapback" | "capabilities">>;
+  & Partial<Pick<SendClient, "tapback" | "capabilities" | "forgetCapabilities">>;
 
-type Outcome = { sent: true } | { refused: string } | { retry: string } | { doubt: string } | { notSent: string };
+/** `stale`: the refusal shows the cached capabilities are out of date (asked again, and the way planned again once). */
+type Outcome = { sent: true } | { refused: string; stale?: boolean } | { retry: string } | { doubt: string } | { notSent: string };
 
 /** The argument array of `imsg react` (plus `--db` as the rpc child gets it). Pure. */
 export function reactArgs(chatId: number, kind: string, dbPath?: string): string[] {
@@ -33,9 +34,10 @@ export async function runReact(
   account: Pick<ImessageAccount, "cliPath" | "dbPath">,
   chatId: number,
   kind: string,
+  onSpawn?: (pid: number) => void,
   timeoutMs = REACT_TIMEOUT_MS,
 ): Promise<Outcome> {
-  const r = await runProcess(account.cliPath, reactArgs(chatId, kind, account.dbPath), { timeoutMs });
+  const r = await runProcess(account.cliPath, reactArgs(chatId, kind, account.dbPath), { timeoutMs, onSpawn });
   if (r.spawnError !== undefined) return { refused: `imsg react could not start (${r.spawnError})` };
   if (r.timedOut || r.code === null) return { doubt: `imsg react ${r.timedOut ? "timed out" : `was killed (${r.signal})`}` };
   let ok = r.code === 0;
@@ -54,13 +56,14 @@ async function bridgeTapback(sender: TapbackSender, params: Record<string, unkno
     return { sent: true };
   } catch (e) {
     const why = (e as Error).message;
-    // Could not even start imsg: the reply's text cannot go either; it all waits.
-    if (e instanceof ImsgSpawnError || e instanceof ImsgPermissionError) return { notSent: why };
-    if (!(e instanceof RpcError)) return { doubt: why };
-    const k = e.classified.kind;
-    if (k === "outcome_unknown") return { doubt: why };
-    if (k === "not_started" || k === "lane_blocked" || k === "server_busy") return { retry: why };
-    return { refused: why };
+    // What a failure means is the send path's one classifier; a bridge gone away is a refusal of this way only.
+    const kind = classifySendError(e);
+    if (e instanceof RpcError && e.classified.kind === "bridge_unavailable") return { refused: why, stale: true };
+    if (kind === "in-doubt") return { doubt: why };
+    if (kind === "retry") return { retry: why };
+    if (kind === "not-sent") return { notSent: why };
+    // An emoji the running bridge turns down: the capabilities promised more than it has.
+    return { refused: why, stale: "emoji" in params };
   }
 }
 
@@ -97,6 +100,7 @@ export async function deliverTapback(
   let handedAt = wasHandedOver(row) ? row.updatedAt : undefined;
   let looked = opts.fresh && handedAt === undefined;
   let sentAs = row.sentAs;
+  let replanned = false;
   for (let tries = 0;;) {
     if (!looked || handedAt !== undefined) {
       // Handed over before, or a part from an earlier run: it may be there already. Never re-sent without a look.
@@ -122,7 +126,8 @@ export async function deliverTapback(
     }
     if (sender.stopped) return pending("stopping");
     const caps = await capsOf(sender);
-    if (caps === null) return pending("cannot ask imsg what it can do (status failed)");
+    // Best effort: a tapback never holds the reply's text back, not even while imsg cannot say what it can do.
+    if (caps === null) return fail("cannot ask imsg what it can do (status failed)");
     const plan = planTapback(t, { tapback: caps?.advanced.tapback === true && !!sender.tapback, emoji: caps?.emojiTapback === true }, reactFallback);
     if ("drop" in plan) return fail(plan.drop);
     if (plan.via === "react") {
@@ -130,13 +135,22 @@ export async function deliverTapback(
       const hist = await sender.history(chatId).catch(() => undefined);
       if (!hist) return fail("cannot check that its message is still the chat's newest (history unreadable)");
       if (newestIncoming(hist)?.guid !== t.to) return fail("imsg react reacts to the newest incoming message only, and a newer one came");
+      // Already there (a run that died after it, or the owner by hand): UI scripting the same tapback again
+      // would toggle it off.
+      const own = ownTapback(hist.find((h) => h.guid === t.to)!, wantsFor({ tapback: t, sentAs: formatSentAs(plan) }));
+      if (own) {
+        store.markOutbound(row.id, "sent", { messageId: own.id });
+        return sent();
+      }
     }
     sentAs = formatSentAs(plan);
     store.setOutboundSentAs(row.id, sentAs);
-    store.setOutboundSender(row.id, plan.via === "react" ? process.pid : sender.pid());
+    // The process that holds it, so a restart waits for that very one: the imsg child, or `imsg react` (its own
+    // process group, which outlives a killed gateway).
+    if (plan.via === "bridge") store.setOutboundSender(row.id, sender.pid());
     const at = Date.now();
     const out = plan.via === "react"
-      ? await runReact(job.account, chatId, plan.kind)
+      ? await runReact(job.account, chatId, plan.kind, (pid) => store.setOutboundSender(row.id, pid))
       : await bridgeTapback(sender, tapbackParams(plan, t.to, chatId, job.chatGuid));
     if ("sent" in out) {
       store.markOutbound(row.id, "sent", {});
@@ -151,6 +165,14 @@ export async function deliverTapback(
     }
     store.setOutboundSender(row.id, undefined);
     if ("notSent" in out) return pending(out.notSent);
+    if ("refused" in out && out.stale && !replanned && sender.forgetCapabilities) {
+      // The bridge went away (or lost emoji tapbacks) since the child was asked: ask again, plan once more (the
+      // nearest kind, `imsg react`, or a logged drop).
+      log.debug(`tapback refused (${out.refused}); asking imsg again what it can do`);
+      sender.forgetCapabilities();
+      replanned = true;
+      continue;
+    }
     if ("retry" in out && ++tries <= MAX_TRIES) {
       await new Promise((r) => setTimeout(r, RETRY_MS * tries));
       continue;

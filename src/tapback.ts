@@ -58,13 +58,16 @@ export function wantsFor(row: { tapback?: TapbackAction; sentAs?: string }): Tap
   return out;
 }
 
+// Messages may store an emoji with or without its variation selector (☺ / ☺️): compared without it.
+const sameEmoji = (a: string, b: string) => a.replace(/\uFE0F/g, "") === b.replace(/\uFE0F/g, "");
+
 // imsg's read side names emphasize `emphasis`.
 const readType = (k: TapbackKind) => (k === "emphasize" ? "emphasis" : k);
 
 /** Our own (is_from_me) tapback on `target` that is one of `wants`, if history shows it. Pure. */
 export function ownTapback(target: Pick<ImsgMessage, "reactions">, wants: TapbackWant[]): ImsgReaction | undefined {
   return (target.reactions ?? []).find((r) =>
-    r.isFromMe && wants.some((w) => ("kind" in w ? r.type === readType(w.kind) || r.type === w.kind : r.emoji === w.emoji))
+    r.isFromMe && wants.some((w) => ("kind" in w ? r.type === readType(w.kind) || r.type === w.kind : sameEmoji(r.emoji, w.emoji)))
   );
 }
 
