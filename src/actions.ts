@@ -6,16 +6,6 @@
 export const TAPBACK_KINDS = ["love", "like", "dislike", "laugh", "emphasize", "question"] as const;
 export type TapbackKind = (typeof TAPBACK_KINDS)[number];
 
-/** Each standard kind's emoji, as Messages shows it. */
-export const TAPBACK_EMOJI: Record<TapbackKind, string> = {
-  love: "❤️",
-  like: "👍",
-  dislike: "👎",
-  laugh: "😂",
-  emphasize: "‼️",
-  question: "❓",
-};
-
 /** A tapback the agent asked for, resolved to the message it goes on. */
 export interface TapbackAction {
   /** Guid of the message reacted to (always the message the turn answers). */

@@ -96,7 +96,7 @@ export interface OutboundRow {
   /** The message guid a text/file part was meant to be threaded under. */
   replyTo?: string;
   /**
-   * What the send actually did, decided from the send child's capabilities (SentAs in send-tapback.ts):
+   * What the send actually did, decided from the send child's capabilities (formatSentAs in tapback.ts):
    * `threaded` / `plain` for a part with replyTo; `bridge:<kind>`, `bridge:emoji:<emoji>` or `react:<kind>` for a
    * tapback (recorded before it is handed over, so a lookup after a crash knows what to look for).
    */

@@ -338,17 +338,11 @@ export class Store extends PairingTables {
 
   /** True when the journal knows a message with this guid in this chat: a row we journaled or a part we sent. */
   knowsGuidInChat(accountId: string, guid: string, chatId: number): boolean {
-    return this.one(
-      // An inbound row with a guid is keyed by it (inboundKey): the primary key finds it.
-      `SELECT 1 AS x FROM inbound WHERE account_id = ? AND key = ? AND chat_id = ?
-       UNION ALL SELECT 1 FROM outbound WHERE account_id = ? AND message_guid = ? AND chat_id = ? LIMIT 1`,
-      accountId,
-      guid,
-      chatId,
-      accountId,
-      guid,
-      chatId,
-    ) !== undefined;
+    // A row with a guid is keyed by it (the primary key finds it); `guid = key` leaves out the `rowid:N` keys of
+    // rows without one, which are no message guid.
+    const sql = `SELECT 1 AS x FROM inbound WHERE account_id = ? AND key = ? AND guid = key AND chat_id = ?
+       UNION ALL SELECT 1 FROM outbound WHERE account_id = ? AND message_guid = ? AND chat_id = ? LIMIT 1`;
+    return this.one(sql, accountId, guid, chatId, accountId, guid, chatId) !== undefined;
   }
 
   /** The text of a message by its imsg guid: a part we sent, else a row we journaled (a tapback's context). */

@@ -290,6 +290,7 @@ describe("outbound", () => {
   test("knowsGuidInChat: an inbound row or a sent part of that chat, in that account; nothing else", () => {
     const { store } = fresh();
     store.journalInbound("default", msg(10, { chatId: 7 }));
+    store.journalInbound("default", msg(11, { chatId: 7, guid: "" }));
     const part = store.recordOutbound({ ...base, inboundKey: "guid-10", seq: 0, text: "hi" });
     store.markOutbound(part.id, "sent", { messageGuid: "OUT-1" });
     const rows: [string, string, number, string, boolean][] = [
@@ -299,6 +300,7 @@ describe("outbound", () => {
       ["our part, asked in another chat", "default", 8, "OUT-1", false],
       ["another account", "work", 7, "guid-10", false],
       ["an unknown guid", "default", 7, "guid-99", false],
+      ["the journal key of a row without a guid", "default", 7, "rowid:11", false],
     ];
     for (const [name, account, chat, guid, want] of rows) expect([name, store.knowsGuidInChat(account, guid, chat)]).toEqual([name, want]);
   });
