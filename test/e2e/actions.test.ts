@@ -2,7 +2,7 @@
 // IMCore bridge, and exactly once across kill -9. imsg 0.9 has no `status`: nothing advanced is attempted there
 // (its expectations are picked by sim.version), but `imsg react` exists in both.
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { type Sim, waitFor } from "../helpers/sim.ts";
@@ -107,6 +107,47 @@ describe("agent actions", () => {
     expect(sim.db.messageByGuid(p.guid)!.associatedMessageGuid).toBe("");
     expect(traced("s").filter((t) => t.text === "plain now").length).toBe(modern() ? 2 : 1);
     expect(sim.db.sent().map((x) => x.text)).toEqual(["in thread", "plain now"]);
+    expect(await gw.stop()).toBe(0);
+  });
+
+  test("a threaded file the bridge helper cannot thread is refused, then sent plain once; the text stays threaded", async () => {
+    setup({ bridge: true });
+    sim.db.setControl("bridge_attachment_metadata", "0");
+    const file = join(ws.dir, "chart.png");
+    writeFileSync(file, Buffer.alloc(128, 7));
+    const gw = gateway();
+    await gw.subscribed();
+    const a = sim.db.inject({ from: ALICE, text: `REPLY-TO: this\\nhere it is\\nMEDIA:${file}` });
+    const files = await waitFor(
+      () => {
+        const f = sim.db.sent().filter((x) => x.file);
+        return f.length ? f : undefined;
+      },
+      15_000,
+      "the file",
+    );
+    const text = await replyTo("here it is");
+    expect(files).toHaveLength(1);
+    expect(sim.db.messageByGuid(files[0]!.guid)!.associatedMessageGuid).toBe("");
+    expect(sim.db.messageByGuid(text.guid)!.associatedMessageGuid.endsWith(a.guid)).toBe(modern());
+    expect(sim.db.sent()).toHaveLength(2);
+    expect(await gw.stop()).toBe(0);
+  });
+
+  test("the bridge goes away after imsg was asked: the refused tapback asks again and goes through `imsg react` (reactFallback), once", async () => {
+    setup({ bridge: true, imessage: { reactFallback: true } });
+    const gw = gateway();
+    await gw.subscribed();
+    sim.db.inject({ from: ALICE, text: "hi" });
+    await replyTo("hi");
+    sim.db.setControl("bridge", false);
+    const m = sim.db.inject({ from: ALICE, text: "REACT: like\\nok" });
+    await replyTo("ok");
+    await waitFor(() => ours(m.guid)[0], 10_000, "the tapback");
+    expect(ours(m.guid).map((r) => r.type)).toEqual(["like"]);
+    expect(traced("react")).toHaveLength(1);
+    // 0.9 cannot say what it can do: it never tries the bridge, `imsg react` straight away.
+    expect(traced("tb").length).toBeLessThanOrEqual(modern() ? 1 : 0);
     expect(await gw.stop()).toBe(0);
   });
 
