@@ -22,7 +22,9 @@ const server = Bun.serve({
   async fetch(req) {
     if (req.method === "GET") return Response.json({ data: [{ id: "instant" }] });
     const body = (await req.json()) as { messages: { content: string }[] };
-    return Response.json({ choices: [{ message: { role: "assistant", content: `ok ${body.messages.at(-1)!.content.replace(/^> /gm, "")}` /* the body quotes user text */ } }] });
+    return Response.json({
+      choices: [{ message: { role: "assistant", content: `ok ${body.messages.at(-1)!.content.replace(/^> /gm, "")}` /* the body quotes user text */ } }],
+    });
   },
 });
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
