@@ -71,20 +71,29 @@ export async function lookForPart(
   opts: { afterRowid?: number; used?: Set<number>; deadline: number; stopped?: () => boolean; resolveChat?: () => Promise<number | undefined> },
 ): Promise<Lookup> {
   if (!row.chatId && !opts.resolveChat) return null;
-  for (;;) {
-    let r: Lookup;
+  return lookUntil(async () => {
     try {
       // A first contact's chat may only exist once the send created it: no chat yet means it did not land.
       const chatId = row.chatId ?? (await opts.resolveChat!());
       if (chatId === undefined) throw new NoChat();
       const hist = await historyOf(src, chatId);
       const m = matchSent(sinceRecorded(hist, row, { afterRowid: opts.afterRowid, now: Date.now() }), row, opts.used);
-      r = m ? { id: m.id, guid: m.guid, chatId } : undefined;
+      return m ? { id: m.id, guid: m.guid, chatId } : undefined;
     } catch (e) {
-      r = e instanceof NoChat ? undefined : null;
+      return e instanceof NoChat ? undefined : null;
     }
+  }, opts);
+}
+
+/**
+ * Looks every LOOK_EVERY_MS until a look finds something or `deadline` passes (or `stopped`); the last answer.
+ * Only a found row ends the wait early: absent, unreadable and "gone" are final only at the deadline.
+ */
+async function lookUntil<T>(look: () => Promise<T>, opts: { deadline: number; stopped?: () => boolean }, found = (r: T) => !!r): Promise<T> {
+  for (;;) {
+    const r = await look();
     const left = opts.deadline - Date.now();
-    if (r || left <= 0 || opts.stopped?.()) return r;
+    if (found(r) || left <= 0 || opts.stopped?.()) return r;
     await new Promise((res) => setTimeout(res, Math.min(LOOK_EVERY_MS, left)));
   }
 }
@@ -102,19 +111,19 @@ export async function lookForTapback(
 ): Promise<{ id: number } | undefined | null | "gone"> {
   const to = row.tapback?.to;
   if (!to) return "gone";
-  for (;;) {
-    let r: { id: number } | undefined | null | "gone";
-    try {
-      const target = (await historyOf(src, chatId)).find((h) => h.guid === to);
-      const own = target && ownTapback(target, wantsFor(row));
-      r = !target ? "gone" : own ? { id: own.id } : undefined;
-    } catch {
-      r = null;
-    }
-    const left = opts.deadline - Date.now();
-    if ((r && r !== "gone") || left <= 0 || opts.stopped?.()) return r;
-    await new Promise((res) => setTimeout(res, Math.min(LOOK_EVERY_MS, left)));
-  }
+  return lookUntil(
+    async (): Promise<{ id: number } | undefined | null | "gone"> => {
+      try {
+        const target = (await historyOf(src, chatId)).find((h) => h.guid === to);
+        const own = target && ownTapback(target, wantsFor(row));
+        return !target ? "gone" : own ? { id: own.id } : undefined;
+      } catch {
+        return null;
+      }
+    },
+    opts,
+    (r) => !!r && r !== "gone",
+  );
 }
 
 /** Why a tapback whose message left the chat's recent history is given up. */

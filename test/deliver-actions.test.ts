@@ -6,6 +6,8 @@ import { deliver, planParts, reconcileOutbound, SendClient } from "../src/delive
 import { formatSentAs, newestIncoming, ownTapback, parseSentAs, planTapback, wantsFor } from "../src/tapback.ts";
 import { reactArgs } from "../src/send-tapback.ts";
 import type { ImsgMessage } from "../src/imsg.ts";
+import type { ImessageAccount } from "../src/config.ts";
+import type { Sim } from "./helpers/sim.ts";
 import { parseTarget } from "../src/targets.ts";
 import { accountFor, journalResources } from "./helpers/journal.ts";
 
@@ -172,23 +174,26 @@ describe("tapback parts against the simulator", () => {
   });
 });
 
+/** A reply "text" to `inbound` threaded under it, as the outbox plans and addresses it. */
+function threadedReply(sim: Sim, account: ImessageAccount, inbound: { guid: string; chatId: number; rowid: number }, text: string) {
+  return {
+    account,
+    target: parseTarget("+15550001111"),
+    chatId: inbound.chatId,
+    chatGuid: sim.db.chatById(inbound.chatId)!.guid,
+    afterRowid: inbound.rowid,
+    inboundKey: "IN-1",
+    parts: planParts(text, [], account, { actions: { replyTo: inbound.guid } }).parts,
+  };
+}
+
 describe("threaded parts", () => {
   test("with the bridge: sent with reply_to (recorded threaded); without: plain, once (0.9: always plain)", async () => {
     for (const bridge of [true, false]) {
       const { sim, store, account, sender, modern } = setup();
       if (bridge) sim.db.setControl("bridge", true);
       const inbound = sim.db.inject({ from: "+15550001111", text: "hi" });
-      const parts = planParts("hello", [], account, { actions: { replyTo: inbound.guid } }).parts;
-      const job = {
-        account,
-        target: parseTarget("+15550001111"),
-        chatId: inbound.chatId,
-        chatGuid: sim.db.chatById(inbound.chatId)!.guid,
-        afterRowid: inbound.rowid,
-        inboundKey: "IN-1",
-        parts,
-      };
-      const r = await deliver(store, sender, job, { settleMs: 0 });
+      const r = await deliver(store, sender, threadedReply(sim, account, inbound, "hello"), { settleMs: 0 });
       expect(r.error).toBeUndefined();
       const [row] = store.outboundFor("default", "IN-1");
       expect(row!.replyTo).toBe(inbound.guid);
@@ -204,17 +209,7 @@ describe("threaded parts", () => {
     const inbound = sim.db.inject({ from: "+15550001111", text: "hi" });
     expect((await sender.capabilities())?.advanced.reply_to).toBe(true);
     sim.db.setControl("bridge", undefined);
-    const parts = planParts("hello", [], account, { actions: { replyTo: inbound.guid } }).parts;
-    const job = {
-      account,
-      target: parseTarget("+15550001111"),
-      chatId: inbound.chatId,
-      chatGuid: sim.db.chatById(inbound.chatId)!.guid,
-      afterRowid: inbound.rowid,
-      inboundKey: "IN-1",
-      parts,
-    };
-    const r = await deliver(store, sender, job, { settleMs: 0 });
+    const r = await deliver(store, sender, threadedReply(sim, account, inbound, "hello"), { settleMs: 0 });
     expect(r.error).toBeUndefined();
     const [row] = store.outboundFor("default", "IN-1");
     expect([row!.state, row!.sentAs]).toEqual(["sent", "plain"]);
